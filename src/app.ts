@@ -1,0 +1,88 @@
+import { randomUUID } from 'node:crypto'
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import swagger from '@fastify/swagger'
+import type { Config } from './config.js'
+import { createGatewayRegistry, type GatewayRegistry } from './gateways/registry.js'
+import { adminRoutes } from './http/admin.js'
+import { toAppError } from './http/errors.js'
+import { healthRoutes } from './http/health.js'
+import { merchantRoutes } from './http/merchant.js'
+import { notifyRoutes } from './http/notify.js'
+import { ErrorBody } from './http/schemas.js'
+import type { Secrets } from './secrets.js'
+import type { Store } from './store.js'
+
+export interface AppDeps {
+  config: Config
+  secrets: Secrets
+  store: Store
+  /** Defaults to the configured gateways; tests may pass their own. */
+  gateways?: GatewayRegistry
+  /** The service clock (signature windows, receivedAt). */
+  now?: () => Date
+  logger?: FastifyServerOptions['logger']
+}
+
+/**
+ * Builds the whole service as a Fastify instance without listening: server.ts
+ * listens, tests use inject. Plugins and routes are registered explicitly.
+ */
+export async function buildApp (deps: AppDeps): Promise<FastifyInstance> {
+  const { config, secrets, store } = deps
+  const now = deps.now ?? (() => new Date())
+  const app = Fastify({
+    logger: deps.logger ?? {
+      level: config.logLevel,
+      // Tokens and signatures never reach the log, whatever a serializer adds later.
+      redact: ['req.headers.authorization', 'req.headers["stripe-signature"]', 'req.headers["webhook-signature"]', 'req.headers["wechatpay-signature"]']
+    },
+    genReqId: () => randomUUID(),
+    bodyLimit: config.bodyLimit,
+    // Slow clients are cut off rather than holding sockets open.
+    requestTimeout: 15_000,
+    connectionTimeout: 30_000,
+    keepAliveTimeout: 5_000,
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: true, allErrors: false } }
+  })
+
+  app.addSchema(ErrorBody)
+  await app.register(swagger, {
+    openapi: {
+      info: { title: 'paynotify', version: '0.1.0', description: 'Payment notification ingestion, event log and order state.' },
+      components: {
+        securitySchemes: {
+          adminToken: { type: 'http', scheme: 'bearer' },
+          merchantToken: { type: 'http', scheme: 'bearer' }
+        }
+      }
+    }
+  })
+
+  app.setErrorHandler((error, request, reply) => {
+    const appError = toAppError(error)
+    if (appError.statusCode >= 500) request.log.error({ err: error }, 'request failed')
+    return reply.code(appError.statusCode).send({ error: { code: appError.code, message: appError.message } })
+  })
+  app.setNotFoundHandler((request, reply) => {
+    return reply.code(404).send({ error: { code: 'not_found', message: `no route ${request.method} ${request.url.split('?')[0]}` } })
+  })
+
+  await app.register(healthRoutes, { sqlite: store.sqlite })
+  await app.register(notifyRoutes, {
+    gateways: deps.gateways ?? createGatewayRegistry(config, secrets),
+    eventLog: store.eventLog,
+    bodyLimit: config.bodyLimit,
+    now
+  })
+  await app.register(merchantRoutes, {
+    db: store.db,
+    eventLog: store.eventLog,
+    merchantToken: secrets.merchantToken,
+    defaultCurrency: config.defaultCurrency,
+    now
+  })
+  await app.register(adminRoutes, { db: store.db, adminToken: secrets.adminToken })
+
+  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())
+  return app
+}

@@ -1,0 +1,45 @@
+#!/usr/bin/env node
+import { Command } from 'commander'
+import { ConfigError, loadConfig } from '../config.js'
+import { startServer } from '../server.js'
+import { openStore } from '../store.js'
+
+/** Exit codes: 0 ok, 1 a failure was found (broken chain, store error), 2 bad usage or configuration. */
+export const ExitCode = { Ok: 0, Failure: 1, Usage: 2 } as const
+
+const program = new Command()
+  .name('paynotify')
+  .description('Payment notification service: ingest gateway callbacks into an immutable event log and derive order state.')
+  .showHelpAfterError()
+  .exitOverride(error => {
+    process.exit(error.exitCode === 0 ? ExitCode.Ok : ExitCode.Usage)
+  })
+
+program.command('serve', { isDefault: true })
+  .description('start the HTTP service (PAYNOTIFY_* environment variables configure it)')
+  .action(async () => {
+    const config = loadConfig(process.env)
+    const { address } = await startServer(config)
+    process.stdout.write(`paynotify listening on ${address} (database ${config.dbPath})\n`)
+  })
+
+program.command('migrate')
+  .description('create or upgrade the database schema and exit')
+  .option('--db <path>', 'database file (default: PAYNOTIFY_DB or ./data/paynotify.db)')
+  .action(async (opts: { db?: string }) => {
+    const config = loadConfig(process.env)
+    const store = await openStore(opts.db ?? config.dbPath, { synchronous: config.synchronous })
+    await store.close()
+    process.stdout.write(`migrated ${opts.db ?? config.dbPath}\n`)
+  })
+
+try {
+  await program.parseAsync(process.argv)
+} catch (error) {
+  if (error instanceof ConfigError) {
+    process.stderr.write(`paynotify: ${error.message}\n`)
+    process.exit(ExitCode.Usage)
+  }
+  process.stderr.write(`paynotify: ${(error as Error).message}\n`)
+  process.exit(ExitCode.Failure)
+}

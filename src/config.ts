@@ -1,0 +1,96 @@
+import { Type, type Static } from '@sinclair/typebox'
+import { envSchema } from 'env-schema'
+
+const logLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
+
+const EnvSchema = Type.Object({
+  PAYNOTIFY_HOST: Type.String({ default: '127.0.0.1', minLength: 1 }),
+  PAYNOTIFY_PORT: Type.Integer({ default: 3000, minimum: 0, maximum: 65535 }),
+  PAYNOTIFY_DB: Type.String({ default: './data/paynotify.db', minLength: 1 }),
+  PAYNOTIFY_GENERIC_SECRET: Type.Optional(Type.String({ minLength: 16 })),
+  PAYNOTIFY_ADMIN_TOKEN: Type.Optional(Type.String({ minLength: 16 })),
+  PAYNOTIFY_MERCHANT_TOKEN: Type.Optional(Type.String({ minLength: 16 })),
+  PAYNOTIFY_DEFAULT_CURRENCY: Type.String({ default: 'CNY', pattern: '^[A-Z]{3}$' }),
+  PAYNOTIFY_BODY_LIMIT: Type.Integer({ default: 65536, minimum: 1024, maximum: 10485760 }),
+  PAYNOTIFY_SYNCHRONOUS: Type.Union([Type.Literal('FULL'), Type.Literal('NORMAL')], { default: 'FULL' }),
+  PAYNOTIFY_BATCH_MAX: Type.Integer({ default: 1024, minimum: 1, maximum: 65536 }),
+  PAYNOTIFY_LOG_LEVEL: Type.Union(logLevels.map(level => Type.Literal(level)), { default: 'info' }),
+  // Other gateways: each is enabled only when its keys are set (otherwise /notify/<name> is 404).
+  PAYNOTIFY_ALIPAY_PUBLIC_KEY: Type.Optional(Type.String({ minLength: 1 })),
+  PAYNOTIFY_ALIPAY_APP_ID: Type.Optional(Type.String({ minLength: 1 })),
+  PAYNOTIFY_ALIPAY_SELLER_ID: Type.Optional(Type.String({ minLength: 1 })),
+  PAYNOTIFY_WECHATPAY_PLATFORM_KEYS: Type.Optional(Type.String({ minLength: 1 })),
+  PAYNOTIFY_WECHATPAY_APIV3_KEY: Type.Optional(Type.String({ minLength: 32, maxLength: 32 })),
+  PAYNOTIFY_STRIPE_WEBHOOK_SECRET: Type.Optional(Type.String({ pattern: '^whsec_' })),
+  PAYNOTIFY_STRIPE_ORDER_ID_KEY: Type.String({ default: 'order_id', minLength: 1 }),
+  PAYNOTIFY_STANDARD_SECRET: Type.Optional(Type.String({ pattern: '^whsec_' }))
+})
+
+type Env = Static<typeof EnvSchema>
+
+export interface Config {
+  readonly host: string
+  readonly port: number
+  readonly dbPath: string
+  readonly defaultCurrency: string
+  readonly bodyLimit: number
+  readonly synchronous: 'FULL' | 'NORMAL'
+  readonly batchMaxSize: number
+  readonly logLevel: typeof logLevels[number]
+  /** Keys of the other gateways, as given (adapters parse and validate them). */
+  readonly gateways: {
+    readonly alipay: { readonly publicKey?: string | undefined, readonly appId?: string | undefined, readonly sellerId?: string | undefined }
+    readonly wechatpay: { readonly platformKeys?: string | undefined, readonly apiV3Key?: string | undefined }
+    readonly stripe: { readonly webhookSecret?: string | undefined, readonly orderIdKey: string }
+    readonly standard: { readonly secret?: string | undefined }
+  }
+  /** Secrets given in the environment; missing ones are generated on first start (secrets.ts). */
+  readonly secrets: {
+    readonly genericSecret?: string | undefined
+    readonly adminToken?: string | undefined
+    readonly merchantToken?: string | undefined
+  }
+}
+
+/** Raised for an invalid environment: the message names each bad variable. */
+export class ConfigError extends Error {}
+
+/**
+ * Reads and validates the PAYNOTIFY_* variables once. The only reader of
+ * process.env is the caller that passes it in (server.ts, cli/main.ts).
+ */
+export function loadConfig (env: NodeJS.ProcessEnv): Config {
+  const data: Record<string, string> = {}
+  // Empty variables count as unset, as in most shells' `VAR= cmd`.
+  for (const [key, value] of Object.entries(env)) if (key.startsWith('PAYNOTIFY_') && value !== undefined && value !== '') data[key] = value
+  let parsed: Env
+  try {
+    parsed = envSchema<Env>({ schema: EnvSchema, data, dotenv: false })
+  } catch (error) {
+    throw new ConfigError(`invalid configuration: ${(error as Error).message.replaceAll('env/', '')}`)
+  }
+  if (!Intl.supportedValuesOf('currency').includes(parsed.PAYNOTIFY_DEFAULT_CURRENCY)) {
+    throw new ConfigError(`invalid configuration: PAYNOTIFY_DEFAULT_CURRENCY ${parsed.PAYNOTIFY_DEFAULT_CURRENCY} is not an ISO 4217 currency`)
+  }
+  return Object.freeze({
+    host: parsed.PAYNOTIFY_HOST,
+    port: parsed.PAYNOTIFY_PORT,
+    dbPath: parsed.PAYNOTIFY_DB,
+    defaultCurrency: parsed.PAYNOTIFY_DEFAULT_CURRENCY,
+    bodyLimit: parsed.PAYNOTIFY_BODY_LIMIT,
+    synchronous: parsed.PAYNOTIFY_SYNCHRONOUS,
+    batchMaxSize: parsed.PAYNOTIFY_BATCH_MAX,
+    logLevel: parsed.PAYNOTIFY_LOG_LEVEL,
+    gateways: Object.freeze({
+      alipay: Object.freeze({ publicKey: parsed.PAYNOTIFY_ALIPAY_PUBLIC_KEY, appId: parsed.PAYNOTIFY_ALIPAY_APP_ID, sellerId: parsed.PAYNOTIFY_ALIPAY_SELLER_ID }),
+      wechatpay: Object.freeze({ platformKeys: parsed.PAYNOTIFY_WECHATPAY_PLATFORM_KEYS, apiV3Key: parsed.PAYNOTIFY_WECHATPAY_APIV3_KEY }),
+      stripe: Object.freeze({ webhookSecret: parsed.PAYNOTIFY_STRIPE_WEBHOOK_SECRET, orderIdKey: parsed.PAYNOTIFY_STRIPE_ORDER_ID_KEY }),
+      standard: Object.freeze({ secret: parsed.PAYNOTIFY_STANDARD_SECRET })
+    }),
+    secrets: Object.freeze({
+      genericSecret: parsed.PAYNOTIFY_GENERIC_SECRET,
+      adminToken: parsed.PAYNOTIFY_ADMIN_TOKEN,
+      merchantToken: parsed.PAYNOTIFY_MERCHANT_TOKEN
+    })
+  })
+}

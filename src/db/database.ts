@@ -1,0 +1,88 @@
+import { mkdirSync } from 'node:fs'
+import { dirname } from 'node:path'
+import SQLite from 'better-sqlite3'
+import { Kysely, SqliteDialect, type Generated } from 'kysely'
+
+/** Every table, in one place (kysely style). */
+export interface Database {
+  events: EventsTable
+  orders: OrdersTable
+  projections: ProjectionsTable
+}
+
+export interface EventsTable {
+  position: number
+  stream_id: string
+  stream_version: number
+  type: string
+  schema_version: number
+  data: string
+  metadata: string
+  recorded_at: string
+  hash: string
+}
+
+export interface OrdersTable {
+  order_id: string
+  status: string
+  needs_review: number
+  anomalies: string
+  expected_amount: number | null
+  expected_currency: string | null
+  paid_amount: number
+  refunded_amount: number
+  currency: string | null
+  gateway: string | null
+  gateway_trade_no: string | null
+  duplicate_count: number
+  version: number
+  last_position: number
+  first_seen_at: string | null
+  updated_at: string | null
+  /** The fold state as JSON, so the next event applies without reading the stream again. */
+  state: string
+}
+
+export interface ProjectionsTable {
+  name: string
+  last_position: Generated<number>
+  /** JSON of the projection's ViewContext. */
+  context: string
+}
+
+export type SynchronousMode = 'FULL' | 'NORMAL'
+
+export interface DatabaseOptions {
+  synchronous?: SynchronousMode
+  /** Milliseconds to wait for another connection's lock before SQLITE_BUSY. */
+  busyTimeoutMs?: number
+  readonly?: boolean
+}
+
+export interface OpenDatabase {
+  sqlite: SQLite.Database
+  db: Kysely<Database>
+  close: () => Promise<void>
+}
+
+/**
+ * Opens one SQLite connection with the pragmas every connection needs, and a
+ * Kysely instance over the same connection. One connection is enough: writes
+ * run synchronously in one transaction per batch, so reads never see a half
+ * batch.
+ */
+export function openDatabase (path: string, options: DatabaseOptions = {}): OpenDatabase {
+  if (path !== ':memory:' && !options.readonly) mkdirSync(dirname(path), { recursive: true })
+  const sqlite = new SQLite(path, { readonly: options.readonly ?? false, fileMustExist: options.readonly ?? false })
+  configureConnection(sqlite, options)
+  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) })
+  return { sqlite, db, close: async () => { await db.destroy() } }
+}
+
+export function configureConnection (sqlite: SQLite.Database, options: DatabaseOptions = {}): void {
+  sqlite.pragma(`busy_timeout = ${Math.trunc(options.busyTimeoutMs ?? 5000)}`)
+  if (!options.readonly) sqlite.pragma('journal_mode = WAL')
+  // FULL: an ack means the WAL frame is fsynced; NORMAL can lose the last commits on power loss.
+  sqlite.pragma(`synchronous = ${options.synchronous ?? 'FULL'}`)
+  sqlite.pragma('foreign_keys = ON')
+}

@@ -1,0 +1,20 @@
+import { Migrator, type Kysely, type Migration, type MigrationResultSet } from 'kysely'
+import * as eventLog from './migrations/2026-11-27-01-event-log.js'
+import * as orders from './migrations/2026-11-27-02-orders.js'
+
+// Listed here rather than read from a folder, so the built package needs no file scanning.
+const migrations: Record<string, Migration> = {
+  '2026-11-27-01-event-log': eventLog,
+  '2026-11-27-02-orders': orders
+}
+
+/** Brings the schema to the latest version; throws with the failing migration's name. */
+export async function migrateToLatest (db: Kysely<any>): Promise<MigrationResultSet> {
+  const migrator = new Migrator({ db, provider: { getMigrations: async () => migrations } })
+  const result = await migrator.migrateToLatest()
+  if (result.error !== undefined) {
+    const failed = result.results?.find(r => r.status === 'Error')?.migrationName ?? 'unknown'
+    throw new Error(`migration ${failed} failed: ${String(result.error)}`, { cause: result.error })
+  }
+  return result
+}

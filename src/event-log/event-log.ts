@@ -1,0 +1,176 @@
+import type SQLite from 'better-sqlite3'
+import { StoreUnavailableError } from '../errors.js'
+import { currentSchemaVersion, type DomainEvent, type EventMetadata, type RecordedEvent } from '../orders/events.js'
+import { chainHash, genesisHash } from './hash.js'
+
+/** An event to append; the log assigns position, stream version, time and hash. */
+export type NewEvent = DomainEvent & {
+  streamId: string
+  metadata: EventMetadata
+}
+
+/**
+ * Runs inside the append transaction with the events just written, so the
+ * projection commits (or rolls back) together with them.
+ */
+export type OnAppend = (events: readonly RecordedEvent[]) => void
+
+export interface EventLogOptions {
+  /** Most events written in one transaction; 1 commits every request on its own (the naive baseline in bench/). */
+  maxBatchSize?: number
+  onAppend?: OnAppend
+  /** Called after a batch rolled back, so whatever onAppend cached can be reset. */
+  onRollback?: () => void
+  clock?: () => Date
+}
+
+interface PendingAppend {
+  events: readonly NewEvent[]
+  resolve: (events: RecordedEvent[]) => void
+  reject: (error: Error) => void
+}
+
+/**
+ * The only writer of the events table. Appends are group-committed: callers
+ * queue, and the queue is written in one BEGIN IMMEDIATE transaction per turn
+ * of the event loop, so one fsync serves every request that arrived while the
+ * previous batch was committing. An idle log commits at once (no timer);
+ * under load batches grow by themselves. Each caller resolves only after its
+ * batch committed; a failed batch rejects every caller in it and writes none.
+ */
+export class EventLog {
+  readonly #sqlite: SQLite.Database
+  readonly #maxBatchSize: number
+  readonly #onAppend: OnAppend | undefined
+  readonly #onRollback: (() => void) | undefined
+  readonly #clock: () => Date
+  readonly #insert: SQLite.Statement
+  readonly #streamVersion: SQLite.Statement<[string], { v: number | null }>
+  readonly #tailQuery: SQLite.Statement<[], { position: number, hash: string }>
+  #queue: PendingAppend[] = []
+  #scheduled = false
+  #closed = false
+  #tail: { position: number, hash: string }
+  #batches = 0
+
+  constructor (sqlite: SQLite.Database, options: EventLogOptions = {}) {
+    this.#sqlite = sqlite
+    this.#maxBatchSize = Math.max(1, options.maxBatchSize ?? 1024)
+    this.#onAppend = options.onAppend
+    this.#onRollback = options.onRollback
+    this.#clock = options.clock ?? (() => new Date())
+    this.#insert = sqlite.prepare(`INSERT INTO events
+      (position, stream_id, stream_version, type, schema_version, data, metadata, recorded_at, hash)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+    this.#streamVersion = sqlite.prepare('SELECT max(stream_version) AS v FROM events WHERE stream_id = ?')
+    this.#tailQuery = sqlite.prepare('SELECT position, hash FROM events ORDER BY position DESC LIMIT 1')
+    this.#tail = this.#readTail()
+  }
+
+  /** Position and hash of the last committed event. */
+  get tail (): { position: number, hash: string } {
+    return { ...this.#tail }
+  }
+
+  /** Number of transactions committed or attempted (for benchmarks and tests). */
+  get batches (): number {
+    return this.#batches
+  }
+
+  /** Appends the events of one request atomically; resolves after they are durable. */
+  append (events: readonly NewEvent[]): Promise<RecordedEvent[]> {
+    if (this.#closed) return Promise.reject(new StoreUnavailableError('event log is closed'))
+    return new Promise((resolve, reject) => {
+      this.#queue.push({ events, resolve, reject })
+      if (!this.#scheduled) {
+        this.#scheduled = true
+        // setImmediate runs after the I/O callbacks of this loop turn: every request parsed meanwhile joins the batch.
+        setImmediate(() => this.#flush())
+      }
+    })
+  }
+
+  /** Writes what is queued, then refuses new appends. */
+  close (): void {
+    this.#flush()
+    this.#closed = true
+  }
+
+  #flush (): void {
+    this.#scheduled = false
+    while (this.#queue.length > 0) {
+      const batch: PendingAppend[] = []
+      let size = 0
+      while (this.#queue.length > 0 && (batch.length === 0 || size + this.#queue[0]!.events.length <= this.#maxBatchSize)) {
+        const next = this.#queue.shift()!
+        batch.push(next)
+        size += next.events.length
+      }
+      this.#commit(batch)
+    }
+  }
+
+  #commit (batch: PendingAppend[]): void {
+    const recordedAt = this.#clock().toISOString()
+    const before = this.#tail
+    let written: RecordedEvent[][]
+    this.#batches++
+    try {
+      written = this.#sqlite.transaction(() => {
+        const versions = new Map<string, number>()
+        let { position, hash } = before
+        const all: RecordedEvent[] = []
+        const perCaller = batch.map(pending => pending.events.map(event => {
+          const streamVersion = (versions.get(event.streamId) ?? this.#streamVersion.get(event.streamId)?.v ?? 0) + 1
+          versions.set(event.streamId, streamVersion)
+          position += 1
+          const row = {
+            position,
+            stream_id: event.streamId,
+            stream_version: streamVersion,
+            type: event.type,
+            schema_version: currentSchemaVersion,
+            data: JSON.stringify(event.data),
+            metadata: JSON.stringify(event.metadata),
+            recorded_at: recordedAt
+          }
+          hash = chainHash(hash, row)
+          this.#insert.run(row.position, row.stream_id, row.stream_version, row.type, row.schema_version, row.data, row.metadata, row.recorded_at, hash)
+          const recorded = {
+            ...event,
+            position,
+            streamVersion,
+            schemaVersion: currentSchemaVersion,
+            recordedAt,
+            hash
+          } as RecordedEvent
+          all.push(recorded)
+          return recorded
+        }))
+        this.#onAppend?.(all)
+        this.#tail = { position, hash }
+        return perCaller
+      }).immediate()
+    } catch (cause) {
+      // Re-read rather than trust memory: another writer may be why the batch failed.
+      this.#tail = this.#safeReadTail(before)
+      this.#onRollback?.()
+      const error = new StoreUnavailableError('the event store could not commit; retry later', { cause })
+      for (const pending of batch) pending.reject(error)
+      return
+    }
+    batch.forEach((pending, i) => pending.resolve(written[i]!))
+  }
+
+  #readTail (): { position: number, hash: string } {
+    return this.#tailQuery.get() ?? { position: 0, hash: genesisHash }
+  }
+
+  #safeReadTail (fallback: { position: number, hash: string }): { position: number, hash: string } {
+    try {
+      return this.#readTail()
+    } catch {
+      return fallback
+    }
+  }
+}

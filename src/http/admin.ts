@@ -1,0 +1,117 @@
+import { Readable } from 'node:stream'
+import type { FastifyPluginAsync } from 'fastify'
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import { Type } from '@sinclair/typebox'
+import type { Kysely } from 'kysely'
+import type { Database } from '../db/database.js'
+import { AppError } from '../errors.js'
+import { readEvents, readStream, rowToEvent, type EventQuery } from '../event-log/read.js'
+import { eventTypes } from '../orders/events.js'
+import { evolve, initialOrderState, Anomaly, OrderStatus } from '../orders/order-fold.js'
+import { findOrder, listOrders } from '../orders/queries.js'
+import { requireBearer } from './auth.js'
+import { ErrorBody, EventSchema, OrderId, OrderViewSchema, TimelineEntry } from './schemas.js'
+
+export interface AdminRoutesOptions {
+  db: Kysely<Database>
+  adminToken: string
+}
+
+const IsoTime = Type.String({ format: 'date-time', description: 'ISO-8601 UTC, compared with recordedAt' })
+const security = [{ adminToken: [] }]
+
+/** Read-only admin API over the projection and the log. Every route needs the admin token. */
+export const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (plugin, options) => {
+  const app = plugin.withTypeProvider<TypeBoxTypeProvider>()
+  const { db } = options
+  app.addHook('onRequest', requireBearer(options.adminToken, 'admin'))
+
+  app.get('/admin/orders/:id', {
+    schema: {
+      summary: 'Current state of one order',
+      security,
+      params: Type.Object({ id: OrderId }),
+      response: { 200: OrderViewSchema, 404: ErrorBody }
+    }
+  }, async (request) => {
+    const order = await findOrder(db, request.params.id)
+    if (order === undefined) throw new AppError(404, 'order_not_found', `no order ${request.params.id}`)
+    return order
+  })
+
+  app.get('/admin/orders', {
+    schema: {
+      summary: 'Orders, filtered and cursor paged by order id',
+      security,
+      querystring: Type.Object({
+        status: Type.Optional(Type.Union(Object.values(OrderStatus).map(s => Type.Literal(s)))),
+        gateway: Type.Optional(Type.String({ maxLength: 32 })),
+        anomaly: Type.Optional(Type.Union(Object.values(Anomaly).map(a => Type.Literal(a)))),
+        cursor: Type.Optional(OrderId),
+        limit: Type.Integer({ minimum: 1, maximum: 500, default: 50 })
+      }),
+      response: { 200: Type.Object({ orders: Type.Array(OrderViewSchema), nextCursor: Type.Union([Type.String(), Type.Null()]) }) }
+    }
+  }, async (request) => await listOrders(db, request.query))
+
+  app.get('/admin/orders/:id/events', {
+    schema: {
+      summary: 'Timeline of every delivery for one order, repeats marked with the position of the first',
+      security,
+      params: Type.Object({ id: OrderId }),
+      response: { 200: Type.Object({ orderId: Type.String(), events: Type.Array(TimelineEntry) }), 404: ErrorBody }
+    }
+  }, async (request) => {
+    const rows = await readStream(db, request.params.id)
+    if (rows.length === 0) throw new AppError(404, 'order_not_found', `no events for order ${request.params.id}`)
+    let state = initialOrderState(request.params.id)
+    const events = rows.map(row => {
+      const event = rowToEvent(row)
+      const step = evolve(state, event)
+      state = step.state
+      return step.outcome.kind === 'applied'
+        ? { ...event, outcome: 'applied' as const }
+        : { ...event, outcome: 'duplicate' as const, duplicateReason: step.outcome.reason, duplicateOf: step.outcome.duplicateOf }
+    })
+    return { orderId: request.params.id, events }
+  })
+
+  app.get('/admin/events', {
+    schema: {
+      summary: 'The global log in position order; Accept: application/x-ndjson streams every matching event',
+      security,
+      querystring: Type.Object({
+        after: Type.Integer({ minimum: 0, default: 0 }),
+        limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })),
+        type: Type.Optional(Type.Union(eventTypes.map(t => Type.Literal(t)))),
+        gateway: Type.Optional(Type.String({ maxLength: 32 })),
+        from: Type.Optional(IsoTime),
+        to: Type.Optional(IsoTime)
+      }),
+      response: { 200: Type.Object({ events: Type.Array(EventSchema), nextCursor: Type.Union([Type.Integer(), Type.Null()]) }) }
+    }
+  }, async (request, reply) => {
+    const { limit, ...filter } = request.query
+    if ((request.headers.accept ?? '').includes('application/x-ndjson')) {
+      // A stream bypasses the response schema; the type provider cannot know that.
+      return reply.type('application/x-ndjson').send(Readable.from(streamEvents(db, filter, limit)) as never)
+    }
+    const pageSize = limit ?? 100
+    const rows = await readEvents(db, { ...filter, limit: pageSize + 1 })
+    const page = rows.slice(0, pageSize).map(rowToEvent)
+    return { events: page, nextCursor: rows.length > pageSize ? page[page.length - 1]!.position : null }
+  })
+}
+
+/** Pages through the log so a large export never sits in memory. */
+async function * streamEvents (db: Kysely<Database>, filter: Omit<EventQuery, 'limit'>, max?: number): AsyncGenerator<string> {
+  let after = filter.after ?? 0
+  let remaining = max ?? Number.POSITIVE_INFINITY
+  while (remaining > 0) {
+    const rows = await readEvents(db, { ...filter, after, limit: Math.min(1000, remaining) })
+    if (rows.length === 0) return
+    yield rows.map(row => JSON.stringify(rowToEvent(row)) + '\n').join('')
+    after = rows[rows.length - 1]!.position
+    remaining -= rows.length
+  }
+}

@@ -1,0 +1,60 @@
+import type { FastifyPluginAsync } from 'fastify'
+import formbody from '@fastify/formbody'
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import { Type } from '@sinclair/typebox'
+import type { Kysely } from 'kysely'
+import type { Database } from '../db/database.js'
+import { AppError } from '../errors.js'
+import type { EventLog } from '../event-log/event-log.js'
+import { parseCurrency, parseDecimalAmount } from '../orders/money.js'
+import { findOrder } from '../orders/queries.js'
+import { requireBearer } from './auth.js'
+import { ErrorBody, OrderId, OrderViewSchema } from './schemas.js'
+
+export interface MerchantRoutesOptions {
+  db: Kysely<Database>
+  eventLog: EventLog
+  merchantToken: string
+  defaultCurrency: string
+  now: () => Date
+}
+
+/**
+ * POST /orders — the merchant registers what it expects to be paid, as an
+ * OrderPlaced event, so callbacks can be checked against it. Registering the
+ * same order again with the same amount is a no-op; with another amount, 409.
+ */
+export const merchantRoutes: FastifyPluginAsync<MerchantRoutesOptions> = async (plugin, options) => {
+  const app = plugin.withTypeProvider<TypeBoxTypeProvider>()
+  await app.register(formbody)
+  app.addHook('onRequest', requireBearer(options.merchantToken, 'merchant'))
+
+  app.post('/orders', {
+    schema: {
+      summary: 'Register an order and the amount it must be paid',
+      security: [{ merchantToken: [] }],
+      body: Type.Object({
+        order_id: OrderId,
+        amount: Type.String({ description: 'decimal in major units, e.g. 88.88', maxLength: 32 }),
+        currency: Type.Optional(Type.String({ description: 'ISO 4217, defaults to PAYNOTIFY_DEFAULT_CURRENCY' }))
+      }),
+      response: { 200: OrderViewSchema, 201: OrderViewSchema, 409: ErrorBody }
+    }
+  }, async (request, reply) => {
+    const { order_id: orderId } = request.body
+    const currency = parseCurrency(request.body.currency ?? options.defaultCurrency)
+    const amount = parseDecimalAmount(request.body.amount, currency)
+    const existing = await findOrder(options.db, orderId)
+    if (existing !== undefined && existing.expectedAmount !== null) {
+      if (existing.expectedAmount === amount && existing.expectedCurrency === currency) return await reply.code(200).send(existing)
+      throw new AppError(409, 'order_conflict', `order ${orderId} is already registered with another amount or currency`)
+    }
+    await options.eventLog.append([{
+      streamId: orderId,
+      type: 'OrderPlaced',
+      data: { orderId, amount, currency },
+      metadata: { gateway: 'merchant', deliveryId: `order:${orderId}:${amount}:${currency}`, receivedAt: options.now().toISOString(), requestId: request.id }
+    }])
+    return await reply.code(201).send((await findOrder(options.db, orderId))!)
+  })
+}

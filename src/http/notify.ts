@@ -1,0 +1,100 @@
+import { isUtf8 } from 'node:buffer'
+import type { FastifyPluginAsync } from 'fastify'
+import { Type } from '@sinclair/typebox'
+import { AppError, MalformedError } from '../errors.js'
+import type { EventLog, NewEvent } from '../event-log/event-log.js'
+import type { GatewayRegistry } from '../gateways/registry.js'
+import { headerValue, jsonErrorAck, type Ack, type RawCallback } from '../gateways/types.js'
+import type { RawRequest } from '../orders/events.js'
+import { toAppError } from './errors.js'
+
+export interface NotifyRoutesOptions {
+  gateways: GatewayRegistry
+  eventLog: EventLog
+  bodyLimit: number
+  now: () => Date
+}
+
+const Params = Type.Object({ gateway: Type.String({ pattern: '^[a-z0-9_-]{1,32}$' }) })
+
+function mediaTypeOf (contentType: string | undefined): string {
+  return (contentType ?? '').split(';')[0]!.trim().toLowerCase()
+}
+
+/**
+ * POST /notify/:gateway — verify on the raw bytes, parse, append, and only
+ * then ack. Its own content-type parsers keep the body as a Buffer (signatures
+ * cover the exact bytes); they are scoped to this plugin.
+ */
+export const notifyRoutes: FastifyPluginAsync<NotifyRoutesOptions> = async (app, options) => {
+  const { gateways, eventLog, now } = options
+
+  app.removeAllContentTypeParsers()
+  app.addContentTypeParser(['application/x-www-form-urlencoded', 'application/json'], { parseAs: 'buffer', bodyLimit: options.bodyLimit },
+    (_request, body, done) => { done(null, body) })
+
+  const send = (reply: import('fastify').FastifyReply, ack: Ack): void => {
+    void reply.code(ack.statusCode).type(ack.contentType).send(ack.body)
+  }
+
+  // Refusals are answered the way the gateway expects (Alipay `fail`, WeChat Pay's JSON, …).
+  app.setErrorHandler((error, request, reply) => {
+    const appError = toAppError(error)
+    if (appError.statusCode >= 500) request.log.error({ err: error }, 'notify failed')
+    else request.log.info({ code: appError.code, gateway: (request.params as { gateway?: string }).gateway }, appError.message)
+    const adapter = gateways.get((request.params as { gateway?: string }).gateway ?? '')
+    send(reply, adapter === undefined ? jsonErrorAck(appError) : adapter.ack(appError))
+  })
+
+  app.post<{ Params: { gateway: string } }>('/notify/:gateway', {
+    bodyLimit: options.bodyLimit,
+    schema: {
+      summary: 'Receive a payment gateway callback',
+      description: 'Verifies the signature on the raw body, appends the notification to the event log and acks only after the commit is durable.',
+      params: Params,
+      hide: false
+    }
+  }, async (request, reply) => {
+    const adapter = gateways.get(request.params.gateway)
+    if (adapter === undefined) throw new AppError(404, 'unknown_gateway', `no gateway named ${request.params.gateway} is configured`)
+    const contentType = headerValue(request.headers, 'content-type') ?? ''
+    const mediaType = mediaTypeOf(contentType)
+    if (!Buffer.isBuffer(request.body) || !adapter.mediaTypes.includes(mediaType)) {
+      throw new AppError(415, 'unsupported_media_type', `${adapter.name} callbacks must be ${adapter.mediaTypes.join(' or ')}`)
+    }
+    const callback: RawCallback = { body: request.body, mediaType, contentType, headers: request.headers }
+    const verified = adapter.verify(callback, now())
+    const notifications = adapter.parse(verified, callback)
+
+    const replayHeader = headerValue(request.headers, 'x-paynotify-replay-of')
+    if (replayHeader !== undefined && !/^[1-9]\d{0,15}$/.test(replayHeader)) {
+      throw new MalformedError('must be a log position', 'x-paynotify-replay-of')
+    }
+    const raw: RawRequest = {
+      body: isUtf8(callback.body) ? callback.body.toString('utf8') : callback.body.toString('base64'),
+      encoding: isUtf8(callback.body) ? 'utf8' : 'base64',
+      contentType,
+      headers: Object.fromEntries(adapter.signatureHeaders
+        .map(name => [name, headerValue(request.headers, name)])
+        .filter((entry): entry is [string, string] => entry[1] !== undefined))
+    }
+    const receivedAt = now().toISOString()
+    const events = notifications.map((notification): NewEvent => ({
+      streamId: notification.data.orderId,
+      type: notification.type,
+      data: notification.data,
+      metadata: {
+        gateway: adapter.name,
+        deliveryId: notification.deliveryId,
+        receivedAt,
+        requestId: request.id,
+        raw,
+        ...(replayHeader === undefined ? {} : { replayOf: Number(replayHeader) })
+      }
+    }) as NewEvent)
+    const recorded = await eventLog.append(events)
+    request.log.info({ gateway: adapter.name, positions: recorded.map(e => e.position), orders: recorded.map(e => e.streamId) }, 'callback recorded')
+    send(reply, adapter.ack())
+    return reply
+  })
+}

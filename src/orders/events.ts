@@ -1,0 +1,96 @@
+/**
+ * The event catalogue in code. Events are facts, named in the past tense and
+ * never edited: a changed shape gets a new schema version (see events/ and
+ * upcastEvent below).
+ */
+export const EventType = {
+  OrderPlaced: 'OrderPlaced',
+  PaymentPending: 'PaymentPending',
+  PaymentSucceeded: 'PaymentSucceeded',
+  PaymentFailed: 'PaymentFailed',
+  PaymentRefunded: 'PaymentRefunded',
+  PaymentClosed: 'PaymentClosed'
+} as const
+export type EventType = typeof EventType[keyof typeof EventType]
+export type PaymentEventType = Exclude<EventType, 'OrderPlaced'>
+
+export const eventTypes: readonly EventType[] = Object.values(EventType)
+
+/** The current schema version of every event type. */
+export const currentSchemaVersion = 1
+
+/** Order ids are stream ids: short, printable, and safe in URLs, logs and the hash chain. */
+export const orderIdPattern = /^[A-Za-z0-9_.:-]{1,64}$/
+
+export interface OrderPlacedData {
+  orderId: string
+  /** Expected amount in integer minor units of `currency`. */
+  amount: number
+  currency: string
+}
+
+export interface PaymentData {
+  orderId: string
+  /** Integer minor units of `currency`. For refunds: the amount refunded. */
+  amount: number
+  currency: string
+  gateway: string
+  /** The gateway's transaction id (Alipay trade_no, Stripe PaymentIntent), when it sent one. */
+  transactionId: string | null
+  /** Refunds: the gateway's refund id, when it sent one. */
+  refundId: string | null
+  /** Refunds: true when `amount` is the total refunded so far (Alipay refund_fee), not this refund alone. */
+  cumulative: boolean
+  /** The status as the gateway named it (TRADE_SUCCESS, payment_intent.succeeded, 1 …). */
+  gatewayStatus: string
+  /** The gateway's own time of the event, as it sent it. */
+  gatewayTime: string | null
+}
+
+/** The request as received, kept so a callback can be replayed byte for byte. */
+export interface RawRequest {
+  body: string
+  encoding: 'utf8' | 'base64'
+  contentType: string
+  /** Only the headers the gateway's signature scheme needs. */
+  headers: Record<string, string>
+}
+
+export interface EventMetadata {
+  gateway: string
+  /** Delivery dedup key: the same value on a retry of the same notification. */
+  deliveryId: string
+  receivedAt: string
+  requestId: string
+  raw?: RawRequest
+  /** Set when a developer re-delivered a recorded callback (`paynotify replay --to`). */
+  replayOf?: number
+}
+
+export type OrderPlaced = { type: 'OrderPlaced', data: OrderPlacedData }
+export type PaymentEvent = { type: PaymentEventType, data: PaymentData }
+export type DomainEvent = OrderPlaced | PaymentEvent
+
+/** An event as stored in the log. */
+export type RecordedEvent = DomainEvent & {
+  position: number
+  streamId: string
+  streamVersion: number
+  schemaVersion: number
+  metadata: EventMetadata
+  recordedAt: string
+  hash: string
+}
+
+/**
+ * Converts an event read from the log to the current shape. Version 1 is the
+ * only version so far; a version 2 adds a case here and keeps version 1
+ * samples folding (test/orders/upcast.test.ts).
+ */
+export function upcastEvent (type: string, schemaVersion: number, data: unknown): DomainEvent {
+  if (schemaVersion !== currentSchemaVersion) {
+    throw new Error(`unknown schema version ${schemaVersion} of ${type}`)
+  }
+  if (!(eventTypes as readonly string[]).includes(type)) throw new Error(`unknown event type ${type}`)
+  return { type, data } as DomainEvent
+}

@@ -1,0 +1,106 @@
+import type SQLite from 'better-sqlite3'
+import type { RecordedEvent } from './events.js'
+import { evolve, initialOrderState, orderView, type FoldOutcome, type OrderState, type ViewContext } from './order-fold.js'
+
+export const ordersProjection = 'orders'
+
+interface OrderRowState { state: string }
+
+/** The columns of an order row, in the order the upsert binds them. */
+export function orderRowValues (state: OrderState, context: ViewContext): Array<string | number | null> {
+  const view = orderView(state, context)
+  return [
+    view.orderId, view.status, view.needsReview ? 1 : 0, JSON.stringify(view.anomalies),
+    view.expectedAmount, view.expectedCurrency, view.paidAmount, view.refundedAmount,
+    view.currency, view.gateway, view.gatewayTradeNo, view.duplicateCount, view.version,
+    view.lastPosition, view.firstSeenAt, view.updatedAt, JSON.stringify(state)
+  ]
+}
+
+const upsertSql = `INSERT INTO orders (order_id, status, needs_review, anomalies, expected_amount,
+    expected_currency, paid_amount, refunded_amount, currency, gateway, gateway_trade_no,
+    duplicate_count, version, last_position, first_seen_at, updated_at, state)
+  VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+  ON CONFLICT (order_id) DO UPDATE SET status = excluded.status, needs_review = excluded.needs_review,
+    anomalies = excluded.anomalies, expected_amount = excluded.expected_amount,
+    expected_currency = excluded.expected_currency, paid_amount = excluded.paid_amount,
+    refunded_amount = excluded.refunded_amount, currency = excluded.currency, gateway = excluded.gateway,
+    gateway_trade_no = excluded.gateway_trade_no, duplicate_count = excluded.duplicate_count,
+    version = excluded.version, last_position = excluded.last_position,
+    first_seen_at = excluded.first_seen_at, updated_at = excluded.updated_at, state = excluded.state`
+
+/**
+ * Applies new events to the orders table. Runs synchronously inside the
+ * event log's append transaction (EventLog onAppend), so the projection and
+ * the log commit together; records the last position it applied.
+ */
+export class OrderProjector {
+  readonly #sqlite: SQLite.Database
+  readonly #load: SQLite.Statement<[string], OrderRowState>
+  readonly #upsert: SQLite.Statement
+  readonly #checkpoint: SQLite.Statement
+  readonly #readCheckpoint: SQLite.Statement<[string], { last_position: number, context: string }>
+  #context: ViewContext
+
+  constructor (sqlite: SQLite.Database) {
+    this.#sqlite = sqlite
+    this.#load = sqlite.prepare('SELECT state FROM orders WHERE order_id = ?')
+    this.#upsert = sqlite.prepare(upsertSql)
+    this.#checkpoint = sqlite.prepare(`INSERT INTO projections (name, last_position, context) VALUES (?, ?, ?)
+      ON CONFLICT (name) DO UPDATE SET last_position = excluded.last_position, context = excluded.context`)
+    this.#readCheckpoint = sqlite.prepare('SELECT last_position, context FROM projections WHERE name = ?')
+    this.#context = this.#readContext()
+  }
+
+  get context (): ViewContext {
+    return { ...this.#context }
+  }
+
+  /** Last log position applied to the orders table. */
+  lastPosition (): number {
+    return this.#readCheckpoint.get(ordersProjection)?.last_position ?? 0
+  }
+
+  /** Applies events (in log order) and returns each event's outcome. Must run inside a transaction. */
+  apply (events: readonly RecordedEvent[]): FoldOutcome[] {
+    if (events.length === 0) return []
+    const touched = new Map<string, OrderState>()
+    const outcomes: FoldOutcome[] = []
+    let contextChanged = false
+    for (const event of events) {
+      if (event.type === 'OrderPlaced' && !this.#context.ordersRegistered) {
+        this.#context = { ...this.#context, ordersRegistered: true }
+        contextChanged = true
+      }
+      const current = touched.get(event.streamId) ?? this.#loadState(event.streamId)
+      const { state, outcome } = evolve(current, event)
+      touched.set(event.streamId, state)
+      outcomes.push(outcome)
+    }
+    for (const state of touched.values()) this.#upsert.run(orderRowValues(state, this.#context))
+    if (contextChanged) this.#rederiveAll()
+    this.#checkpoint.run(ordersProjection, events[events.length - 1]!.position, JSON.stringify(this.#context))
+    return outcomes
+  }
+
+  /** Re-reads the checkpoint, e.g. after a rolled-back transaction or a rebuild. */
+  reload (): void {
+    this.#context = this.#readContext()
+  }
+
+  #loadState (orderId: string): OrderState {
+    const row = this.#load.get(orderId)
+    return row === undefined ? initialOrderState(orderId) : JSON.parse(row.state) as OrderState
+  }
+
+  // The first registered order changes every order's view once (unknown_order): rare, so a full pass is fine.
+  #rederiveAll (): void {
+    const rows = this.#sqlite.prepare('SELECT state FROM orders').all() as OrderRowState[]
+    for (const row of rows) this.#upsert.run(orderRowValues(JSON.parse(row.state) as OrderState, this.#context))
+  }
+
+  #readContext (): ViewContext {
+    const row = this.#readCheckpoint.get(ordersProjection)
+    return row === undefined ? { ordersRegistered: false } : JSON.parse(row.context) as ViewContext
+  }
+}

@@ -1,0 +1,31 @@
+import closeWithGrace from 'close-with-grace'
+import { buildApp } from './app.js'
+import type { Config } from './config.js'
+import { resolveSecrets } from './secrets.js'
+import { openStore } from './store.js'
+
+/**
+ * The only place that listens: config → store → app → listen, and a graceful
+ * close on signals that lets committing batches finish before the database closes.
+ */
+export async function startServer (config: Config): Promise<{ close: () => Promise<void>, address: string }> {
+  const { secrets, generated, file } = resolveSecrets(config)
+  const store = await openStore(config.dbPath, { synchronous: config.synchronous, batchMaxSize: config.batchMaxSize })
+  const app = await buildApp({ config, secrets, store })
+  if (generated.length > 0) {
+    // Printed once, on the start that generated them; kept in the file (mode 0600) afterwards.
+    const shown: Record<string, string> = { genericSecret: 'PAYNOTIFY_GENERIC_SECRET', adminToken: 'PAYNOTIFY_ADMIN_TOKEN', merchantToken: 'PAYNOTIFY_MERCHANT_TOKEN' }
+    process.stdout.write(`paynotify generated secrets (stored in ${file}, shown only now):\n`)
+    for (const name of generated) process.stdout.write(`  ${shown[name]}=${secrets[name]}\n`)
+  }
+  const close = async (): Promise<void> => {
+    await app.close()
+    await store.close()
+  }
+  closeWithGrace({ delay: 10_000 }, async ({ err }) => {
+    if (err !== undefined) app.log.error({ err }, 'closing after error')
+    await close()
+  })
+  const address = await app.listen({ host: config.host, port: config.port })
+  return { close, address }
+}
