@@ -34,7 +34,7 @@ export const notifyRoutes: FastifyPluginAsync<NotifyRoutesOptions> = async (app,
     (_request, body, done) => { done(null, body) })
 
   const send = (reply: import('fastify').FastifyReply, ack: Ack): void => {
-    void reply.code(ack.statusCode).type(ack.contentType).send(ack.body)
+    reply.code(ack.statusCode).type(ack.contentType).send(ack.body)
   }
 
   // Refusals are answered the way the gateway expects (Alipay `fail`, WeChat Pay's JSON, …).
