@@ -92,7 +92,8 @@ export const notifyRoutes: FastifyPluginAsync<NotifyRoutesOptions> = async (app,
         ...(replayHeader === undefined ? {} : { replayOf: Number(replayHeader) })
       }
     }) as NewEvent)
-    const recorded = await eventLog.append(events)
+    // A verified callback about nothing we track (e.g. a Stripe event type we do not map) is acked, not stored.
+    const recorded = events.length === 0 ? [] : await eventLog.append(events)
     request.log.info({ gateway: adapter.name, positions: recorded.map(e => e.position), orders: recorded.map(e => e.streamId) }, 'callback recorded')
     send(reply, adapter.ack())
     return reply

@@ -9,6 +9,8 @@ export const EventType = {
   PaymentSucceeded: 'PaymentSucceeded',
   PaymentFailed: 'PaymentFailed',
   PaymentRefunded: 'PaymentRefunded',
+  /** A refund the gateway could not complete (WeChat Pay REFUND.ABNORMAL/CLOSED, Stripe refund.failed): no money moved. */
+  RefundFailed: 'RefundFailed',
   PaymentClosed: 'PaymentClosed'
 } as const
 export type EventType = typeof EventType[keyof typeof EventType]
@@ -37,7 +39,7 @@ export interface PaymentData {
   gateway: string
   /** The gateway's transaction id (Alipay trade_no, Stripe PaymentIntent), when it sent one. */
   transactionId: string | null
-  /** Refunds: the gateway's refund id, when it sent one. */
+  /** Refunds (and failed refunds): the gateway's refund id, when it sent one. */
   refundId: string | null
   /** Refunds: true when `amount` is the total refunded so far (Alipay refund_fee), not this refund alone. */
   cumulative: boolean

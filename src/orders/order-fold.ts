@@ -24,6 +24,8 @@ export const Anomaly = {
   RefundExceedsPaid: 'refund_exceeds_paid',
   RefundBeforePayment: 'refund_before_payment',
   ClosedAfterPaid: 'closed_after_paid',
+  /** A refund failed at the gateway and no later report says it succeeded: the money is still with the merchant. */
+  RefundFailed: 'refund_failed',
   UnknownOrder: 'unknown_order'
 } as const
 export type Anomaly = typeof Anomaly[keyof typeof Anomaly]
@@ -107,10 +109,11 @@ export function initialOrderState (orderId: string): OrderState {
  * transaction can be refunded several times.
  */
 export function factKey (type: PaymentEventType, data: PaymentData): string {
-  if (type === 'PaymentRefunded') {
-    if (data.refundId !== null) return `${data.gateway}|refund|${data.refundId}`
+  if (type === 'PaymentRefunded' || type === 'RefundFailed') {
+    const kind = type === 'PaymentRefunded' ? 'refund' : 'refund-failed'
+    if (data.refundId !== null) return `${data.gateway}|${kind}|${data.refundId}`
     const subject = data.transactionId ?? `order:${data.orderId}`
-    return `${data.gateway}|refund|${subject}|${data.cumulative ? 'total' : 'each'}|${data.amount}|${data.currency}`
+    return `${data.gateway}|${kind}|${subject}|${data.cumulative ? 'total' : 'each'}|${data.amount}|${data.currency}`
   }
   if (data.transactionId !== null) return `${data.gateway}|${type}|${data.transactionId}`
   return `${data.gateway}|${type}|order:${data.orderId}|${data.amount}|${data.currency}`
@@ -167,6 +170,7 @@ export function evolve (state: OrderState, event: RecordedEvent): { state: Order
     case 'PaymentSucceeded':
     case 'PaymentFailed':
     case 'PaymentRefunded':
+    case 'RefundFailed':
     case 'PaymentClosed': {
       const key = factKey(event.type, event.data)
       const existing = state.facts[key]
@@ -239,6 +243,10 @@ export function orderView (state: OrderState, context: ViewContext): OrderView {
   if (paidAmount > 0 && refundedAmount > paidAmount) anomalies.add(Anomaly.RefundExceedsPaid)
   if (paidAmount === 0 && refundedAmount > 0) anomalies.add(Anomaly.RefundBeforePayment)
   if (paidAmount > 0 && has('PaymentClosed')) anomalies.add(Anomaly.ClosedAfterPaid)
+  const refundedIds = new Set(refunds.map(fact => `${fact.gateway}|${fact.refundId ?? ''}`))
+  if (facts.some(fact => fact.type === 'RefundFailed' && (fact.refundId === null || !refundedIds.has(`${fact.gateway}|${fact.refundId}`)))) {
+    anomalies.add(Anomaly.RefundFailed)
+  }
   if (context.ordersRegistered && placed === null && facts.length > 0) anomalies.add(Anomaly.UnknownOrder)
 
   let status: OrderStatus
