@@ -3,6 +3,7 @@ import { Command } from 'commander'
 import { ConfigError, loadConfig } from '../config.js'
 import { startServer } from '../server.js'
 import { openStore } from '../store.js'
+import { registerSimulateCommand } from './simulate.js'
 
 /** Exit codes: 0 ok, 1 a failure was found (broken chain, store error), 2 bad usage or configuration. */
 export const ExitCode = { Ok: 0, Failure: 1, Usage: 2 } as const
@@ -32,6 +33,8 @@ program.command('migrate')
     await store.close()
     process.stdout.write(`migrated ${opts.db ?? config.dbPath}\n`)
   })
+
+registerSimulateCommand(program)
 
 try {
   await program.parseAsync(process.argv)
