@@ -43,6 +43,8 @@ export interface Fact {
   firstPosition: number
   /** Two reports of this fact disagreed on the amount. */
   conflicting: boolean
+  /** Two reports of this fact disagreed on the currency (absent in states stored before it existed). */
+  conflictingCurrency?: boolean
 }
 
 export interface OrderState {
@@ -176,12 +178,19 @@ export function evolve (state: OrderState, event: RecordedEvent): { state: Order
       const existing = state.facts[key]
       if (existing !== undefined) {
         next.duplicateCount = state.duplicateCount + 1
-        // Two reports of one fact that disagree on the amount: keep the larger, deterministically;
-        // the view flags it as an amount mismatch because the reports differ.
-        if (event.data.amount > existing.amount) {
-          next.facts = { ...state.facts, [key]: { ...existing, amount: event.data.amount, conflicting: true } }
-        } else if (event.data.amount < existing.amount) {
-          next.facts = { ...state.facts, [key]: { ...existing, conflicting: true } }
+        // Two reports of one fact that disagree: keep the larger amount and the first currency code in
+        // sort order, so the result does not depend on arrival order; the view flags the disagreement.
+        if (event.data.amount !== existing.amount || event.data.currency !== existing.currency) {
+          next.facts = {
+            ...state.facts,
+            [key]: {
+              ...existing,
+              amount: Math.max(existing.amount, event.data.amount),
+              currency: event.data.currency < existing.currency ? event.data.currency : existing.currency,
+              conflicting: existing.conflicting || event.data.amount !== existing.amount,
+              conflictingCurrency: existing.conflictingCurrency === true || event.data.currency !== existing.currency
+            }
+          }
         }
         return { state: next, outcome: { kind: 'duplicate', reason: 'fact', duplicateOf: existing.firstPosition } }
       }
@@ -238,6 +247,7 @@ export function orderView (state: OrderState, context: ViewContext): OrderView {
     if (placed !== null && fact.currency !== placed.currency) anomalies.add(Anomaly.CurrencyMismatch)
   }
   if (facts.some(fact => fact.conflicting)) anomalies.add(Anomaly.AmountMismatch)
+  if (facts.some(fact => fact.conflictingCurrency === true)) anomalies.add(Anomaly.CurrencyMismatch)
   if (new Set(succeeded.map(fact => fact.currency)).size > 1) anomalies.add(Anomaly.CurrencyMismatch)
   if (succeeded.length > 1) anomalies.add(Anomaly.DuplicatePayment)
   if (paidAmount > 0 && refundedAmount > paidAmount) anomalies.add(Anomaly.RefundExceedsPaid)
