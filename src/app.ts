@@ -69,7 +69,7 @@ export async function buildApp (deps: AppDeps): Promise<FastifyInstance> {
 
   await app.register(healthRoutes, { sqlite: store.sqlite })
   await app.register(notifyRoutes, {
-    gateways: deps.gateways ?? createGatewayRegistry(config, secrets),
+    gateways: deps.gateways ?? createGatewayRegistry(config, secrets, app.log),
     eventLog: store.eventLog,
     bodyLimit: config.bodyLimit,
     now
