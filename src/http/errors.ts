@@ -1,4 +1,4 @@
-import type { FastifyError } from 'fastify'
+import type { FastifyError, FastifySchemaValidationError } from 'fastify'
 import { AppError } from '../errors.js'
 
 /**
@@ -9,7 +9,7 @@ import { AppError } from '../errors.js'
 export function toAppError (error: unknown): AppError {
   if (error instanceof AppError) return error
   const e = error as FastifyError
-  if (e.validation !== undefined) return new AppError(400, 'malformed', `${e.validationContext ?? 'request'}${e.message.startsWith('/') ? '' : ' '}${e.message}`)
+  if (e.validation !== undefined) return new AppError(400, 'malformed', validationMessage(e.validation, e.validationContext ?? 'request'))
   switch (e.code) {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
       return new AppError(413, 'body_too_large', 'request body is over the size limit')
@@ -24,4 +24,21 @@ export function toAppError (error: unknown): AppError {
       }
       return new AppError(500, 'internal', 'internal error', { cause: error })
   }
+}
+
+/**
+ * One clear message naming the field, in the form the domain errors use
+ * (`order_id: must match pattern …`). Ajv reports a union of literals as one
+ * error per literal; those are folded into "must be one of …".
+ */
+function validationMessage (errors: FastifySchemaValidationError[], context: string): string {
+  const first = errors[0]
+  if (first === undefined) return `${context}: is invalid`
+  const missing = first.keyword === 'required' ? String(first.params.missingProperty) : undefined
+  const path = first.instancePath.replace(/^\//, '').replaceAll('/', '.')
+  const field = missing ?? (path === '' ? context : path)
+  if (missing !== undefined) return `${field}: is required`
+  const allowed = errors.filter(error => error.keyword === 'const' && error.instancePath === first.instancePath).map(error => String(error.params.allowedValue))
+  if (allowed.length > 0) return `${field}: must be one of ${allowed.join(', ')}`
+  return `${field}: ${first.message ?? 'is invalid'}`
 }

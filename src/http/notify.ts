@@ -15,7 +15,9 @@ export interface NotifyRoutesOptions {
   now: () => Date
 }
 
-const Params = Type.Object({ gateway: Type.String({ pattern: '^[a-z0-9_-]{1,32}$' }) })
+// Any name is accepted here so that every gateway we do not serve is a 404, not a 400.
+const Params = Type.Object({ gateway: Type.String({ description: 'gateway name: generic, alipay, stripe, wechatpay, standard' }) })
+const gatewayName = /^[a-z0-9_-]{1,32}$/
 
 function mediaTypeOf (contentType: string | undefined): string {
   return (contentType ?? '').split(';')[0]!.trim().toLowerCase()
@@ -56,7 +58,11 @@ export const notifyRoutes: FastifyPluginAsync<NotifyRoutesOptions> = async (app,
     }
   }, async (request, reply) => {
     const adapter = gateways.get(request.params.gateway)
-    if (adapter === undefined) throw new AppError(404, 'unknown_gateway', `no gateway named ${request.params.gateway} is configured`)
+    if (adapter === undefined) {
+      // Echo the name only when it could be one: it comes from the URL.
+      const name = gatewayName.test(request.params.gateway) ? ` named ${request.params.gateway}` : ''
+      throw new AppError(404, 'unknown_gateway', `no gateway${name} is configured`)
+    }
     const contentType = headerValue(request.headers, 'content-type') ?? ''
     const mediaType = mediaTypeOf(contentType)
     if (!Buffer.isBuffer(request.body) || !adapter.mediaTypes.includes(mediaType)) {

@@ -1,0 +1,281 @@
+import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
+import t, { type Test } from 'tap'
+import { signGenericParams } from '../../src/gateways/generic.js'
+import type { Store } from '../../src/store.js'
+import { adminAuth, buildTestApp, formHeaders, signedForm, testSecrets } from '../helpers.js'
+
+const now = new Date('2026-05-01T12:00:00.000Z')
+const nowSeconds = Math.floor(now.getTime() / 1000)
+const clock = { deps: { now: () => now } }
+
+const countEvents = (store: Store): number => (store.sqlite.prepare('SELECT count(*) AS n FROM events').get() as { n: number }).n
+
+async function postForm (app: FastifyInstance, payload: string, headers: Record<string, string> = formHeaders): Promise<LightMyRequestResponse> {
+  return await app.inject({ method: 'POST', url: '/notify/generic', headers, payload })
+}
+
+/** A signed JSON body: the same signing string as the form, over the values as strings. */
+function signedJson (params: Record<string, string | number>): string {
+  const asStrings = Object.fromEntries(Object.entries(params).map(([k, v]) => [k, String(v)]))
+  return JSON.stringify({ ...params, sign: signGenericParams(asStrings, testSecrets.genericSecret) })
+}
+
+interface Refusal { statusCode: number, code: string, message?: RegExp }
+
+/** Asserts the refusal's status and JSON error, and that nothing was appended for it. */
+async function expectRefused (t: Test, store: Store, send: () => Promise<LightMyRequestResponse>, want: Refusal, name: string): Promise<void> {
+  const before = countEvents(store)
+  const res = await send()
+  t.equal(res.statusCode, want.statusCode, `${name}: status ${want.statusCode}`)
+  t.match(res.headers['content-type'], /^application\/json/, `${name}: JSON error body`)
+  const body = res.json() as { error: { code: string, message: string } }
+  t.equal(body.error.code, want.code, `${name}: code ${want.code}`)
+  if (want.message !== undefined) t.match(body.error.message, want.message, `${name}: message names the problem`)
+  t.equal(countEvents(store), before, `${name}: no row added`)
+}
+
+t.test('200 success for a signed form callback, only once it is in the log', async t => {
+  const { app, store } = await buildTestApp(t, clock)
+  const payload = signedForm({ order_id: 'A-1', amount: '88.88', status: '1' })
+  const res = await postForm(app, payload)
+  t.equal(res.statusCode, 200)
+  t.equal(res.body, 'success')
+  t.match(res.headers['content-type'], /^text\/plain/)
+  t.equal(countEvents(store), 1)
+  const row = store.sqlite.prepare('SELECT * FROM events').get() as { type: string, stream_id: string, data: string, metadata: string }
+  t.equal(row.type, 'PaymentSucceeded')
+  t.equal(row.stream_id, 'A-1')
+  t.match(JSON.parse(row.data), { orderId: 'A-1', amount: 8888, currency: 'CNY', gateway: 'generic', gatewayStatus: '1' })
+  const metadata = JSON.parse(row.metadata)
+  t.match(metadata, { gateway: 'generic', deliveryId: /^sha256:[0-9a-f]{64}$/, receivedAt: now.toISOString(), requestId: String })
+  t.same(metadata.raw, { body: payload, encoding: 'utf8', contentType: 'application/x-www-form-urlencoded', headers: {} }, 'the raw request is kept byte for byte')
+  const order = await app.inject({ url: '/admin/orders/A-1', headers: adminAuth })
+  t.match(order.json(), { status: 'paid', paidAmount: 8888, currency: 'CNY', gateway: 'generic', duplicateCount: 0 })
+})
+
+t.test('200 success for JSON bodies, with string or number values', async t => {
+  const { app, store } = await buildTestApp(t, clock)
+  const strings = await postForm(app, signedJson({ order_id: 'J-1', amount: '100', status: 'paid', notify_id: 'n-1', trade_no: 'T-9' }), { 'content-type': 'application/json' })
+  t.equal(strings.statusCode, 200)
+  t.equal(strings.body, 'success')
+  t.match(strings.headers['content-type'], /^text\/plain/)
+  const numbers = await postForm(app, signedJson({ order_id: 'J-2', amount: 5, status: 1, timestamp: nowSeconds }), { 'content-type': 'application/json; charset=utf-8' })
+  t.equal(numbers.statusCode, 200)
+  t.equal(countEvents(store), 2)
+  const j1 = (await app.inject({ url: '/admin/orders/J-1', headers: adminAuth })).json()
+  t.match(j1, { status: 'paid', paidAmount: 10000, gatewayTradeNo: 'T-9' })
+  const j2 = (await app.inject({ url: '/admin/orders/J-2', headers: adminAuth })).json()
+  t.match(j2, { status: 'paid', paidAmount: 500 })
+})
+
+t.test('every status name and code the seed uses', async t => {
+  const { app } = await buildTestApp(t, clock)
+  const cases: Array<[string, string]> = [
+    ['0', 'pending'], ['pending', 'pending'], ['1', 'paid'], ['paid', 'paid'], ['success', 'paid'],
+    ['2', 'failed'], ['failed', 'failed'], ['4', 'closed'], ['closed', 'closed']
+  ]
+  for (const [status, expected] of cases) {
+    const orderId = `S-${status}`
+    t.equal((await postForm(app, signedForm({ order_id: orderId, amount: '1', status }))).statusCode, 200)
+    t.equal((await app.inject({ url: `/admin/orders/${orderId}`, headers: adminAuth })).json().status, expected, `status ${status}`)
+  }
+  for (const status of ['3', 'refunded']) {
+    const orderId = `R-${status}`
+    await postForm(app, signedForm({ order_id: orderId, amount: '1', status: '1' }))
+    t.equal((await postForm(app, signedForm({ order_id: orderId, amount: '1', status }))).statusCode, 200)
+    t.match((await app.inject({ url: `/admin/orders/${orderId}`, headers: adminAuth })).json(), { status: 'refunded', refundedAmount: 100 }, `status ${status}`)
+  }
+})
+
+t.test('a repeated delivery is acked like the original and counted as a duplicate', async t => {
+  const { app, store } = await buildTestApp(t, clock)
+  const payload = signedForm({ order_id: 'R-1', amount: '10', status: '1', notify_id: 'abc' })
+  for (let i = 0; i < 3; i++) {
+    const res = await postForm(app, payload)
+    t.equal(res.statusCode, 200)
+    t.equal(res.body, 'success')
+  }
+  t.equal(countEvents(store), 3, 'every authenticated delivery is kept')
+  t.match((await app.inject({ url: '/admin/orders/R-1', headers: adminAuth })).json(), { status: 'paid', paidAmount: 1000, duplicateCount: 2 })
+})
+
+t.test('401 for a bad, missing or stale signature', async t => {
+  const { app, store } = await buildTestApp(t, clock)
+  const params = { order_id: 'SIG-1', amount: '10', status: '1' }
+  const refuse = async (payload: string, message: RegExp, name: string): Promise<void> =>
+    await expectRefused(t, store, async () => await postForm(app, payload), { statusCode: 401, code: 'bad_signature', message }, name)
+
+  await refuse(signedForm(params, 'another-secret-0123456789'), /sign does not match/, 'wrong secret')
+  await refuse(new URLSearchParams(params).toString(), /sign is missing/, 'no sign')
+  await refuse(new URLSearchParams({ ...params, sign: '' }).toString(), /sign is missing/, 'empty sign')
+  await refuse(new URLSearchParams({ ...params, sign: 'zz' }).toString(), /64 hex/, 'sign not hex')
+  const tampered = signedForm(params).replace('amount=10', 'amount=1000')
+  await refuse(tampered, /sign does not match/, 'amount changed after signing')
+  const extra = signedForm(params) + '&trade_no=T1'
+  await refuse(extra, /sign does not match/, 'a field added after signing')
+  await refuse(signedJson(params), /sign is missing/, 'a JSON body sent as a form has no sign field')
+
+  // ±300 s around the service clock, both directions; seconds or milliseconds.
+  for (const [offset, name] of [[301, 'from the future'], [-301, 'stale'], [-86400, 'a day old']] as const) {
+    await refuse(signedForm({ ...params, timestamp: String(nowSeconds + offset) }), /outside the 300 s window/, `timestamp ${name} (${offset} s)`)
+  }
+  await refuse(signedForm({ ...params, timestamp: String((nowSeconds - 301) * 1000) }), /outside the 300 s window/, 'stale timestamp in milliseconds')
+  await refuse(signedForm({ ...params, timestamp: 'yesterday' }), /timestamp must be Unix seconds/, 'timestamp not a number')
+  t.equal(countEvents(store), 0)
+
+  for (const offset of [300, -300, 0]) {
+    const res = await postForm(app, signedForm({ ...params, timestamp: String(nowSeconds + offset), notify_id: `ok${offset}` }))
+    t.equal(res.statusCode, 200, `timestamp ${offset} s is within the window`)
+  }
+  t.equal((await postForm(app, signedForm({ ...params, timestamp: String(nowSeconds * 1000 - 299_000), notify_id: 'ms' }))).statusCode, 200, 'milliseconds within the window')
+  t.equal(countEvents(store), 4)
+})
+
+t.test('400 for malformed fields, naming the field', async t => {
+  const { app, store } = await buildTestApp(t, clock)
+  const base = { order_id: 'M-1', amount: '10.00', status: '1' }
+  const cases: Array<[string, Record<string, string>, RegExp]> = [
+    ['order_id missing', { amount: '1', status: '1' }, /^order_id: is required/],
+    ['order_id with a space', { ...base, order_id: 'a b' }, /^order_id: must be 1-64 characters/],
+    ['order_id with a slash', { ...base, order_id: '../x' }, /^order_id: /],
+    ['order_id non-ASCII', { ...base, order_id: '订单1' }, /^order_id: /],
+    ['order_id of 65 characters', { ...base, order_id: 'x'.repeat(65) }, /^order_id: /],
+    ['amount missing', { order_id: 'M-1', status: '1' }, /^amount: is required/],
+    ['amount with 3 decimals in CNY', { ...base, amount: '88.888' }, /^amount: CNY allows at most 2 decimal places/],
+    ['amount with decimals in JPY', { ...base, amount: '1.5', currency: 'JPY' }, /^amount: JPY allows at most 0 decimal places/],
+    ['amount with 4 decimals in KWD', { ...base, amount: '1.2345', currency: 'KWD' }, /^amount: KWD allows at most 3/],
+    ['negative amount', { ...base, amount: '-1' }, /^amount: must be a non-negative decimal/],
+    ['amount with an exponent', { ...base, amount: '1e3' }, /^amount: /],
+    ['amount with an upper-case exponent', { ...base, amount: '1E3' }, /^amount: /],
+    ['amount NaN', { ...base, amount: 'NaN' }, /^amount: /],
+    ['amount Infinity', { ...base, amount: 'Infinity' }, /^amount: /],
+    ['amount in hex', { ...base, amount: '0x10' }, /^amount: /],
+    ['amount with a leading zero', { ...base, amount: '010' }, /^amount: /],
+    ['amount of 20 digits', { ...base, amount: '9'.repeat(20) }, /^amount: /],
+    ['amount past the safe integer range', { ...base, amount: '999999999999999.99' }, /^amount: is too large/],
+    ['amount with a thousands separator', { ...base, amount: '1,000' }, /^amount: /],
+    ['status missing', { order_id: 'M-1', amount: '1' }, /^status: is required/],
+    ['unknown status', { ...base, status: '9' }, /^status: must be one of/],
+    ['unknown status name', { ...base, status: 'PAID' }, /^status: must be one of/],
+    ['status of an inherited property name', { ...base, status: 'constructor' }, /^status: must be one of/],
+    ['currency not ISO 4217', { ...base, currency: 'XYZ' }, /^currency: /],
+    ['currency lower case', { ...base, currency: 'cny' }, /^currency: /],
+    ['notify_id with a space', { ...base, notify_id: 'a b' }, /^notify_id: /],
+    ['trade_no too long', { ...base, trade_no: 'T'.repeat(129) }, /^trade_no: /]
+  ]
+  for (const [name, params, message] of cases) {
+    await expectRefused(t, store, async () => await postForm(app, signedForm(params)), { statusCode: 400, code: 'malformed', message }, name)
+  }
+  await expectRefused(t, store, async () => await postForm(app, signedForm(base) + '&amount=1'), { statusCode: 400, code: 'malformed', message: /^amount: is repeated/ }, 'repeated field')
+  await expectRefused(t, store, async () => await postForm(app, 'order_id=%E0%A4%A&sign=00'), { statusCode: 400, code: 'malformed', message: /percent-encoding/ }, 'bad percent-encoding')
+  const json = { 'content-type': 'application/json' }
+  await expectRefused(t, store, async () => await postForm(app, '{"order_id":', json), { statusCode: 400, code: 'malformed', message: /^body: is not valid JSON/ }, 'broken JSON')
+  await expectRefused(t, store, async () => await postForm(app, '[1,2]', json), { statusCode: 400, code: 'malformed', message: /^body: must be a JSON object/ }, 'JSON array')
+  await expectRefused(t, store, async () => await postForm(app, JSON.stringify({ ...base, amount: { v: 1 } }), json), { statusCode: 400, code: 'malformed', message: /^amount: must be a string or a number/ }, 'nested JSON value')
+  await expectRefused(t, store, async () => await postForm(app, signedJson({ ...base, amount: 1e21 }), json), { statusCode: 400, code: 'malformed', message: /^amount: / }, 'a JSON number printed with an exponent')
+  await expectRefused(t, store, async () => await app.inject({ method: 'POST', url: '/notify/generic', headers: formHeaders, payload: Buffer.from([0x6f, 0x3d, 0xff, 0xfe]) }),
+    { statusCode: 400, code: 'malformed' }, 'not UTF-8')
+  t.equal(countEvents(store), 0)
+})
+
+t.test('404 for an unknown gateway, 415 for other content types', async t => {
+  const { app, store } = await buildTestApp(t, clock)
+  const payload = signedForm({ order_id: 'C-1', amount: '1', status: '1' })
+  await expectRefused(t, store, async () => await app.inject({ method: 'POST', url: '/notify/nope', headers: formHeaders, payload }),
+    { statusCode: 404, code: 'unknown_gateway', message: /nope/ }, 'unknown gateway')
+  await expectRefused(t, store, async () => await app.inject({ method: 'POST', url: '/notify/Not-A-Name!', headers: formHeaders, payload }),
+    { statusCode: 404, code: 'unknown_gateway', message: /^no gateway is configured$/ }, 'a name no gateway can have is not echoed')
+  await expectRefused(t, store, async () => await app.inject({ method: 'POST', url: '/notify/__proto__', headers: formHeaders, payload }),
+    { statusCode: 404, code: 'unknown_gateway' }, '__proto__')
+  for (const contentType of ['text/plain', 'application/xml', 'multipart/form-data; boundary=x', 'application/octet-stream']) {
+    await expectRefused(t, store, async () => await postForm(app, payload, { 'content-type': contentType }),
+      { statusCode: 415, code: 'unsupported_media_type' }, contentType)
+  }
+  await expectRefused(t, store, async () => await app.inject({ method: 'POST', url: '/notify/generic', payload, headers: { 'content-type': '' } }),
+    { statusCode: 415, code: 'unsupported_media_type' }, 'empty content-type')
+  await expectRefused(t, store, async () => await app.inject({ method: 'POST', url: '/notify/generic', payload: Buffer.from(payload) }),
+    { statusCode: 415, code: 'unsupported_media_type' }, 'missing content-type')
+  await expectRefused(t, store, async () => await app.inject({ method: 'POST', url: '/notify/generic' }),
+    { statusCode: 415, code: 'unsupported_media_type' }, 'no body at all')
+})
+
+t.test('413 over PAYNOTIFY_BODY_LIMIT', async t => {
+  const { app, store } = await buildTestApp(t, { ...clock, env: { PAYNOTIFY_BODY_LIMIT: '2048' } })
+  const params = { order_id: 'B-1', amount: '1', status: '1' }
+  const big = signedForm({ ...params, note: 'x'.repeat(3000) })
+  t.ok(Buffer.byteLength(big) > 2048)
+  await expectRefused(t, store, async () => await postForm(app, big), { statusCode: 413, code: 'body_too_large' }, 'form over the limit')
+  await expectRefused(t, store, async () => await postForm(app, signedJson({ ...params, note: 'x'.repeat(3000) }), { 'content-type': 'application/json' }),
+    { statusCode: 413, code: 'body_too_large' }, 'JSON over the limit')
+  const fits = signedForm({ ...params, note: 'x'.repeat(1500) })
+  t.ok(Buffer.byteLength(fits) <= 2048)
+  t.equal((await postForm(app, fits)).statusCode, 200, 'a body under the limit is accepted')
+})
+
+t.test('the default body limit is 64 KiB', async t => {
+  const { app, store } = await buildTestApp(t, clock)
+  const params = { order_id: 'B-2', amount: '1', status: '1' }
+  await expectRefused(t, store, async () => await postForm(app, signedForm({ ...params, note: 'x'.repeat(65536) })), { statusCode: 413, code: 'body_too_large' }, 'over 64 KiB')
+  t.equal((await postForm(app, signedForm({ ...params, note: 'x'.repeat(60000) }))).statusCode, 200)
+})
+
+t.test('503 when the store cannot commit (database full), and nothing is acked or kept', async t => {
+  const { app, store } = await buildTestApp(t, clock)
+  t.equal((await postForm(app, signedForm({ order_id: 'F-0', amount: '1', status: '1' }))).statusCode, 200)
+  // No page may be added from now on: the callbacks fill what free space is left, then the store is full.
+  const pages = store.sqlite.pragma('page_count', { simple: true }) as number
+  store.sqlite.pragma(`max_page_count = ${pages}`)
+  let accepted = 1
+  let full: LightMyRequestResponse | undefined
+  let failing = ''
+  for (let i = 1; i <= 400 && full === undefined; i++) {
+    const payload = signedForm({ order_id: `F-${i}`, amount: '1', status: '1', note: 'x'.repeat(500) })
+    const before = countEvents(store)
+    const res = await postForm(app, payload)
+    if (res.statusCode === 200) {
+      accepted++
+      t.equal(countEvents(store), before + 1)
+    } else {
+      full = res
+      failing = payload
+      t.equal(countEvents(store), before, 'the refused callback left no row')
+    }
+  }
+  if (full === undefined) throw new Error('the database never filled up')
+  t.equal(full.statusCode, 503)
+  t.same(full.json(), { error: { code: 'store_unavailable', message: 'the event store could not commit; retry later' } })
+  t.not(full.body, 'success')
+  t.equal(countEvents(store), accepted, 'exactly the acked callbacks are in the log')
+  const orders = (store.sqlite.prepare('SELECT count(*) AS n FROM orders').get() as { n: number }).n
+  t.equal(orders, accepted, 'the projection rolled back with the log')
+
+  const again = await postForm(app, failing)
+  t.equal(again.statusCode, 503, 'still full: the gateway is told to retry')
+  t.equal(countEvents(store), accepted)
+
+  // Space again (an operator freed the disk): the gateway's retry succeeds.
+  store.sqlite.pragma('max_page_count = 1073741823')
+  const retry = await postForm(app, failing)
+  t.equal(retry.statusCode, 200)
+  t.equal(retry.body, 'success')
+  t.equal(countEvents(store), accepted + 1)
+  const ready = await app.inject({ url: '/readyz' })
+  t.equal(ready.statusCode, 200)
+})
+
+t.test('100 concurrent identical deliveries: 100 acks, 100 rows, one fact, 99 duplicates, few transactions', async t => {
+  const { app, store } = await buildTestApp(t, clock)
+  const payload = signedForm({ order_id: 'G-1', amount: '100', status: '1', trade_no: 'T-1' })
+  const batchesBefore = store.eventLog.batches
+  const responses = await Promise.all(Array.from({ length: 100 }, async () => await postForm(app, payload)))
+  const batches = store.eventLog.batches - batchesBefore
+  t.same(responses.map(r => `${r.statusCode} ${r.body}`), Array(100).fill('200 success'))
+  t.equal(countEvents(store), 100)
+  t.ok(batches <= 20, `committed in ${batches} transaction(s), far fewer than 100`)
+  const order = (await app.inject({ url: '/admin/orders/G-1', headers: adminAuth })).json()
+  t.match(order, { status: 'paid', paidAmount: 10000, duplicateCount: 99, anomalies: [], gatewayTradeNo: 'T-1', version: 100 })
+  const timeline = (await app.inject({ url: '/admin/orders/G-1/events', headers: adminAuth })).json() as { events: Array<{ position: number, outcome: string, duplicateOf?: number }> }
+  const applied = timeline.events.filter(e => e.outcome === 'applied')
+  t.equal(applied.length, 1, 'one applied fact')
+  t.ok(timeline.events.filter(e => e.outcome === 'duplicate').every(e => e.duplicateOf === applied[0]!.position))
+})
