@@ -14,7 +14,8 @@ export function retryDelayMs (retry: number, minuteMs: number): number {
 }
 
 export interface Outgoing {
-  body: string
+  /** Built at each attempt, so a body with a signed timestamp is fresh on every retry. */
+  body: () => string
   contentType: string
 }
 
@@ -53,7 +54,7 @@ async function attempt (item: Outgoing, options: DeliverOptions): Promise<{ acke
     const response = await fetch(options.url, {
       method: 'POST',
       headers: { 'content-type': item.contentType },
-      body: item.body,
+      body: item.body(),
       signal: AbortSignal.timeout(options.timeoutMs)
     })
     const text = await response.text()

@@ -4,8 +4,8 @@ import { OrderStatus } from '../orders/order-fold.js'
 
 /**
  * The pure half of `paynotify simulate`: from a seed, what a gateway will
- * send for N orders and what state each order must end in. No I/O, no clock
- * (the send time arrives as `now`), so one seed always gives one plan.
+ * send for N orders and what state each order must end in. No I/O and no
+ * clock, so one seed always gives one plan.
  */
 
 export interface PlanOptions {
@@ -19,8 +19,6 @@ export interface PlanOptions {
   /** Order ids are `${prefix}-0001` …; a fresh prefix keeps runs against one server apart. */
   prefix: string
   currency: string
-  secret: string
-  now: Date
 }
 
 /** The seed sender's numeric status codes. */
@@ -31,8 +29,8 @@ export interface PlannedCallback {
   notifyId: string
   orderId: string
   status: GenericStatus
-  /** The signed form body, sent unchanged on every delivery and retry (a gateway retries the same notification). */
-  body: string
+  /** The parameters without `timestamp` and `sign`: those are added at each send (signedGenericBody). */
+  params: Record<string, string>
 }
 
 export interface PlannedDelivery {
@@ -83,7 +81,6 @@ export function signedGenericBody (params: Record<string, string>, secret: strin
 export function planSimulation (options: PlanOptions): SimulationPlan {
   const random = seededRandom(options.seed)
   const between = (min: number, max: number): number => min + Math.floor(random() * (max - min + 1))
-  const timestamp = String(Math.floor(options.now.getTime() / 1000))
   const digits = Math.max(4, String(options.orders).length)
   const callbacks: PlannedCallback[] = []
   const expected: ExpectedOrder[] = []
@@ -102,10 +99,9 @@ export function planSimulation (options: PlanOptions): SimulationPlan {
         currency: options.currency,
         status,
         notify_id: notifyId,
-        timestamp,
         ...extra
       }
-      callbacks.push({ notifyId, orderId, status, body: signedGenericBody(params, options.secret) })
+      callbacks.push({ notifyId, orderId, status, params })
     }
 
     const path = random()

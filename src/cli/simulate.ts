@@ -7,7 +7,7 @@ import { formatMinorUnits, parseCurrency } from '../orders/money.js'
 import { secretsFilePath, type Secrets } from '../secrets.js'
 import { formatSummary, startProgress } from './progress.js'
 import { deliverAll, type DeliveryOutcome } from './simulate-deliver.js'
-import { planSimulation, type ExpectedOrder, type PlannedCallback } from './simulate-plan.js'
+import { planSimulation, signedGenericBody, type ExpectedOrder, type PlannedCallback } from './simulate-plan.js'
 
 interface SimulateOptions {
   to: URL
@@ -28,7 +28,7 @@ interface SimulateOptions {
   json: boolean
 }
 
-interface Delivered { body: string, contentType: string, callback: PlannedCallback, copy: number }
+interface Delivered { body: () => string, contentType: string, callback: PlannedCallback, copy: number }
 
 interface Mismatch { orderId: string, expected: ExpectedOrder, actual: Record<string, unknown> | null }
 
@@ -144,7 +144,7 @@ async function simulate (command: Command, options: SimulateOptions): Promise<vo
   }
 
   const url = notifyUrl(options.to)
-  const plan = planSimulation({ ...options, seed, prefix, currency, secret, now: new Date() })
+  const plan = planSimulation({ ...options, seed, prefix, currency })
   const duplicates = plan.deliveries.length - plan.callbacks.length
   // stdout carries the result (the table, or only JSON with --json); progress and log lines go to stderr then.
   const out = options.json ? process.stderr : process.stdout
@@ -157,7 +157,9 @@ async function simulate (command: Command, options: SimulateOptions): Promise<vo
   try {
     outcomes = await deliverAll(plan.deliveries.map((delivery): Delivered => ({
       ...delivery,
-      body: delivery.callback.body,
+      // Like the seed's PHP sender, every attempt is signed anew with the current time: the service
+      // refuses a timestamp older than 300 s, and a retry on the real schedule comes hours later.
+      body: () => signedGenericBody({ ...delivery.callback.params, timestamp: String(Math.floor(Date.now() / 1000)) }, secret),
       contentType: 'application/x-www-form-urlencoded'
     })), {
       url,

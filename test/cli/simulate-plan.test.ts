@@ -2,14 +2,15 @@ import { createHmac } from 'node:crypto'
 import fc from 'fast-check'
 import t from 'tap'
 import { alipayRetryMinutes, retryDelayMs } from '../../src/cli/simulate-deliver.js'
-import { planSimulation, type PlanOptions } from '../../src/cli/simulate-plan.js'
+import { planSimulation, signedGenericBody, type PlanOptions } from '../../src/cli/simulate-plan.js'
 import { createGenericAdapter } from '../../src/gateways/generic.js'
 import type { RecordedEvent } from '../../src/orders/events.js'
 import { evolve, initialOrderState, orderView, type OrderState } from '../../src/orders/order-fold.js'
 
 const secret = 'plan-test-secret-0123456789'
 const now = new Date('2026-03-01T08:00:00.000Z')
-const base: PlanOptions = { orders: 40, duplicates: 0.3, refunds: 0.5, shuffle: true, seed: 1, prefix: 'p', currency: 'CNY', secret, now }
+const base: PlanOptions = { orders: 40, duplicates: 0.3, refunds: 0.5, shuffle: true, seed: 1, prefix: 'p', currency: 'CNY' }
+const timestamp = String(now.getTime() / 1000)
 
 /** The seed PHP sender's signature, written out independently of src/: ksort, drop empty values and sign, join k=v with &. */
 function phpSign (params: URLSearchParams): string {
@@ -21,12 +22,12 @@ t.test('every body is signed as the PHP sender signs it, keys sorted and sign la
   const plan = planSimulation(base)
   t.ok(plan.callbacks.length >= base.orders)
   for (const callback of plan.callbacks) {
-    const params = new URLSearchParams(callback.body)
+    const params = new URLSearchParams(signedGenericBody({ ...callback.params, timestamp }, secret))
     const keys = [...params.keys()]
     t.equal(keys.at(-1), 'sign')
     t.same(keys.slice(0, -1), [...keys.slice(0, -1)].sort())
     t.equal(params.get('sign'), phpSign(params))
-    t.equal(params.get('timestamp'), String(now.getTime() / 1000))
+    t.equal(params.get('timestamp'), timestamp)
     t.equal(params.get('notify_id'), callback.notifyId)
   }
 })
@@ -64,7 +65,7 @@ t.test('folding the callbacks in delivery order, through the real adapter, gives
     const plan = planSimulation({ ...base, orders: 6, seed, duplicates })
     const states = new Map<string, OrderState>()
     plan.deliveries.forEach((delivery, i) => {
-      const callback = { body: Buffer.from(delivery.callback.body), mediaType: 'application/x-www-form-urlencoded', contentType: 'application/x-www-form-urlencoded', headers: {} }
+      const callback = { body: Buffer.from(signedGenericBody({ ...delivery.callback.params, timestamp }, secret)), mediaType: 'application/x-www-form-urlencoded', contentType: 'application/x-www-form-urlencoded', headers: {} }
       for (const n of adapter.parse(adapter.verify(callback, now), callback)) {
         const event = {
           type: n.type,

@@ -79,7 +79,7 @@ t.test('duplicates and shuffling: every order ends in the state the simulator me
 
 t.test('unacked deliveries are retried with backoff until acked', async t => {
   const { test, url, env } = await listen(t)
-  // A flaky front for the real app: the first delivery of every distinct body gets 503, everything else is passed through.
+  // A flaky front for the real app: the first delivery of every notify_id gets 503, everything else is passed through.
   const seen = new Set<string>()
   let refused = 0
   const front = createServer((request, response) => {
@@ -87,8 +87,9 @@ t.test('unacked deliveries are retried with backoff until acked', async t => {
     request.on('data', (chunk: Buffer) => chunks.push(chunk))
     request.on('end', () => {
       const body = Buffer.concat(chunks).toString('utf8')
-      if (request.method === 'POST' && !seen.has(body)) {
-        seen.add(body)
+      const notifyId = new URLSearchParams(body).get('notify_id')
+      if (request.method === 'POST' && notifyId !== null && !seen.has(notifyId)) {
+        seen.add(notifyId)
         refused++
         response.writeHead(503, { 'content-type': 'text/plain' }).end('fail')
         return
@@ -138,7 +139,7 @@ t.test('--verify reports orders the service sees differently, with exit 1', asyn
   const { test, url, env } = await listen(t)
   // The merchant registers the simulated orders first (amounts from the same seed), but x-0001 at 0.01:
   // for the service the simulated payment of x-0001 is then an amount mismatch.
-  const plan = planSimulation({ orders: 3, duplicates: 0.1, refunds: 0.3, shuffle: false, seed: 8, prefix: 'x', currency: 'CNY', secret: 'unused', now: new Date() })
+  const plan = planSimulation({ orders: 3, duplicates: 0.1, refunds: 0.3, shuffle: false, seed: 8, prefix: 'x', currency: 'CNY' })
   for (const order of plan.expected) {
     const amount = order.orderId === 'x-0001' ? '0.01' : formatMinorUnits(order.paidAmount, 'CNY')
     const placed = await test.app.inject({ method: 'POST', url: '/orders', headers: merchantAuth, payload: { order_id: order.orderId, amount } })
