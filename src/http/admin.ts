@@ -4,7 +4,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
 import type { Kysely } from 'kysely'
 import type { Database } from '../db/database.js'
-import { AppError } from '../errors.js'
+import { AppError, MalformedError } from '../errors.js'
 import { readEvents, readStream, rowToEvent, type EventQuery } from '../event-log/read.js'
 import { eventTypes } from '../orders/events.js'
 import { evolve, initialOrderState, Anomaly, OrderStatus } from '../orders/order-fold.js'
@@ -91,7 +91,9 @@ export const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (plugin
       response: { 200: Type.Object({ events: Type.Array(EventSchema), nextCursor: Type.Union([Type.Integer(), Type.Null()]) }) }
     }
   }, async (request, reply) => {
-    const { limit, ...filter } = request.query
+    const { limit, from, to, ...rest } = request.query
+    // recorded_at is stored as toISOString(); compare like with like, whatever offset or precision was asked.
+    const filter = { ...rest, from: toStoredTime(from, 'from'), to: toStoredTime(to, 'to') }
     if ((request.headers.accept ?? '').includes('application/x-ndjson')) {
       // A stream bypasses the response schema; the type provider cannot know that.
       return reply.type('application/x-ndjson').send(Readable.from(streamEvents(db, filter, limit)) as never)
@@ -101,6 +103,14 @@ export const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (plugin
     const page = rows.slice(0, pageSize).map(rowToEvent)
     return { events: page, nextCursor: rows.length > pageSize ? page[page.length - 1]!.position : null }
   })
+}
+
+/** A date-time in the stored form; one the format allows but Date cannot hold (a leap second) is malformed. */
+function toStoredTime (value: string | undefined, field: string): string | undefined {
+  if (value === undefined) return undefined
+  const time = new Date(value)
+  if (Number.isNaN(time.getTime())) throw new MalformedError('must be an ISO-8601 date-time', field)
+  return time.toISOString()
 }
 
 /** Pages through the log so a large export never sits in memory. */
