@@ -48,11 +48,9 @@ t.test('GET /admin/orders/:id: the order view, 404 for an unknown order', async 
   await notify(app, { order_id: 'O-1', amount: '100', status: '1', trade_no: 'T-1' })
   const res = await get(app, '/admin/orders/O-1')
   t.equal(res.statusCode, 200)
-  t.match(res.json(), {
-    orderId: 'O-1', status: 'paid', needsReview: false, anomalies: [], expectedAmount: 10000, expectedCurrency: 'CNY',
-    paidAmount: 10000, refundedAmount: 0, currency: 'CNY', gateway: 'generic', gatewayTradeNo: 'T-1', duplicateCount: 0,
-    version: 2, lastPosition: 2, firstSeenAt: String, updatedAt: String
-  })
+  t.match(res.json(), { orderId: 'O-1', status: 'paid', needsReview: false, anomalies: [], expectedAmount: 10000, expectedCurrency: 'CNY' })
+  t.match(res.json(), { paidAmount: 10000, refundedAmount: 0, currency: 'CNY', gateway: 'generic', gatewayTradeNo: 'T-1', duplicateCount: 0 })
+  t.match(res.json(), { version: 2, lastPosition: 2, firstSeenAt: String, updatedAt: String })
   const missing = await get(app, '/admin/orders/nope')
   t.equal(missing.statusCode, 404)
   t.same(missing.json(), { error: { code: 'order_not_found', message: 'no order nope' } })
