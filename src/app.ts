@@ -12,6 +12,9 @@ import { ErrorBody } from './http/schemas.js'
 import type { Secrets } from './secrets.js'
 import type { Store } from './store.js'
 
+/** Body limit of routes that do not set their own (admin and health routes take no body). */
+const defaultBodyLimit = 16 * 1024
+
 export interface AppDeps {
   config: Config
   secrets: Secrets
@@ -37,13 +40,21 @@ export async function buildApp (deps: AppDeps): Promise<FastifyInstance> {
       redact: ['req.headers.authorization', 'req.headers["stripe-signature"]', 'req.headers["webhook-signature"]', 'req.headers["wechatpay-signature"]']
     },
     genReqId: () => randomUUID(),
-    bodyLimit: config.bodyLimit,
-    // Slow clients are cut off rather than holding sockets open.
-    requestTimeout: 15_000,
-    connectionTimeout: 30_000,
-    keepAliveTimeout: 5_000,
+    // Routes that take a body set their own limit (notify: PAYNOTIFY_BODY_LIMIT, orders: a few KiB).
+    bodyLimit: defaultBodyLimit,
+    // Slow clients are cut off rather than holding sockets open: the headers and the whole
+    // request each have a deadline (slowloris), and a socket idle that long is closed.
+    requestTimeout: config.limits.requestTimeoutMs,
+    connectionTimeout: config.limits.idleTimeoutMs,
+    keepAliveTimeout: Math.min(5_000, config.limits.idleTimeoutMs),
+    maxRequestsPerSocket: 1000,
+    // Node enforces the two deadlines on a timer (every 30 s by default): check often enough that they bite on time.
+    http: { headersTimeout: config.limits.headersTimeoutMs, connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(config.limits.headersTimeoutMs / 4))) },
     ajv: { customOptions: { removeAdditional: false, coerceTypes: true, allErrors: false } }
   })
+
+  // A connection flood is refused at the socket beyond this many open connections.
+  app.server.maxConnections = config.limits.maxConnections
 
   app.addSchema(ErrorBody)
   await app.register(swagger, {

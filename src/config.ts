@@ -15,6 +15,12 @@ const EnvSchema = Type.Object({
   PAYNOTIFY_SYNCHRONOUS: Type.Union([Type.Literal('FULL'), Type.Literal('NORMAL')], { default: 'FULL' }),
   PAYNOTIFY_BATCH_MAX: Type.Integer({ default: 1024, minimum: 1, maximum: 65536 }),
   PAYNOTIFY_LOG_LEVEL: Type.Union(logLevels.map(level => Type.Literal(level)), { default: 'info' }),
+  PAYNOTIFY_BUSY_TIMEOUT_MS: Type.Integer({ default: 5000, minimum: 10, maximum: 60000 }),
+  PAYNOTIFY_HEADERS_TIMEOUT_MS: Type.Integer({ default: 10000, minimum: 100, maximum: 120000 }),
+  PAYNOTIFY_REQUEST_TIMEOUT_MS: Type.Integer({ default: 15000, minimum: 100, maximum: 300000 }),
+  PAYNOTIFY_IDLE_TIMEOUT_MS: Type.Integer({ default: 30000, minimum: 100, maximum: 600000 }),
+  PAYNOTIFY_MAX_CONNECTIONS: Type.Integer({ default: 1024, minimum: 1, maximum: 65536 }),
+  PAYNOTIFY_ALLOW_BROKEN_CHAIN: Type.Union([Type.Literal('0'), Type.Literal('1'), Type.Literal('false'), Type.Literal('true')], { default: '0' }),
   // Other gateways: each is enabled only when its keys are set (otherwise /notify/<name> is 404).
   PAYNOTIFY_ALIPAY_PUBLIC_KEY: Type.Optional(Type.String({ minLength: 1 })),
   PAYNOTIFY_ALIPAY_APP_ID: Type.Optional(Type.String({ minLength: 1 })),
@@ -37,6 +43,17 @@ export interface Config {
   readonly synchronous: 'FULL' | 'NORMAL'
   readonly batchMaxSize: number
   readonly logLevel: typeof logLevels[number]
+  /** How long a write waits for another connection's lock before answering 503. */
+  readonly busyTimeoutMs: number
+  /** Limits that cut off slow or abusive clients (slowloris, idle floods). */
+  readonly limits: {
+    readonly headersTimeoutMs: number
+    readonly requestTimeoutMs: number
+    readonly idleTimeoutMs: number
+    readonly maxConnections: number
+  }
+  /** Serve even when the start-time chain check finds a broken log (an operator's explicit choice). */
+  readonly allowBrokenChain: boolean
   /** Keys of the other gateways, as given (adapters parse and validate them). */
   readonly gateways: {
     readonly alipay: { readonly publicKey?: string | undefined, readonly appId?: string | undefined, readonly sellerId?: string | undefined }
@@ -81,6 +98,15 @@ export function loadConfig (env: NodeJS.ProcessEnv): Config {
     synchronous: parsed.PAYNOTIFY_SYNCHRONOUS,
     batchMaxSize: parsed.PAYNOTIFY_BATCH_MAX,
     logLevel: parsed.PAYNOTIFY_LOG_LEVEL,
+    busyTimeoutMs: parsed.PAYNOTIFY_BUSY_TIMEOUT_MS,
+    limits: Object.freeze({
+      // Node only accepts a headers timeout no longer than the request timeout.
+      headersTimeoutMs: Math.min(parsed.PAYNOTIFY_HEADERS_TIMEOUT_MS, parsed.PAYNOTIFY_REQUEST_TIMEOUT_MS),
+      requestTimeoutMs: parsed.PAYNOTIFY_REQUEST_TIMEOUT_MS,
+      idleTimeoutMs: parsed.PAYNOTIFY_IDLE_TIMEOUT_MS,
+      maxConnections: parsed.PAYNOTIFY_MAX_CONNECTIONS
+    }),
+    allowBrokenChain: parsed.PAYNOTIFY_ALLOW_BROKEN_CHAIN === '1' || parsed.PAYNOTIFY_ALLOW_BROKEN_CHAIN === 'true',
     gateways: Object.freeze({
       alipay: Object.freeze({ publicKey: parsed.PAYNOTIFY_ALIPAY_PUBLIC_KEY, appId: parsed.PAYNOTIFY_ALIPAY_APP_ID, sellerId: parsed.PAYNOTIFY_ALIPAY_SELLER_ID }),
       wechatpay: Object.freeze({ platformKeys: parsed.PAYNOTIFY_WECHATPAY_PLATFORM_KEYS, apiV3Key: parsed.PAYNOTIFY_WECHATPAY_APIV3_KEY }),

@@ -1,6 +1,8 @@
 import closeWithGrace from 'close-with-grace'
 import { buildApp } from './app.js'
 import type { Config } from './config.js'
+import { acquireWriterLock } from './db/writer-lock.js'
+import { checkChainSinceCheckpoint, describeChainBreak } from './event-log/chain-checkpoint.js'
 import { resolveSecrets } from './secrets.js'
 import { openStore } from './store.js'
 
@@ -10,8 +12,22 @@ import { openStore } from './store.js'
  */
 export async function startServer (config: Config): Promise<{ close: () => Promise<void>, address: string }> {
   const { secrets, generated, file } = resolveSecrets(config)
-  const store = await openStore(config.dbPath, { synchronous: config.synchronous, batchMaxSize: config.batchMaxSize })
+  // Held while serving: a second service, and rebuild/import without --force, refuse this database.
+  const lock = acquireWriterLock(config.dbPath)
+  const store = await openStore(config.dbPath, { synchronous: config.synchronous, batchMaxSize: config.batchMaxSize, busyTimeoutMs: config.busyTimeoutMs })
+  // A log edited behind the service's back is not served unless the operator says so.
+  const chain = checkChainSinceCheckpoint(store.sqlite, new Date())
+  if (!chain.ok && !config.allowBrokenChain) {
+    await store.close()
+    lock.release()
+    throw new Error(`event log chain is broken: ${describeChainBreak(chain)}; refusing to serve (run \`paynotify verify\`, or set PAYNOTIFY_ALLOW_BROKEN_CHAIN=1 to serve anyway)`)
+  }
   const app = await buildApp({ config, secrets, store })
+  if (chain.ok) {
+    app.log.info({ from: chain.from.position, to: chain.report.lastPosition, checked: chain.report.checked }, 'event log chain verified')
+  } else {
+    app.log.warn({ broken: describeChainBreak(chain) }, 'serving a broken event log chain (PAYNOTIFY_ALLOW_BROKEN_CHAIN)')
+  }
   if (generated.length > 0) {
     // Printed once, on the start that generated them; kept in the file (mode 0600) afterwards.
     const shown: Record<string, string> = { genericSecret: 'PAYNOTIFY_GENERIC_SECRET', adminToken: 'PAYNOTIFY_ADMIN_TOKEN', merchantToken: 'PAYNOTIFY_MERCHANT_TOKEN' }
@@ -21,6 +37,7 @@ export async function startServer (config: Config): Promise<{ close: () => Promi
   const close = async (): Promise<void> => {
     await app.close()
     await store.close()
+    lock.release()
   }
   closeWithGrace({ delay: 10_000 }, async ({ err }) => {
     if (err !== undefined) app.log.error({ err }, 'closing after error')

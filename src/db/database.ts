@@ -8,6 +8,7 @@ export interface Database {
   events: EventsTable
   orders: OrdersTable
   projections: ProjectionsTable
+  chain_checkpoints: ChainCheckpointsTable
 }
 
 export interface EventsTable {
@@ -48,6 +49,14 @@ export interface ProjectionsTable {
   last_position: Generated<number>
   /** JSON of the projection's ViewContext. */
   context: string
+}
+
+/** The last position whose hash chain a start verified (event-log/chain-checkpoint.ts). */
+export interface ChainCheckpointsTable {
+  name: string
+  position: number
+  hash: string
+  verified_at: string
 }
 
 export type SynchronousMode = 'FULL' | 'NORMAL'

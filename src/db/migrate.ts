@@ -1,11 +1,15 @@
 import { Migrator, type Kysely, type Migration, type MigrationResultSet } from 'kysely'
 import * as eventLog from './migrations/2026-11-27-01-event-log.js'
 import * as orders from './migrations/2026-11-27-02-orders.js'
+import * as chainCheckpoints from './migrations/2026-11-27-03-chain-checkpoints.js'
+import * as eventsNoReplace from './migrations/2026-11-27-04-events-no-replace.js'
 
 // Listed here rather than read from a folder, so the built package needs no file scanning.
 const migrations: Record<string, Migration> = {
   '2026-11-27-01-event-log': eventLog,
-  '2026-11-27-02-orders': orders
+  '2026-11-27-02-orders': orders,
+  '2026-11-27-03-chain-checkpoints': chainCheckpoints,
+  '2026-11-27-04-events-no-replace': eventsNoReplace
 }
 
 /** Brings the schema to the latest version; throws with the failing migration's name. */

@@ -19,6 +19,8 @@ export interface MerchantRoutesOptions {
   now: () => Date
 }
 
+const orderBodyLimit = 4096
+
 /**
  * POST /orders — the merchant registers what it expects to be paid, as an
  * OrderPlaced event, so callbacks can be checked against it. Registering the
@@ -30,6 +32,8 @@ export const merchantRoutes: FastifyPluginAsync<MerchantRoutesOptions> = async (
   app.addHook('onRequest', requireBearer(options.merchantToken, 'merchant'))
 
   app.post('/orders', {
+    // An order registration is three short fields: anything near this size is not one.
+    bodyLimit: orderBodyLimit,
     schema: {
       summary: 'Register an order and the amount it must be paid',
       security: [{ merchantToken: [] }],

@@ -1,0 +1,147 @@
+import { Agent } from 'node:http'
+import { join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
+import t from 'tap'
+import { tempDir } from '../helpers.js'
+import {
+  auditLog, genericDelivery, isAck, postDelivery, runPool, seededRandom, serverEnv, shuffle,
+  startServerProcess, testSeed, type Delivery, type ServerProcess
+} from './helpers.js'
+
+// Issue 5 §1: SIGKILL the real server at random moments under concurrent signed callbacks.
+const trials = 20
+const ordersPerTrial = 60
+const clients = 32
+
+interface Expected {
+  orderId: string
+  paid: number
+  refunded: number
+  facts: number
+}
+
+function minorToDecimal (minor: number): string {
+  return `${Math.floor(minor / 100)}.${String(minor % 100).padStart(2, '0')}`
+}
+
+/** One trial's callbacks: per order a pending, a payment, sometimes a second report of the same payment, sometimes a partial refund. */
+function workload (trial: number, random: () => number): { deliveries: Delivery[], expected: Expected[] } {
+  const deliveries: Delivery[] = []
+  const expected: Expected[] = []
+  for (let k = 0; k < ordersPerTrial; k++) {
+    const orderId = `crash-${trial}-${k}`
+    const paid = 100 + Math.floor(random() * 99_900)
+    const tradeNo = `T${trial}x${k}`
+    const base = { order_id: orderId, amount: minorToDecimal(paid), currency: 'CNY', trade_no: tradeNo }
+    deliveries.push(genericDelivery({ ...base, status: '0', notify_id: `${orderId}-pending` }))
+    deliveries.push(genericDelivery({ ...base, status: '1', notify_id: `${orderId}-paid` }))
+    let facts = 2
+    if (random() < 0.5) deliveries.push(genericDelivery({ ...base, status: 'success', notify_id: `${orderId}-paid-again` }))
+    let refunded = 0
+    if (random() < 0.3) {
+      refunded = 1 + Math.floor(random() * (paid - 1))
+      deliveries.push(genericDelivery({ ...base, amount: minorToDecimal(refunded), status: '3', refund_no: `R${trial}x${k}`, notify_id: `${orderId}-refund` }))
+      facts++
+    }
+    expected.push({ orderId, paid, refunded, facts })
+  }
+  return { deliveries: shuffle(deliveries, random), expected }
+}
+
+const deliveryKey = (d: Delivery): string => `generic|${d.params.notify_id}`
+
+// 21 process starts dominate the run time (about a second of CPU each): allow for a busy CI machine.
+t.setTimeout(300_000)
+
+t.test('SIGKILL under load: acked callbacks survive, nothing is half-applied, re-sent ones apply once', async t => {
+  const seed = testSeed()
+  t.comment(`crash seed ${seed} (PAYNOTIFY_TEST_SEED=${seed} reproduces the kill moments)`)
+  const random = seededRandom(seed)
+  const dbPath = join(tempDir(t, 'paynotify-crash-'), 'crash.db')
+  const env = serverEnv(dbPath)
+  let server: ServerProcess = await startServerProcess(env)
+  t.teardown(() => { server.child.kill('SIGKILL') })
+
+  const allDeliveries: Delivery[] = []
+  const allExpected: Expected[] = []
+  const totals = { trials: 0, ackedBeforeKill: 0, lost: 0, committedUnacked: 0, inFlightAtKill: 0, resent: 0, trialsKilledMidTraffic: 0 }
+  for (let trial = 0; trial < trials; trial++) {
+    const { deliveries, expected } = workload(trial, random)
+    const acked = new Set<number>()
+    const unexpected: string[] = []
+    const agent = new Agent({ keepAlive: true, maxSockets: clients })
+    let killed = false
+    let inFlight = 0
+    let inFlightAtKill = 0
+    const sending = runPool(deliveries, clients, async (delivery, i) => {
+      if (killed) return
+      inFlight++
+      const result = await postDelivery(server.url, delivery, agent, 10_000)
+      inFlight--
+      if (isAck(result)) acked.add(i)
+      else if (result.ok && result.status !== 503) unexpected.push(`${result.status} ${result.body}`)
+    })
+    const killAfterMs = 5 + Math.floor(random() * 200)
+    await sleep(killAfterMs)
+    killed = true
+    inFlightAtKill = inFlight
+    server.child.kill('SIGKILL')
+    await server.exited
+    await sending
+    agent.destroy()
+    t.same(unexpected, [], `trial ${trial}: no answer other than success or 503`)
+
+    server = await startServerProcess(env)
+    const afterKill = auditLog(dbPath)
+    const lost = [...acked].filter(i => !afterKill.deliveries.has(deliveryKey(deliveries[i]!)))
+    const committedUnacked = deliveries.filter((d, i) => !acked.has(i) && afterKill.deliveries.has(deliveryKey(d))).length
+    t.equal(lost.length, 0, `trial ${trial} (kill after ${killAfterMs} ms): every acked delivery is in the log`)
+    t.ok(afterKill.chainOk, `trial ${trial}: chain verifies after the crash`, { break: afterKill.chainBreak })
+    t.same(afterKill.projectionMismatches, [], `trial ${trial}: stored projection equals a fresh fold`)
+    t.equal(afterKill.projectedTo, afterKill.lastPosition, `trial ${trial}: the projection checkpoint is at the end of the log`)
+
+    // The gateway retries whatever it did not get an ack for.
+    const resend = deliveries.map((_, i) => i).filter(i => !acked.has(i))
+    const retryAgent = new Agent({ keepAlive: true, maxSockets: clients })
+    for (let round = 0; round < 5 && resend.some(i => !acked.has(i)); round++) {
+      await runPool(resend.filter(i => !acked.has(i)), clients, async i => {
+        if (isAck(await postDelivery(server.url, deliveries[i]!, retryAgent, 10_000))) acked.add(i)
+      })
+    }
+    retryAgent.destroy()
+    t.equal(acked.size, deliveries.length, `trial ${trial}: every re-sent delivery is acked after the restart`)
+    allDeliveries.push(...deliveries)
+    allExpected.push(...expected)
+
+    totals.trials++
+    totals.ackedBeforeKill += deliveries.length - resend.length
+    totals.lost += lost.length
+    totals.committedUnacked += committedUnacked
+    totals.inFlightAtKill += inFlightAtKill
+    totals.resent += resend.length
+    if (inFlightAtKill > 0) totals.trialsKilledMidTraffic++
+  }
+  // The kills must have landed while callbacks were in flight, or the trials proved little.
+  t.ok(totals.trialsKilledMidTraffic > 0, 'at least one kill landed with requests in flight')
+  t.comment(`crash trials ${totals.trials}: acked before kill ${totals.ackedBeforeKill}, acked lost ${totals.lost}, ` +
+    `in flight at kill ${totals.inFlightAtKill}, committed but unacked ${totals.committedUnacked}, re-sent ${totals.resent}, ` +
+    `trials killed mid-traffic ${totals.trialsKilledMidTraffic}`)
+
+  server.child.kill('SIGTERM')
+  t.equal(await server.exited, 0, 'the last server stops cleanly on SIGTERM')
+
+  // Later trials never touch earlier trials' orders, so one audit at the end covers every trial's re-sends.
+  const final = auditLog(dbPath)
+  t.ok(final.chainOk, 'chain verifies after all re-sends', { break: final.chainBreak })
+  t.same(final.projectionMismatches, [], 'projection equals a fresh fold after all re-sends')
+  t.equal(allDeliveries.filter(d => !final.deliveries.has(deliveryKey(d))).length, 0, 'every delivery of every trial is in the log')
+  const wrong = allExpected.filter(e => {
+    const state = final.states.get(e.orderId)
+    if (state === undefined) return true
+    const facts = Object.values(state.facts)
+    const paid = facts.filter(f => f.type === 'PaymentSucceeded').reduce((sum, f) => sum + f.amount, 0)
+    const refunded = facts.filter(f => f.type === 'PaymentRefunded').reduce((sum, f) => sum + f.amount, 0)
+    return facts.length !== e.facts || paid !== e.paid || refunded !== e.refunded
+  })
+  t.same(wrong.map(e => e.orderId), [], `every fact of ${allExpected.length} orders applied exactly once`)
+})

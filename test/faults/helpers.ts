@@ -1,0 +1,259 @@
+import { spawn, type ChildProcess } from 'node:child_process'
+import { request, type Agent, type OutgoingHttpHeaders } from 'node:http'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import SQLite from 'better-sqlite3'
+import type t from 'tap'
+import { genesisHash } from '../../src/event-log/hash.js'
+import { rowToEvent, type EventRow } from '../../src/event-log/read.js'
+import { verifyChain } from '../../src/event-log/verify-chain.js'
+import type { RecordedEvent } from '../../src/orders/events.js'
+import { foldOrder, type OrderState } from '../../src/orders/order-fold.js'
+import { orderRowValues } from '../../src/orders/projector.js'
+import { signedForm, testSecrets } from '../helpers.js'
+
+/** The type of a subtest's `t` (tap's last test() overload takes just the callback). */
+export type TapTest = Parameters<Parameters<typeof t.test>[0]>[0]
+
+export const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
+export const cliPath = join(repoRoot, 'dist', 'cli', 'main.js')
+
+/**
+ * The seed of a randomized test: PAYNOTIFY_TEST_SEED reproduces a run,
+ * otherwise a fresh one (printed by the caller, so a failure can be replayed).
+ */
+export function testSeed (): number {
+  const given = process.env.PAYNOTIFY_TEST_SEED
+  return given !== undefined && given !== '' ? Number(given) >>> 0 : (Date.now() ^ (process.pid << 16)) >>> 0
+}
+
+/** mulberry32: a small, fast, seeded PRNG (uniform floats in [0, 1)). */
+export function seededRandom (seed: number): () => number {
+  let a = seed >>> 0
+  return () => {
+    a = (a + 0x6D2B79F5) >>> 0
+    let x = a
+    x = Math.imul(x ^ (x >>> 15), x | 1)
+    x ^= x + Math.imul(x ^ (x >>> 7), x | 61)
+    return ((x ^ (x >>> 14)) >>> 0) / 4294967296
+  }
+}
+
+export function shuffle<T> (items: T[], random: () => number): T[] {
+  for (let i = items.length - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1))
+    const tmp = items[i]!
+    items[i] = items[j]!
+    items[j] = tmp
+  }
+  return items
+}
+
+/**
+ * Environment for a server child process: the test secrets, then `extra`. No
+ * PAYNOTIFY_* from the caller, and none of tap's NODE_OPTIONS loaders (they
+ * would make every start seconds slower and are not what production runs).
+ */
+export function serverEnv (dbPath: string, extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {}
+  for (const [key, value] of Object.entries(process.env)) if (!/^(PAYNOTIFY_|NODE_OPTIONS$|_TAPJS_|TAP)/.test(key)) env[key] = value
+  return {
+    ...env,
+    PAYNOTIFY_DB: dbPath,
+    PAYNOTIFY_HOST: '127.0.0.1',
+    PAYNOTIFY_PORT: '0',
+    PAYNOTIFY_GENERIC_SECRET: testSecrets.genericSecret,
+    PAYNOTIFY_ADMIN_TOKEN: testSecrets.adminToken,
+    PAYNOTIFY_MERCHANT_TOKEN: testSecrets.merchantToken,
+    PAYNOTIFY_LOG_LEVEL: 'warn',
+    ...extra
+  }
+}
+
+export interface ServerProcess {
+  child: ChildProcess
+  /** http://127.0.0.1:<port> */
+  url: string
+  port: number
+  /** Everything the process wrote so far (stdout and stderr interleaved). */
+  output: () => string
+  /** Resolves with the exit code (or signal name) once the process has exited. */
+  exited: Promise<number | string>
+}
+
+/** Runs `paynotify serve` (the built CLI) and resolves once it prints its address. */
+export async function startServerProcess (env: NodeJS.ProcessEnv, timeoutMs = 20_000): Promise<ServerProcess> {
+  const child = spawn(process.execPath, [cliPath, 'serve'], { env, cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] })
+  let output = ''
+  const exited = new Promise<number | string>(resolve => {
+    child.on('exit', (code, signal) => { resolve(code ?? signal ?? 'unknown') })
+  })
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`server did not start within ${timeoutMs} ms:\n${output}`)) }, timeoutMs)
+    const onData = (chunk: Buffer): void => {
+      output += chunk.toString('utf8')
+      const match = /paynotify listening on (http:\/\/[\d.]+:\d+)/.exec(output)
+      if (match !== null) {
+        clearTimeout(timer)
+        resolve(match[1]!)
+      }
+    }
+    child.stdout.on('data', onData)
+    child.stderr.on('data', onData)
+    child.once('exit', (code, signal) => {
+      clearTimeout(timer)
+      reject(new Error(`server exited (${code ?? signal}) before listening:\n${output}`))
+    })
+  })
+  return { child, url, port: Number(new URL(url).port), output: () => output, exited }
+}
+
+/** Runs the built CLI to completion and returns its exit code and output (bounded by timeoutMs). */
+export async function runCli (args: string[], env: NodeJS.ProcessEnv, timeoutMs = 20_000): Promise<{ code: number | string, stdout: string, stderr: string }> {
+  const child = spawn(process.execPath, [cliPath, ...args], { env, cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] })
+  let stdout = ''
+  let stderr = ''
+  child.stdout.on('data', (chunk: Buffer) => { stdout += chunk.toString('utf8') })
+  child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString('utf8') })
+  const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs)
+  const code = await new Promise<number | string>(resolve => {
+    child.on('exit', (c, signal) => { resolve(c ?? signal ?? 'unknown') })
+  })
+  clearTimeout(timer)
+  return { code, stdout, stderr }
+}
+
+export type HttpResult = { ok: true, status: number, body: string } | { ok: false, error: string }
+
+/** One HTTP request over a real socket; never rejects (a dropped connection is a result too). */
+export async function httpRequest (url: string, options: { method?: string, headers?: OutgoingHttpHeaders, body?: string | Buffer, agent?: Agent | false, timeoutMs?: number } = {}): Promise<HttpResult> {
+  return await new Promise(resolve => {
+    const req = request(url, { method: options.method ?? 'GET', headers: options.headers, agent: options.agent }, res => {
+      const chunks: Buffer[] = []
+      res.on('data', (chunk: Buffer) => chunks.push(chunk))
+      res.on('end', () => { resolve({ ok: true, status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }) })
+      res.on('error', error => { resolve({ ok: false, error: error.message }) })
+    })
+    req.setTimeout(options.timeoutMs ?? 15_000, () => { req.destroy(new Error('client timeout')) })
+    req.on('error', error => { resolve({ ok: false, error: (error as NodeJS.ErrnoException).code ?? error.message }) })
+    req.end(options.body)
+  })
+}
+
+/** A generic callback as the gateway would post it. */
+export interface Delivery {
+  params: Record<string, string>
+  /** The form body, signed with the test secret. */
+  body: string
+}
+
+export function genericDelivery (params: Record<string, string>): Delivery {
+  return { params, body: signedForm(params) }
+}
+
+export async function postDelivery (baseUrl: string, delivery: Delivery, agent?: Agent | false, timeoutMs?: number): Promise<HttpResult> {
+  return await httpRequest(`${baseUrl}/notify/generic`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded', 'content-length': Buffer.byteLength(delivery.body) },
+    body: delivery.body,
+    agent,
+    timeoutMs
+  })
+}
+
+export function isAck (result: HttpResult): boolean {
+  return result.ok && result.status === 200 && result.body === 'success'
+}
+
+/** Runs `worker` over `items` with at most `concurrency` in flight. */
+export async function runPool<T> (items: readonly T[], concurrency: number, worker: (item: T, index: number) => Promise<void>): Promise<void> {
+  let next = 0
+  const lanes = Array.from({ length: Math.min(concurrency, items.length) }, async () => {
+    while (next < items.length) {
+      const i = next++
+      await worker(items[i]!, i)
+    }
+  })
+  await Promise.all(lanes)
+}
+
+export interface LogAudit {
+  /** Rows in the events table. */
+  count: number
+  /** Events by stream, in log order. */
+  streams: Map<string, RecordedEvent[]>
+  /** Delivery ids present in the log (gateway|deliveryId), with how many times each was appended. */
+  deliveries: Map<string, number>
+  chainOk: boolean
+  chainBreak: unknown
+  /** Orders whose stored row differs from a fresh fold of their stream (empty when the projection is right). */
+  projectionMismatches: string[]
+  /** Stored projection states, by order id. */
+  states: Map<string, OrderState>
+  /** Position the projection says it applied, and the last position in the log. */
+  projectedTo: number
+  lastPosition: number
+}
+
+/**
+ * Reads a database the way an auditor would, through its own read-only
+ * connection in one read transaction: every event, the chain from genesis,
+ * and each stored order row compared with orderRowValues(foldOrder(stream)).
+ */
+export function auditLog (dbPath: string): LogAudit {
+  const sqlite = new SQLite(dbPath, { readonly: true, fileMustExist: true })
+  try {
+    return sqlite.transaction(() => {
+      const rows = sqlite.prepare('SELECT * FROM events ORDER BY position').all() as EventRow[]
+      const streams = new Map<string, RecordedEvent[]>()
+      const deliveries = new Map<string, number>()
+      for (const row of rows) {
+        const event = rowToEvent(row)
+        const stream = streams.get(event.streamId) ?? []
+        stream.push(event)
+        streams.set(event.streamId, stream)
+        const key = `${event.metadata.gateway}|${event.metadata.deliveryId}`
+        deliveries.set(key, (deliveries.get(key) ?? 0) + 1)
+      }
+      const chain = verifyChain(sqlite, { position: 0, hash: genesisHash })
+      const context = { ordersRegistered: rows.some(row => row.type === 'OrderPlaced') }
+      const stored = sqlite.prepare(`SELECT order_id, status, needs_review, anomalies, expected_amount, expected_currency,
+        paid_amount, refunded_amount, currency, gateway, gateway_trade_no, duplicate_count, version, last_position,
+        first_seen_at, updated_at, state FROM orders`).raw().all() as unknown[][]
+      const storedById = new Map(stored.map(values => [values[0] as string, values]))
+      const mismatches: string[] = []
+      const states = new Map<string, OrderState>()
+      for (const [orderId, events] of streams) {
+        const expected = orderRowValues(foldOrder(orderId, events), context)
+        const actual = storedById.get(orderId)
+        if (actual === undefined || JSON.stringify(actual) !== JSON.stringify(expected)) mismatches.push(orderId)
+        if (actual !== undefined) states.set(orderId, JSON.parse(actual[16] as string) as OrderState)
+      }
+      for (const orderId of storedById.keys()) if (!streams.has(orderId)) mismatches.push(orderId)
+      const checkpoint = sqlite.prepare("SELECT last_position FROM projections WHERE name = 'orders'").get() as { last_position: number } | undefined
+      return {
+        count: rows.length,
+        streams,
+        deliveries,
+        chainOk: chain.ok,
+        chainBreak: chain.firstBreak,
+        projectionMismatches: mismatches,
+        states,
+        projectedTo: checkpoint?.last_position ?? 0,
+        lastPosition: rows.length === 0 ? 0 : rows[rows.length - 1]!.position
+      }
+    })()
+  } finally {
+    sqlite.close()
+  }
+}
+
+/** Number of rows in the events table, through a connection of its own. */
+export function countEvents (dbPath: string): number {
+  const sqlite = new SQLite(dbPath, { readonly: true, fileMustExist: true })
+  try {
+    return (sqlite.prepare('SELECT count(*) AS n FROM events').get() as { n: number }).n
+  } finally {
+    sqlite.close()
+  }
+}
