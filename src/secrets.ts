@@ -31,7 +31,9 @@ export function resolveSecrets (config: Config): ResolvedSecrets {
   const file = secretsFilePath(config.dbPath)
   let stored: Partial<Record<keyof Secrets, string>> = {}
   try {
-    stored = JSON.parse(readFileSync(file, 'utf8')) as typeof stored
+    const parsed: unknown = JSON.parse(readFileSync(file, 'utf8'))
+    if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) throw new Error('not a JSON object')
+    stored = parsed as typeof stored
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw new Error(`cannot read ${file}: ${(error as Error).message}`)
   }
