@@ -84,7 +84,7 @@ export function loadConfig (env: NodeJS.ProcessEnv): Config {
   try {
     parsed = envSchema<Env>({ schema: EnvSchema, data, dotenv: false })
   } catch (error) {
-    throw new ConfigError(`invalid configuration: ${(error as Error).message.replaceAll('env/', '')}`)
+    throw new ConfigError(`invalid configuration: ${describeEnvErrors(error)}`)
   }
   if (!Intl.supportedValuesOf('currency').includes(parsed.PAYNOTIFY_DEFAULT_CURRENCY)) {
     throw new ConfigError(`invalid configuration: PAYNOTIFY_DEFAULT_CURRENCY ${parsed.PAYNOTIFY_DEFAULT_CURRENCY} is not an ISO 4217 currency`)
@@ -119,4 +119,25 @@ export function loadConfig (env: NodeJS.ProcessEnv): Config {
       merchantToken: parsed.PAYNOTIFY_MERCHANT_TOKEN
     })
   })
+}
+
+interface EnvError { instancePath: string, keyword: string, message?: string, params: Record<string, unknown> }
+
+/**
+ * One phrase per bad variable. Ajv reports a union of literals as one error
+ * per literal plus an anyOf; those become "must be one of FULL, NORMAL".
+ */
+function describeEnvErrors (error: unknown): string {
+  const errors = (error as { errors?: EnvError[] }).errors
+  if (!Array.isArray(errors) || errors.length === 0) return (error as Error).message.replaceAll('env/', '')
+  const byVariable = new Map<string, EnvError[]>()
+  for (const e of errors) {
+    const name = e.instancePath.replace(/^\//, '') || String(e.params.missingProperty ?? 'environment')
+    byVariable.set(name, [...(byVariable.get(name) ?? []), e])
+  }
+  return [...byVariable].map(([name, list]) => {
+    const allowed = list.filter(e => e.keyword === 'const').map(e => String(e.params.allowedValue))
+    if (allowed.length > 0) return `${name} must be one of ${allowed.join(', ')}`
+    return `${name} ${list[0]!.message ?? 'is invalid'}`
+  }).join('; ')
 }
