@@ -1,0 +1,149 @@
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { root } from './machine.js'
+import { formatNumber, formatSummary } from './stats.js'
+
+const resultsDir = join(root, 'bench', 'results')
+
+/** Keeps one benchmark's figures (bench/results/<name>.json) so RESULTS.md can be rebuilt from all of them. */
+export function saveResult (name, result) {
+  mkdirSync(resultsDir, { recursive: true })
+  writeFileSync(join(resultsDir, `${name}.json`), JSON.stringify(result, null, 2) + '\n')
+}
+
+function load (name) {
+  const file = join(resultsDir, `${name}.json`)
+  return existsSync(file) ? JSON.parse(readFileSync(file, 'utf8')) : undefined
+}
+
+const mark = met => (met ? '✅ met' : '❌ missed')
+const s0 = summary => formatSummary(summary, 0)
+const s1 = summary => formatSummary(summary, 1)
+const s2 = summary => formatSummary(summary, 2)
+
+function machineSection (machine, what) {
+  const p = machine.packages
+  return `- ${what}: ${machine.date} on ${machine.cpu}, ${machine.memory}, ${machine.os}, Node ${machine.node}, commit ${machine.commit}\n` +
+    `  (fastify ${p.fastify}, better-sqlite3 ${p['better-sqlite3']}, autocannon ${p.autocannon}` +
+    (what.startsWith('peer') ? `, @event-driven-io/emmett-sqlite ${p['@event-driven-io/emmett-sqlite']} with @event-driven-io/emmett ${p['@event-driven-io/emmett']} and sqlite3 ${p.sqlite3}` : '') + ')'
+}
+
+function targetsTable (ingest, peer, rebuild) {
+  const rows = ['| figure | target | measured: min / **median** / max | |', '|---|---|---|---|']
+  if (ingest !== undefined) {
+    const r = ingest.ratios
+    rows.push(`| durable ingest / bare Fastify ceiling | ≥ 0.50 | ${s2(r.durableOverCeiling)} | ${mark(r.durableOverCeiling.median >= 0.5)} |`)
+    rows.push(`| durable ingest / naive per-request commit | ≥ 8× | ${formatSummary(r.durableOverNaive, 1, '×')} | ${mark(r.durableOverNaive.median >= 8)} |`)
+    rows.push(`| p99 latency at half of max rate (${formatNumber(ingest.settings.halfRate)} req/s) | ≤ 10 ms | ${formatSummary(ingest.latency.halfRate.p99, 0, ' ms')} | ${mark(ingest.latency.halfRate.p99.median <= 10)} |`)
+    rows.push(`| acked requests = rows appended, chain verifies (${ingest.correctness.runsChecked} runs) | every run | ${formatNumber(ingest.correctness.acked)} acked, ${formatNumber(ingest.correctness.appended)} appended | ${mark(ingest.correctness.passed)} |`)
+  }
+  if (peer !== undefined) {
+    rows.push(`| paynotify append / Emmett-sqlite append | ≥ 10× | ${formatSummary(peer.ratios.bareOverBestEmmett, 1, '×')} | ${mark(peer.ratios.bareOverBestEmmett.median >= 10)} |`)
+  }
+  if (rebuild !== undefined) {
+    const rb = rebuild.rebuild
+    const ex = rebuild.export
+    rows.push(`| rebuild of ${formatNumber(rebuild.settings.events)} events | ≥ 300,000 events/s | ${s0(rb.eventsPerSecond)} events/s | ${mark(rb.eventsPerSecond.median >= 300_000)} |`)
+    rows.push(`| rebuild peak RSS | ≤ 200 MB | ${formatSummary(rb.peakRssMb, 0, ' MB')} | ${mark(rb.peakRssMb.max <= 200)} |`)
+    rows.push(`| export of ${formatNumber(rebuild.settings.events)} events | ≥ 200,000 events/s | ${s0(ex.eventsPerSecond)} events/s | ${mark(ex.eventsPerSecond.median >= 200_000)} |`)
+    rows.push(`| export memory (peak RSS at 1/10 of the log vs the whole log) | constant | ${formatNumber(ex.smallPeakRssMb.median)} MB vs ${formatNumber(ex.peakRssMb.median)} MB | ${mark(ex.constantMemory)} |`)
+  }
+  return rows.join('\n')
+}
+
+function ingestSection (ingest) {
+  const t = ingest.throughput
+  const l = ingest.latency
+  const c = ingest.cpuMicrosPerRequest
+  const e = ingest.eventsPerCommit
+  const st = ingest.settings
+  return `## Ingest: ceiling, group commit, naive (benchmarks 1, 2, 3, 6)
+
+Every run on a fresh server in a child process, in turn (ceiling, durable, naive, then the next round), so the ratios compare runs that shared the machine's conditions.
+Load: autocannon, ${st.connections} connections, pipelining 1, a fixed number of requests per run (about ${st.secondsPerRun} s each: ${Object.entries(st.amounts).map(([k, v]) => `${k} ${formatNumber(v)}`).join(', ')}) after ${formatNumber(st.warmupRequests)} warm-up requests.
+Bodies: signed \`generic\` form callbacks (HMAC-SHA256 \`sign\`), each paying a distinct order, ${Math.round(st.repeatRatio * 100)}% of them a byte-for-byte resend of a recent one (a gateway retry).
+paynotify runs \`node dist/cli/main.js serve\` with its defaults (WAL, \`synchronous=FULL\`, batch limit 1024, log level info to a file); the naive server differs only by \`PAYNOTIFY_BATCH_MAX=1\`.
+CPU per request is the server process's user + system time over the run divided by the requests (from /proc): it is much less sensitive to other load on the machine than req/s.
+
+| server | req/s | p50 ms | p99 ms | max ms | server CPU µs/request | events per commit |
+|---|---|---|---|---|---|---|
+| bare Fastify ceiling | ${s0(t.ceiling)} | ${s0(l.ceiling.p50)} | ${s0(l.ceiling.p99)} | ${s0(l.ceiling.max)} | ${s0(c.ceiling)} | – |
+| paynotify, group commit | ${s0(t.durable)} | ${s0(l.durable.p50)} | ${s0(l.durable.p99)} | ${s0(l.durable.max)} | ${s0(c.durable)} | ${s1(e.durable)} |
+| paynotify, naive (batch 1) | ${s0(t.naive)} | ${s0(l.naive.p50)} | ${s0(l.naive.p99)} | ${s0(l.naive.max)} | ${s0(c.naive)} | ${s1(e.naive)} |
+| paynotify at ${formatNumber(st.halfRate)} req/s (half the median max) | (fixed rate) | ${s0(l.halfRate.p50)} | ${s0(l.halfRate.p99)} | ${s0(l.halfRate.max)} | ${s0(c.halfRate)} | ${s1(e.halfRate)} |
+
+Ratios (median over median; min pairs the worst durable run with the best other run, max the reverse): durable / ceiling ${s2(ingest.ratios.durableOverCeiling)}, durable / naive ${formatSummary(ingest.ratios.durableOverNaive, 1, '×')}.
+
+Correctness (benchmark 6): ${ingest.correctness.runsChecked} paynotify runs checked; in each, the 2xx answers equal the rows the run appended and \`verifyChain\` passes over the whole log: **${ingest.correctness.passed ? 'all passed' : 'FAILED'}** (${formatNumber(ingest.correctness.acked)} acks, ${formatNumber(ingest.correctness.appended)} rows).${ingest.correctness.failures.length > 0 ? '\n\nFailures:\n```json\n' + JSON.stringify(ingest.correctness.failures, null, 2) + '\n```' : ''}
+`
+}
+
+function peerSection (peer) {
+  const rows = peer.variants.map(v => `| ${v.label} | ${s0(v.appendsPerSecond)} | ${s0(v.cpuMicrosPerAppend)} | ${v.eventsPerCommit === undefined ? '–' : s1(v.eventsPerCommit)} |`)
+  return `## Peer event store: single-event appends from ${peer.settings.callers} concurrent callers (benchmark 4)
+
+In-process, each variant in its own child process, in turn, ${peer.settings.rounds} rounds of ${peer.settings.seconds} s; every caller appends one event at a time to a stream of its own choosing (${peer.settings.streams}), awaiting each append before the next.
+
+| store | appends/s | CPU µs/append | events per commit |
+|---|---|---|---|
+${rows.join('\n')}
+
+Ratios: paynotify EventLog.append / best Emmett variant ${formatSummary(peer.ratios.bareOverBestEmmett, 1, '×')}; with the order projection in the same transaction ${formatSummary(peer.ratios.projectedOverBestEmmett, 1, '×')}.
+
+Durability settings, read back from each connection during the run:
+${peer.settings.pragmas.map(p => `- ${p}`).join('\n')}
+
+${peer.settings.notes.map(n => `- ${n}`).join('\n')}
+`
+}
+
+function rebuildSection (rebuild) {
+  const rb = rebuild.rebuild
+  const ex = rebuild.export
+  return `## Rebuild and export of ${formatNumber(rebuild.settings.events)} events (benchmark 5)
+
+Log: ${rebuild.settings.description}
+Each command runs as \`node dist/cli/main.js …\` in a child process under \`/usr/bin/time -v\` (peak RSS = maximum resident set size), ${rebuild.settings.rounds} rounds.
+
+| command | seconds | events/s | peak RSS MB |
+|---|---|---|---|
+| \`rebuild\` | ${s2(rb.seconds)} | ${s0(rb.eventsPerSecond)} | ${s0(rb.peakRssMb)} |
+| \`export --out file\` | ${s2(ex.seconds)} | ${s0(ex.eventsPerSecond)} | ${s0(ex.peakRssMb)} |
+| \`export --out file --after ${formatNumber(rebuild.settings.smallAfter)}\` (the last tenth) | ${s2(ex.smallSeconds)} | – | ${s0(ex.smallPeakRssMb)} |
+
+Export memory is constant when the whole log costs no more resident memory than its last tenth (within ${rebuild.settings.constantToleranceMb} MB): ${ex.constantMemory ? 'yes' : 'no'}.
+Generating the log took ${formatNumber(rebuild.settings.generateSeconds, 1)} s (${rebuild.settings.generatedBy}).
+`
+}
+
+/** Rebuilds bench/RESULTS.md from every saved result. */
+export function writeReport () {
+  const ingest = load('ingest')
+  const peer = load('peer-append')
+  const rebuild = load('rebuild')
+  const machines = [
+    ingest && machineSection(ingest.machine, 'ingest (1, 2, 3, 6)'),
+    peer && machineSection(peer.machine, 'peer store (4)'),
+    rebuild && machineSection(rebuild.machine, 'rebuild/export (5)')
+  ].filter(Boolean)
+  const text = `# paynotify benchmarks
+
+Written by \`npm run bench\` (each script also runs alone: \`node bench/ingest.js\`, \`node bench/peer-append.js\`, \`node bench/rebuild.js\`; this file is rebuilt from \`bench/results/*.json\` after each).
+All traffic is loopback. Every figure is min / **median** / max over the runs stated; the targets are judged on the median.
+This is a 2-core machine shared with other work while these ran, so absolute figures move from run to run; the ratios come from runs made side by side in one invocation.
+
+Measured:
+${machines.join('\n')}
+
+## Targets
+
+${targetsTable(ingest, peer, rebuild)}
+
+${ingest === undefined ? '' : ingestSection(ingest)}
+${peer === undefined ? '' : peerSection(peer)}
+${rebuild === undefined ? '' : rebuildSection(rebuild)}
+`
+  writeFileSync(join(root, 'bench', 'RESULTS.md'), text.replace(/\n{3,}/g, '\n\n'))
+}
+
+if (process.argv[1] === new URL(import.meta.url).pathname) writeReport()
