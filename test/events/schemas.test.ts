@@ -1,0 +1,53 @@
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import t from 'tap'
+import { eventTypes } from '../../src/orders/events.js'
+import { loadCatalogue, readSample, schemasDir } from './catalogue.js'
+
+// The schemas are a contract only if they refuse what the code would never write.
+const catalogue = loadCatalogue()
+const find = (file: string, type: string): Record<string, unknown> => readSample(file).find(line => line.type === type)!
+const paid = find('happy-path.ndjson', 'PaymentSucceeded')
+const refunded = find('partial-then-full-refund.ndjson', 'PaymentRefunded')
+const placed = find('happy-path.ndjson', 'OrderPlaced')
+type Line = Record<string, unknown>
+const withData = (line: Line, change: Record<string, unknown>): Line => ({ ...line, data: { ...(line.data as object), ...change } })
+const withMetadata = (line: Line, change: Record<string, unknown>): Line => ({ ...line, metadata: { ...(line.metadata as object), ...change } })
+
+t.test('the export-line schema names exactly the event types of the code', async t => {
+  const schema = JSON.parse(readFileSync(join(schemasDir, 'ExportedEvent.v1.json'), 'utf8')) as { properties: { type: { enum: string[] } }, allOf: unknown[] }
+  t.same(schema.properties.type.enum, [...eventTypes])
+  t.equal(schema.allOf.length, eventTypes.length, 'one data branch per type')
+})
+
+t.test('valid lines of every shape pass', async t => {
+  for (const line of [paid, refunded, placed]) t.equal(catalogue.checkLine(line), null, line.type as string)
+  t.equal(catalogue.checkLine(withData(refunded, { cumulative: true, refundId: null })), null, 'a cumulative refund without a refund id (Alipay, Stripe charge.refunded)')
+  t.equal(catalogue.checkLine({ ...refunded, type: 'RefundFailed' }), null, 'RefundFailed has the refund shape')
+  t.equal(catalogue.checkLine(withMetadata(paid, { replayOf: 3 })), null, 'a replayed delivery')
+})
+
+t.test('what the log never holds is refused, naming the field', async t => {
+  const cases: Array<[string, Line, RegExp]> = [
+    ['an unknown data field', withData(paid, { tip: 1 }), /must NOT have additional properties/],
+    ['a fractional amount', withData(paid, { amount: 88.5 }), /data\/data\/amount must be integer/],
+    ['an amount as a string', withData(paid, { amount: '88.88' }), /data\/data\/amount must be integer/],
+    ['a negative amount', withData(paid, { amount: -1 }), /data\/data\/amount must be >= 0/],
+    ['a lower-case currency', withData(paid, { currency: 'cny' }), /data\/data\/currency must match pattern/],
+    ['a refund id on a payment', withData(paid, { refundId: 'R-1' }), /data\/data\/refundId must be null/],
+    ['a running total on a payment', withData(paid, { cumulative: true }), /data\/data\/cumulative must be equal to constant/],
+    ['a missing transaction id field', withData(paid, { transactionId: undefined }), /must have required property 'transactionId'/],
+    ['payment fields on OrderPlaced', withData(placed, { gateway: 'generic' }), /must NOT have additional properties/],
+    ['an order id with a space', { ...paid, streamId: 'A 1' }, /streamId must match pattern/],
+    ['metadata without a delivery id', withMetadata(paid, { deliveryId: undefined }), /must have required property 'deliveryId'/],
+    ['a raw body in an unknown encoding', withMetadata(paid, { raw: { ...(paid.metadata as { raw: object }).raw, encoding: 'latin1' } }), /encoding must be equal to one of the allowed values/],
+    ['a local time', { ...paid, recordedAt: '2026-03-02 09:00:00' }, /recordedAt must match pattern/],
+    ['an upper-case hash', { ...paid, hash: (paid.hash as string).toUpperCase() }, /hash must match pattern/],
+    ['no prevHash', { ...paid, prevHash: undefined }, /must have required property 'prevHash'/],
+    ['position 0', { ...paid, position: 0 }, /position must be >= 1/]
+  ]
+  for (const [what, line, message] of cases) {
+    const value = JSON.parse(JSON.stringify(line)) as Line
+    t.match(catalogue.checkLine(value), message, what)
+  }
+})
