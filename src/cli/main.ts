@@ -3,7 +3,12 @@ import { Command } from 'commander'
 import { ConfigError, loadConfig } from '../config.js'
 import { startServer } from '../server.js'
 import { openStore } from '../store.js'
+import { registerExportCommand } from './export.js'
+import { registerImportCommand } from './import.js'
+import { registerRebuildCommand } from './rebuild.js'
+import { registerReplayCommand } from './replay.js'
 import { registerSimulateCommand } from './simulate.js'
+import { registerVerifyCommand } from './verify.js'
 
 /** Exit codes: 0 ok, 1 a failure was found (broken chain, store error), 2 bad usage or configuration. */
 export const ExitCode = { Ok: 0, Failure: 1, Usage: 2 } as const
@@ -34,6 +39,11 @@ program.command('migrate')
     process.stdout.write(`migrated ${opts.db ?? config.dbPath}\n`)
   })
 
+registerExportCommand(program)
+registerImportCommand(program)
+registerReplayCommand(program)
+registerRebuildCommand(program)
+registerVerifyCommand(program)
 registerSimulateCommand(program)
 
 try {

@@ -1,0 +1,85 @@
+import { createWriteStream } from 'node:fs'
+import { once } from 'node:events'
+import type { Writable } from 'node:stream'
+import type { Command } from 'commander'
+import { openDatabase } from '../db/database.js'
+import { exportLines, resolveExportRange } from '../event-log/export.js'
+import { dbOptionHelp, isoTime, orderId, position, requireDatabase, resolveDbPath } from './options.js'
+import { startProgress } from './progress.js'
+
+interface ExportOptions {
+  db?: string
+  out?: string
+  order?: string
+  after: number
+  from?: string
+  to?: string
+}
+
+// Lines are gathered into chunks of about this size: one write per chunk, not per line.
+const chunkSize = 1 << 16
+
+async function exportLog (command: Command, options: ExportOptions): Promise<void> {
+  const dbPath = resolveDbPath(options.db)
+  requireDatabase(command, dbPath)
+  // Read-only: export runs beside the service (WAL readers never block its writer).
+  const database = openDatabase(dbPath, { readonly: true })
+  const out: Writable = options.out === undefined ? process.stdout : createWriteStream(options.out)
+  let outputError: Error | undefined
+  out.on('error', error => { outputError = error })
+  const range = resolveExportRange(database.sqlite, { streamId: options.order, after: options.after, from: options.from, to: options.to })
+  const progress = startProgress({ label: 'export', total: range.count, summaryStream: process.stderr })
+  try {
+    let chunk = ''
+    const write = async (): Promise<void> => {
+      if (outputError !== undefined) throw outputError
+      const more = out.write(chunk)
+      chunk = ''
+      if (!more) await once(out, 'drain')
+    }
+    for (const line of exportLines(database.sqlite, range, options.order)) {
+      chunk += line
+      progress.increment()
+      if (chunk.length >= chunkSize) await write()
+    }
+    if (chunk !== '') await write()
+    if (out !== process.stdout) {
+      out.end()
+      await once(out, 'finish')
+    }
+  } catch (error) {
+    progress.stop()
+    // A reader that went away (`export | head`) is not a failure of the export.
+    if ((error as NodeJS.ErrnoException).code === 'EPIPE') return
+    throw error
+  } finally {
+    await database.close()
+  }
+  const span = range.count === 0 ? 'nothing selected' : `positions ${range.first}-${range.last}`
+  progress.finish(`${span}${options.order === undefined ? '' : ` of order ${options.order}`} → ${options.out ?? 'stdout'}`)
+}
+
+/**
+ * `paynotify export`: the log (or one order, or a range) as NDJSON, one
+ * event per line with the hash of the event before it (see events/README.md).
+ * Streams in constant memory with backpressure; opens the database read-only.
+ */
+export function registerExportCommand (program: Command): Command {
+  return program.command('export')
+    .description('write the event log as NDJSON, one event per line with its hash chain (read-only: safe beside a running service)')
+    .option('--db <path>', dbOptionHelp)
+    .option('--out <file>', 'write to this file (default: stdout)')
+    .option('--order <id>', "only this order's events", orderId)
+    .option('--after <position>', 'only events after this log position', position, 0)
+    .option('--from <time>', 'from the first event recorded at or after this ISO-8601 time', isoTime)
+    .option('--to <time>', 'up to the last event recorded before this ISO-8601 time', isoTime)
+    .addHelpText('after', `
+Each line: {"position","streamId","streamVersion","type","schemaVersion","data","metadata",
+"recordedAt","prevHash","hash"} with hash = sha256 chain over the stored event, so every
+line can be checked on its own and \`paynotify import\` proves nothing was edited or dropped.
+A progress bar (on a TTY) and the summary go to stderr.
+Exit codes: 0 exported, 1 error reading the database, 2 bad usage.`)
+    .action(async function (this: Command, options: ExportOptions) {
+      await exportLog(this, options)
+    })
+}

@@ -1,0 +1,208 @@
+import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
+import type { Command } from 'commander'
+import { loadConfig } from '../config.js'
+import { openDatabase } from '../db/database.js'
+import { ExportLineError } from '../event-log/ndjson.js'
+import type { OrderPlacedData } from '../orders/events.js'
+import { formatMinorUnits } from '../orders/money.js'
+import type { OrderView } from '../orders/order-fold.js'
+import { rowToView, type OrderRow } from '../orders/queries.js'
+import { checkExportFile, readExportRows } from './export-file.js'
+import { importFile } from './import.js'
+import { httpUrl, positiveNumber, refuseWhileServing, resolveDbPath, storedSecrets } from './options.js'
+import { formatSummary, startProgress } from './progress.js'
+import { rebuildDatabase } from './rebuild.js'
+import { createSender, orderRegistration, recordedRequests, resignGeneric, type Prepared, type Recorded } from './replay-deliver.js'
+
+interface ReplayOptions {
+  db?: string
+  json: boolean
+  to?: URL
+  speed?: number
+  secret?: string
+  merchantToken?: string
+  timeout: number
+}
+
+const info = (line: string): void => { process.stderr.write(`${line}\n`) }
+
+function refuseBrokenFile (file: string, error: unknown): void {
+  if (!(error instanceof ExportLineError)) throw error
+  process.stderr.write(`paynotify replay: ${file} ${error.message}; nothing was replayed\n`)
+  process.exitCode = 1
+}
+
+async function hasEvents (dbPath: string): Promise<boolean> {
+  if (!existsSync(dbPath) || statSync(dbPath).size === 0) return false
+  const database = openDatabase(dbPath, { readonly: true })
+  try {
+    return (database.sqlite.prepare("SELECT count(*) FROM sqlite_schema WHERE name = 'events'").pluck().get() as number) > 0 &&
+      database.sqlite.prepare('SELECT 1 FROM events LIMIT 1').get() !== undefined
+  } finally {
+    await database.close()
+  }
+}
+
+function money (minor: number, currency: string | null): string {
+  return currency === null ? String(minor) : formatMinorUnits(minor, currency)
+}
+
+function printTable (orders: OrderView[]): void {
+  const header = ['order', 'status', 'paid', 'refunded', 'expected', 'currency', 'events', 'dups', 'anomalies']
+  const rows = orders.map(o => [
+    o.orderId, o.status, money(o.paidAmount, o.currency), money(o.refundedAmount, o.currency),
+    o.expectedAmount === null ? '-' : money(o.expectedAmount, o.expectedCurrency), o.currency ?? '-',
+    String(o.version), String(o.duplicateCount), o.anomalies.join(',') || '-'
+  ])
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map(r => r[i]!.length)))
+  const numeric = new Set([2, 3, 4, 6, 7])
+  const line = (cells: string[]): string => cells.map((c, i) => numeric.has(i) ? c.padStart(widths[i]!) : c.padEnd(widths[i]!)).join('  ').trimEnd()
+  process.stdout.write([line(header), ...rows.map(line)].join('\n') + '\n')
+}
+
+async function replayLocally (command: Command, file: string, options: ReplayOptions): Promise<void> {
+  const keep = options.db !== undefined
+  if (keep) {
+    if (await hasEvents(options.db!)) command.error(`${options.db} already holds events: replay needs a fresh database (use \`paynotify import\` to append)`, { exitCode: 2 })
+    refuseWhileServing(command, options.db!, false)
+  }
+  const dir = keep ? undefined : mkdtempSync(join(tmpdir(), 'paynotify-replay-'))
+  const dbPath = options.db ?? join(dir!, 'replay.db')
+  try {
+    try {
+      await importFile(file, dbPath, info)
+    } catch (error) {
+      refuseBrokenFile(file, error)
+      return
+    }
+    const rebuilt = await rebuildDatabase(dbPath, process.stderr)
+    const database = openDatabase(dbPath, { readonly: true })
+    let orders: OrderView[]
+    try {
+      orders = (database.sqlite.prepare('SELECT * FROM orders ORDER BY order_id').all() as OrderRow[]).map(rowToView)
+    } finally {
+      await database.close()
+    }
+    if (options.json) process.stdout.write(JSON.stringify(orders, null, 2) + '\n')
+    else printTable(orders)
+    info(`replay: ${rebuilt.events} events → ${orders.length} orders in ${keep ? dbPath : 'a temporary database (removed; pass --db to keep it)'}`)
+  } finally {
+    if (dir !== undefined) rmSync(dir, { recursive: true, force: true })
+  }
+}
+
+interface Plan { prepared?: Prepared, skip?: string }
+
+function prepare (request: Recorded, secret: string | undefined, merchantToken: string | undefined, now: Date): Plan {
+  const replayOf = { 'x-paynotify-replay-of': String(request.position) }
+  const raw = request.metadata.raw
+  if (raw === undefined) {
+    if (request.type !== 'OrderPlaced') return { skip: `${request.type} without a recorded request` }
+    if (merchantToken === undefined) return { skip: 'OrderPlaced: no merchant token to register orders (--merchant-token)' }
+    return {
+      prepared: {
+        path: 'orders',
+        headers: { ...replayOf, 'content-type': 'application/json', authorization: `Bearer ${merchantToken}` },
+        body: orderRegistration(request.data as OrderPlacedData)
+      }
+    }
+  }
+  const gateway = request.metadata.gateway
+  if (gateway !== 'generic') return { skip: `${gateway}: its signature cannot be re-made locally` }
+  if (secret === undefined) return { skip: 'generic: no local secret (--secret)' }
+  const body = resignGeneric(raw, secret, now)
+  if (body === undefined) return { skip: 'generic: the recorded body is not a form or flat JSON' }
+  return { prepared: { path: 'notify/generic', headers: { ...raw.headers, ...replayOf, 'content-type': raw.contentType }, body } }
+}
+
+async function replayTo (command: Command, file: string, to: URL, options: ReplayOptions): Promise<void> {
+  const config = loadConfig(process.env)
+  const stored = storedSecrets(resolveDbPath(options.db))
+  const secret = options.secret ?? config.secrets.genericSecret ?? stored.genericSecret
+  const merchantToken = options.merchantToken ?? config.secrets.merchantToken ?? stored.merchantToken
+  try {
+    await checkExportFile(file)
+  } catch (error) {
+    refuseBrokenFile(file, error)
+    return
+  }
+  const base = new URL(to.href.endsWith('/') ? to.href : `${to.href}/`)
+  const sender = createSender(base, options.timeout)
+  const progress = startProgress({ label: 'replay', unit: 'requests' })
+  const skipped = new Map<string, number>()
+  let sent = 0
+  let refused = 0
+  let previousAt: number | undefined
+  const say = (line: string): void => { process.stdout.write(`${line}\n`) }
+  try {
+    for await (const request of recordedRequests(readExportRows(file))) {
+      const plan = prepare(request, secret, merchantToken, new Date())
+      if (plan.prepared === undefined) {
+        skipped.set(plan.skip!, (skipped.get(plan.skip!) ?? 0) + 1)
+        continue
+      }
+      const at = Date.parse(request.metadata.receivedAt)
+      if (options.speed !== undefined && previousAt !== undefined && at > previousAt) await sleep((at - previousAt) / options.speed)
+      if (!Number.isNaN(at)) previousAt = at
+      const answer = await sender.send(plan.prepared)
+      sent++
+      const ok = answer.status >= 200 && answer.status < 300
+      if (!ok) refused++
+      progress.increment()
+      const body = answer.body.replace(/\s+/g, ' ').slice(0, 200)
+      if (options.json) {
+        say(JSON.stringify({ replayOf: request.position, orderId: request.orderId, type: request.type, path: plan.prepared.path, status: answer.status, body, ok }))
+      } else {
+        say(`position ${request.position}  ${request.orderId}  ${request.type}  → ${answer.status} ${body}`)
+      }
+    }
+  } finally {
+    progress.stop()
+    sender.close()
+  }
+  const skips = [...skipped].map(([reason, n]) => `${n} × ${reason}`)
+  const skippedCount = [...skipped.values()].reduce((a, b) => a + b, 0)
+  const details = `${sent - refused} acked, ${refused} refused, ${skippedCount} skipped${skips.length > 0 ? ` (${skips.join('; ')})` : ''} → ${base.href}`
+  ;(options.json ? process.stderr : process.stdout).write(formatSummary('replay', sent, 'requests', progress.elapsedMs, details) + '\n')
+  if (refused > 0) process.exitCode = 1
+}
+
+/**
+ * `paynotify replay file.ndjson`: rebuild the file's orders in a fresh local
+ * database and print their states; with --to, re-deliver the recorded
+ * callbacks to a running service instead, re-signed with the local secret.
+ */
+export function registerReplayCommand (program: Command): Command {
+  return program.command('replay')
+    .description('replay an export: into a fresh local database, printing the resulting order states; or, with --to, re-deliver its recorded callbacks to a running service')
+    .argument('<file>', 'NDJSON export (paynotify export, the admin NDJSON stream, events/*.ndjson)')
+    .option('--db <path>', 'local mode: keep the fresh database in this file (default: a temporary file, removed); --to mode: where to find the secrets file')
+    .option('--json', 'local mode: print the order states as JSON; --to mode: one JSON line per answer', false)
+    .option('--to <url>', 'service root to re-deliver to, e.g. http://127.0.0.1:3000', httpUrl)
+    .option('--speed <n>', 'keep the recorded spacing between callbacks, n times faster (default: no waiting)', positiveNumber)
+    .option('--secret <secret>', 'generic gateway secret to re-sign with (default: PAYNOTIFY_GENERIC_SECRET, else the secrets file beside --db / PAYNOTIFY_DB)')
+    .option('--merchant-token <token>', 'register recorded orders (OrderPlaced) with POST /orders (default: PAYNOTIFY_MERCHANT_TOKEN, else the secrets file)')
+    .option('--timeout <ms>', 'per-request timeout', positiveNumber, 10_000)
+    .addHelpText('after', `
+Local mode: the file's chain is verified, imported into a fresh database, the projections
+rebuilt, and the order states printed (a table; --json for scripts).
+--to mode: each recorded request is sent again in log order with the header
+x-paynotify-replay-of: <position>. Generic callbacks are re-signed with the local secret
+(and a timestamp moved to now); gateways whose signatures cannot be re-made locally
+(alipay, wechatpay, stripe, standard) are skipped and counted.
+Exit codes: 0 ok, 1 the file is broken or a delivery was refused, 2 bad usage.`)
+    .action(async function (this: Command, file: string, options: ReplayOptions) {
+      if (!existsSync(file)) this.error(`no file ${file}`, { exitCode: 2 })
+      if (options.to === undefined) {
+        if (options.speed !== undefined || options.secret !== undefined || options.merchantToken !== undefined) {
+          this.error('--speed, --secret and --merchant-token need --to', { exitCode: 2 })
+        }
+        await replayLocally(this, file, options)
+      } else {
+        await replayTo(this, file, options.to, options)
+      }
+    })
+}

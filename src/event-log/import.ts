@@ -1,0 +1,121 @@
+import type SQLite from 'better-sqlite3'
+import type { RecordedEvent } from '../orders/events.js'
+import type { OnAppend } from './event-log.js'
+import { chainHash, genesisHash } from './hash.js'
+import { ExportLineError, type ExportSummary, type ImportedRow } from './ndjson.js'
+import { rowToEvent, type EventRow } from './read.js'
+
+/**
+ * How a checked file goes into a database:
+ * - `verbatim`: the file continues this database's chain (a full export into
+ *   a fresh database, or `export --after <tail>`), so rows keep their
+ *   positions and hashes, byte for byte; lines already in the database (same
+ *   position and hash) are skipped.
+ * - `reappend`: anything else (one order, a range that does not start at
+ *   this tail): the events are appended after the tail as this database's own
+ *   history, with new positions, stream versions and hashes, and their
+ *   recorded time, data and metadata unchanged.
+ */
+export type ImportMode = 'verbatim' | 'reappend'
+
+export interface Tail { position: number, hash: string }
+
+export function readTail (sqlite: SQLite.Database): Tail {
+  const row = sqlite.prepare('SELECT position, hash FROM events ORDER BY position DESC LIMIT 1').get() as Tail | undefined
+  return row ?? { position: 0, hash: genesisHash }
+}
+
+/** Picks the import mode for a file that passed ChainChecker. */
+export function planImport (sqlite: SQLite.Database, summary: ExportSummary): ImportMode {
+  const first = summary.first
+  if (first === undefined || !summary.contiguous) return 'reappend'
+  const tail = readTail(sqlite)
+  if (first.position === tail.position + 1) return first.prevHash === tail.hash ? 'verbatim' : 'reappend'
+  if (first.position > tail.position) return 'reappend'
+  const stored = sqlite.prepare('SELECT hash FROM events WHERE position = ?').get(first.position) as { hash: string } | undefined
+  return stored?.hash === first.hash ? 'verbatim' : 'reappend'
+}
+
+export interface ImportOptions {
+  mode: ImportMode
+  /** Runs in the transaction with each batch written (the projector). */
+  onAppend?: OnAppend
+  /** Called after a rollback, so whatever onAppend cached can be reset. */
+  onRollback?: () => void
+  /** Called with each row read, written or skipped (progress). */
+  onRow?: () => void
+  batchSize?: number
+}
+
+export interface ImportResult {
+  mode: ImportMode
+  written: number
+  /** Lines whose event the database already holds (verbatim mode). */
+  skipped: number
+  /** Positions given to the written events in this database. */
+  firstPosition: number | undefined
+  lastPosition: number | undefined
+}
+
+/**
+ * The import writer: the second writer of the events table, for databases no
+ * service is running on (the CLI checks that first). Everything is written in
+ * one transaction, so a file that fails half way (a line edited since it was
+ * checked, a row this database holds differently) leaves nothing behind. The
+ * projection is applied per batch inside the same transaction, as EventLog
+ * does.
+ */
+export async function importRows (sqlite: SQLite.Database, rows: AsyncIterable<ImportedRow>, options: ImportOptions): Promise<ImportResult> {
+  const batchSize = options.batchSize ?? 1000
+  const insert = sqlite.prepare(`INSERT INTO events
+    (position, stream_id, stream_version, type, schema_version, data, metadata, recorded_at, hash)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+  const storedHash = sqlite.prepare('SELECT hash FROM events WHERE position = ?').pluck() as SQLite.Statement<[number], string>
+  const streamVersion = sqlite.prepare('SELECT max(stream_version) FROM events WHERE stream_id = ?').pluck() as SQLite.Statement<[string], number | null>
+  const result: ImportResult = { mode: options.mode, written: 0, skipped: 0, firstPosition: undefined, lastPosition: undefined }
+  let batch: RecordedEvent[] = []
+  const flush = (): void => {
+    if (batch.length > 0) options.onAppend?.(batch)
+    batch = []
+  }
+
+  sqlite.exec('BEGIN IMMEDIATE')
+  try {
+    let tail = readTail(sqlite)
+    for await (const row of rows) {
+      options.onRow?.()
+      let stored: EventRow
+      if (options.mode === 'verbatim') {
+        if (row.position <= tail.position) {
+          if (storedHash.get(row.position) !== row.hash) {
+            throw new ExportLineError(row.line, `position ${row.position} differs from the event this database holds at that position`)
+          }
+          result.skipped++
+          continue
+        }
+        if (row.position !== tail.position + 1 || row.prevHash !== tail.hash) {
+          throw new ExportLineError(row.line, `position ${row.position} does not continue this database's chain at position ${tail.position}`)
+        }
+        stored = { ...row }
+      } else {
+        const position = tail.position + 1
+        const fresh = { ...row, position, stream_version: (streamVersion.get(row.stream_id) ?? 0) + 1 }
+        stored = { ...fresh, hash: chainHash(tail.hash, fresh) }
+      }
+      insert.run(stored.position, stored.stream_id, stored.stream_version, stored.type, stored.schema_version, stored.data, stored.metadata, stored.recorded_at, stored.hash)
+      tail = { position: stored.position, hash: stored.hash }
+      result.firstPosition ??= stored.position
+      result.lastPosition = stored.position
+      result.written++
+      batch.push(rowToEvent(stored))
+      if (batch.length >= batchSize) flush()
+    }
+    flush()
+    sqlite.exec('COMMIT')
+  } catch (error) {
+    if (sqlite.inTransaction) sqlite.exec('ROLLBACK')
+    options.onRollback?.()
+    throw error
+  }
+  return result
+}

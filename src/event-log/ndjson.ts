@@ -1,0 +1,174 @@
+import { orderIdPattern } from '../orders/events.js'
+import { chainHash, genesisHash, type ChainedRow } from './hash.js'
+import type { EventRow } from './read.js'
+
+/**
+ * One line of an export (`paynotify export`, the admin NDJSON stream, the
+ * samples in events/): a stored event with the hash of the event before it,
+ * so every line can be checked on its own and a partial export still
+ * carries its proof.
+ */
+export interface ExportedEvent {
+  position: number
+  streamId: string
+  streamVersion: number
+  type: string
+  schemaVersion: number
+  data: unknown
+  metadata: unknown
+  recordedAt: string
+  prevHash: string
+  hash: string
+}
+
+/** A parsed line: the stored row it stands for (data and metadata as stored text) and its chain links. */
+export interface ImportedRow extends ChainedRow {
+  prevHash: string
+  hash: string
+  /** 1-based line number in the file, for messages. */
+  line: number
+}
+
+/**
+ * Formats a stored row as an export line (with its newline). data and
+ * metadata are spliced in as stored: they are already single-line JSON, and
+ * not re-serializing them keeps export fast and the bytes exactly those the
+ * hash covers.
+ */
+export function formatExportLine (row: EventRow, prevHash: string): string {
+  return `{"position":${row.position},"streamId":${JSON.stringify(row.stream_id)},"streamVersion":${row.stream_version},` +
+    `"type":${JSON.stringify(row.type)},"schemaVersion":${row.schema_version},"data":${row.data},"metadata":${row.metadata},` +
+    `"recordedAt":${JSON.stringify(row.recorded_at)},"prevHash":"${prevHash}","hash":"${row.hash}"}\n`
+}
+
+/** A line that cannot be imported; `line` is 1-based. */
+export class ExportLineError extends Error {
+  readonly line: number
+
+  constructor (line: number, message: string) {
+    super(`line ${line}: ${message}`)
+    this.line = line
+  }
+}
+
+const hexHash = /^[0-9a-f]{64}$/
+const typeName = /^[A-Z][A-Za-z]{0,63}$/
+const isoTime = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?Z$/
+
+function positiveInteger (value: unknown): value is number {
+  return typeof value === 'number' && Number.isSafeInteger(value) && value > 0
+}
+
+function isObject (value: unknown): value is Record<string, unknown> {
+  return value !== null && typeof value === 'object' && !Array.isArray(value)
+}
+
+/**
+ * Parses one export line and checks it on its own: every field present and
+ * well-formed, and `hash = chainHash(prevHash, row)`. data and metadata are
+ * re-serialized the way the log stores them; an export of a stored row gives
+ * the stored text back, and anything else fails the hash check.
+ */
+export function parseExportLine (text: string, line: number): ImportedRow {
+  let value: unknown
+  try {
+    value = JSON.parse(text)
+  } catch {
+    throw new ExportLineError(line, 'is not valid JSON')
+  }
+  if (!isObject(value)) throw new ExportLineError(line, 'must be a JSON object')
+  const field = (name: string, ok: boolean, expected: string): void => {
+    if (!ok) throw new ExportLineError(line, `${name} must be ${expected}`)
+  }
+  const v = value
+  field('position', positiveInteger(v.position), 'a positive integer')
+  field('streamId', typeof v.streamId === 'string' && orderIdPattern.test(v.streamId), 'an order id')
+  field('streamVersion', positiveInteger(v.streamVersion), 'a positive integer')
+  field('type', typeof v.type === 'string' && typeName.test(v.type), 'an event type name')
+  field('schemaVersion', positiveInteger(v.schemaVersion), 'a positive integer')
+  field('data', isObject(v.data), 'a JSON object')
+  field('metadata', isObject(v.metadata), 'a JSON object')
+  field('recordedAt', typeof v.recordedAt === 'string' && isoTime.test(v.recordedAt), 'an ISO-8601 UTC time')
+  field('prevHash', typeof v.prevHash === 'string' && hexHash.test(v.prevHash), '64 lower-case hex characters')
+  field('hash', typeof v.hash === 'string' && hexHash.test(v.hash), '64 lower-case hex characters')
+  const row: ImportedRow = {
+    position: v.position as number,
+    stream_id: v.streamId as string,
+    stream_version: v.streamVersion as number,
+    type: v.type as string,
+    schema_version: v.schemaVersion as number,
+    data: JSON.stringify(v.data),
+    metadata: JSON.stringify(v.metadata),
+    recorded_at: v.recordedAt as string,
+    prevHash: v.prevHash as string,
+    hash: v.hash as string,
+    line
+  }
+  if (row.position === 1 && row.prevHash !== genesisHash) throw new ExportLineError(line, 'position 1 must follow the genesis hash')
+  if (chainHash(row.prevHash, row) !== row.hash) {
+    throw new ExportLineError(line, `hash does not match the content of position ${row.position} (the line was edited)`)
+  }
+  return row
+}
+
+/** What a whole file is, once every line has passed ChainChecker. */
+export interface ExportSummary {
+  lines: number
+  first: ImportedRow | undefined
+  last: ImportedRow | undefined
+  /** Positions follow each other with no gap: the file is one unbroken piece of a log. */
+  contiguous: boolean
+  /** Every line belongs to one order. */
+  singleStream: boolean
+}
+
+/**
+ * Checks the links between lines, in constant memory: positions strictly
+ * increase (a reordered file fails), a line right after its predecessor
+ * chains to it (a replaced line fails), a file of several orders has no gaps
+ * (a deleted line fails: exports of a position or time range are unbroken),
+ * and a one-order file has consecutive stream versions (an export of one
+ * order holds all its events).
+ */
+export class ChainChecker {
+  #lines = 0
+  #first: ImportedRow | undefined
+  #last: ImportedRow | undefined
+  #contiguous = true
+  #singleStream = true
+  #gap: { line: number, message: string } | undefined
+
+  /** Checks the next line (already parsed by parseExportLine); throws ExportLineError. */
+  add (row: ImportedRow): void {
+    const { line } = row
+    const last = this.#last
+    this.#lines++
+    if (last === undefined) {
+      this.#first = row
+      this.#last = row
+      return
+    }
+    if (row.position <= last.position) {
+      throw new ExportLineError(line, `position ${row.position} after position ${last.position}: lines are out of order`)
+    }
+    if (row.position === last.position + 1 && row.prevHash !== last.hash) {
+      throw new ExportLineError(line, `position ${row.position} does not chain to position ${last.position} on the line before`)
+    }
+    if (row.stream_id !== this.#first!.stream_id) this.#singleStream = false
+    if (row.position !== last.position + 1) {
+      this.#contiguous = false
+      this.#gap ??= { line, message: `position ${row.position} follows position ${last.position}: position ${last.position + 1} is missing or out of order` }
+    }
+    if (this.#singleStream && row.stream_version !== last.stream_version + 1) {
+      throw new ExportLineError(line, `order ${row.stream_id} version ${row.stream_version} follows version ${last.stream_version}: a line is missing or out of order`)
+    }
+    if (!this.#singleStream && this.#gap !== undefined) {
+      throw new ExportLineError(this.#gap.line, `${this.#gap.message} (a file of several orders must be an unbroken range of positions)`)
+    }
+    this.#last = row
+  }
+
+  summary (): ExportSummary {
+    return { lines: this.#lines, first: this.#first, last: this.#last, contiguous: this.#contiguous, singleStream: this.#singleStream }
+  }
+}
