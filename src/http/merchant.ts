@@ -31,6 +31,19 @@ export const merchantRoutes: FastifyPluginAsync<MerchantRoutesOptions> = async (
   await app.register(formbody)
   app.addHook('onRequest', requireBearer(options.merchantToken, 'merchant'))
 
+  // Registrations of one order run one after another: two concurrent ones with different
+  // amounts must get 201 and 409, not both 201 because each checked before the other's append.
+  const registering = new Map<string, Promise<unknown>>()
+  const oneAtATime = async <T>(orderId: string, work: () => Promise<T>): Promise<T> => {
+    const current = (registering.get(orderId) ?? Promise.resolve()).then(work, work)
+    registering.set(orderId, current)
+    try {
+      return await current
+    } finally {
+      if (registering.get(orderId) === current) registering.delete(orderId)
+    }
+  }
+
   app.post('/orders', {
     // An order registration is three short fields: anything near this size is not one.
     bodyLimit: orderBodyLimit,
@@ -48,17 +61,19 @@ export const merchantRoutes: FastifyPluginAsync<MerchantRoutesOptions> = async (
     const { order_id: orderId } = request.body
     const currency = parseCurrency(request.body.currency ?? options.defaultCurrency)
     const amount = parseDecimalAmount(request.body.amount, currency)
-    const existing = await findOrder(options.db, orderId)
-    if (existing !== undefined && existing.expectedAmount !== null) {
-      if (existing.expectedAmount === amount && existing.expectedCurrency === currency) return await reply.code(200).send(existing)
-      throw new AppError(409, 'order_conflict', `order ${orderId} is already registered with another amount or currency`)
-    }
-    await options.eventLog.append([{
-      streamId: orderId,
-      type: 'OrderPlaced',
-      data: { orderId, amount, currency },
-      metadata: { gateway: 'merchant', deliveryId: `order:${orderId}:${amount}:${currency}`, receivedAt: options.now().toISOString(), requestId: request.id }
-    }])
-    return await reply.code(201).send((await findOrder(options.db, orderId))!)
+    return await oneAtATime(orderId, async () => {
+      const existing = await findOrder(options.db, orderId)
+      if (existing !== undefined && existing.expectedAmount !== null) {
+        if (existing.expectedAmount === amount && existing.expectedCurrency === currency) return await reply.code(200).send(existing)
+        throw new AppError(409, 'order_conflict', `order ${orderId} is already registered with another amount or currency`)
+      }
+      await options.eventLog.append([{
+        streamId: orderId,
+        type: 'OrderPlaced',
+        data: { orderId, amount, currency },
+        metadata: { gateway: 'merchant', deliveryId: `order:${orderId}:${amount}:${currency}`, receivedAt: options.now().toISOString(), requestId: request.id }
+      }])
+      return await reply.code(201).send((await findOrder(options.db, orderId))!)
+    })
   })
 }

@@ -49,6 +49,22 @@ t.test('201 registers an order awaiting payment, 200 for the same again, 409 for
   t.match((await app.inject({ url: '/admin/orders/M-1', headers: adminAuth })).json(), { expectedAmount: 8888, expectedCurrency: 'CNY' })
 })
 
+t.test('concurrent registrations of one order: one 201, the same again 200, another amount 409', async t => {
+  const { app, store } = await buildTestApp(t)
+  const amounts = ['20', '10', '20', '10', '20']
+  const responses = await Promise.all(amounts.map(async amount =>
+    await app.inject({ method: 'POST', url: '/orders', headers: merchantAuth, payload: { order_id: 'RACE', amount } })))
+  const winner = responses.find(r => r.statusCode === 201)
+  t.equal(responses.filter(r => r.statusCode === 201).length, 1, 'exactly one registration is created')
+  const expected = winner!.json().expectedAmount as number
+  for (const [i, res] of responses.entries()) {
+    const same = Number(amounts[i]) * 100 === expected
+    if (res !== winner) t.equal(res.statusCode, same ? 200 : 409, `amount ${amounts[i]} after ${expected / 100} was registered`)
+  }
+  t.equal(countEvents(store), 1, 'one OrderPlaced in the log')
+  t.match((await app.inject({ url: '/admin/orders/RACE', headers: adminAuth })).json(), { expectedAmount: expected, duplicateCount: 0 })
+})
+
 t.test('form bodies as well as JSON, and the currency exponent applies', async t => {
   const { app } = await buildTestApp(t)
   const form = await app.inject({ method: 'POST', url: '/orders', headers: { ...merchantAuth, ...formHeaders }, payload: 'order_id=F-1&amount=1000&currency=JPY' })
