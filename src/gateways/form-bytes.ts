@@ -82,7 +82,8 @@ const decoders = new Map<string, TextDecoder>()
 export function decodeCharset (bytes: Buffer, label: string, field: string): string {
   let decoder = decoders.get(label)
   if (decoder === undefined) {
-    decoder = new TextDecoder(label, { fatal: true })
+    // ignoreBOM keeps a leading U+FEFF in the value: stripping it would make the value used differ from the bytes signed.
+    decoder = new TextDecoder(label, { fatal: true, ignoreBOM: true })
     decoders.set(label, decoder)
   }
   try {
