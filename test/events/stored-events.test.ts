@@ -1,10 +1,11 @@
 import { randomBytes } from 'node:crypto'
 import Stripe from 'stripe'
 import t from 'tap'
+import { exportLines, resolveExportRange } from '../../src/event-log/export.js'
 import { genesisHash } from '../../src/event-log/hash.js'
 import { iterateRows, rowToEvent } from '../../src/event-log/read.js'
 import { eventTypes } from '../../src/orders/events.js'
-import { buildTestApp, formHeaders, merchantAuth, signedForm } from '../helpers.js'
+import { adminAuth, buildTestApp, formHeaders, merchantAuth, signedForm } from '../helpers.js'
 import { loadCatalogue } from './catalogue.js'
 
 // The contract: whatever the service stores validates against events/schemas, for every type.
@@ -77,4 +78,14 @@ t.test('every event stored after a mixed run of callbacks validates against its 
     t.equal(catalogue.checkLine({ ...event, prevHash }), null, `position ${row.position} as an export line`)
     prevHash = row.hash
   }
+
+  // The same log through the code of `paynotify export`, and through the admin NDJSON stream.
+  const exported = [...exportLines(store.sqlite, resolveExportRange(store.sqlite, {}))].map(line => JSON.parse(line) as Record<string, unknown>)
+  t.equal(exported.length, rows.length)
+  t.same(exported.map(line => catalogue.checkLine(line)).filter(error => error !== null), [], 'every exported line validates')
+  t.ok(exported.every(line => typeof line.prevHash === 'string'), 'export writes prevHash on every line')
+  const stream = await app.inject({ method: 'GET', url: '/admin/events', headers: { ...adminAuth, accept: 'application/x-ndjson' } })
+  const streamed = stream.body.split('\n').filter(line => line !== '').map(line => JSON.parse(line) as Record<string, unknown>)
+  t.equal(streamed.length, rows.length)
+  t.same(streamed.map(line => catalogue.checkLine(line)).filter(error => error !== null), [], 'every admin-stream line validates')
 })
