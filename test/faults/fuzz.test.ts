@@ -1,10 +1,10 @@
-import { createCipheriv, randomBytes, randomUUID } from 'node:crypto'
+import { randomUUID } from 'node:crypto'
 import fc from 'fast-check'
 import type { FastifyInstance, InjectOptions } from 'fastify'
 import t from 'tap'
 import { createGatewayRegistry } from '../../src/gateways/registry.js'
 import { adminAuth, buildTestApp, merchantAuth, testSecrets } from '../helpers.js'
-import { allGatewaysEnv, signFor, wechatpayApiV3Key, type SignedRequest } from './gateway-keys.js'
+import { allGatewaysEnv, fieldsOf, genuineCallback, signFor, type SignedRequest } from './gateway-keys.js'
 import { auditLog, testSeed, type TapTest } from './helpers.js'
 
 // Issue 5 §4: garbage, malformed and hostile callbacks for every configured gateway never crash or
@@ -57,81 +57,8 @@ const badMinorUnitsJson = fc.oneof(
 const badIdValue = hostileString.filter(s => s !== '' && !/^[\x21-\x7e]+$/.test(s))
 const badCurrency = fc.constantFrom('CN', 'CNYY', 'ZZZ', 'QQQ', '123', '<b>CNY</b>', "CNY' --", '人民币', 'C N Y', 'CNY\u0000', 'c n y')
 
-// ── well-formed, signed templates per gateway (one field is then corrupted) ───
-
 const now = (): number => Math.floor(Date.now() / 1000)
-
-function aesGcm (plaintext: string, nonce: string, associatedData: string): string {
-  const cipher = createCipheriv('aes-256-gcm', Buffer.from(wechatpayApiV3Key), Buffer.from(nonce))
-  cipher.setAAD(Buffer.from(associatedData))
-  return Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final(), cipher.getAuthTag()]).toString('base64')
-}
-
-/** A signed callback for `gateway` whose `field` holds `value` (raw JSON text for JSON amounts). */
-function corrupted (gateway: string, field: string, value: string): SignedRequest | undefined {
-  const id = randomUUID()
-  const raw = '"__RAW__"'
-  const inject = (json: string): string => json.replace(raw, value)
-  switch (gateway) {
-    case 'generic': {
-      const params: Record<string, string> = { order_id: `fz-${id}`, amount: '10.00', status: '1', currency: 'CNY', notify_id: id, trade_no: `T-${id}` }
-      params[field] = value
-      return signFor('generic', { json: '', params })
-    }
-    case 'alipay': {
-      const params: Record<string, string> = {
-        app_id: allGatewaysEnv.PAYNOTIFY_ALIPAY_APP_ID!,
-        out_trade_no: `fz-${id}`,
-        trade_no: `2026${Date.now()}`,
-        trade_status: 'TRADE_SUCCESS',
-        total_amount: '10.00',
-        notify_id: id,
-        notify_time: '2026-11-27 12:00:00',
-        gmt_payment: '2026-11-27 12:00:00',
-        charset: 'utf-8'
-      }
-      params[field] = value
-      return signFor('alipay', { json: '', params })
-    }
-    case 'stripe': {
-      const object: Record<string, unknown> = { id: `pi_${id}`, object: 'payment_intent', amount: 1000, amount_received: 1000, currency: 'cny', metadata: { order_id: `fz-${id}` } }
-      if (field === 'metadata.order_id') object.metadata = { order_id: value }
-      else object[field] = field === 'amount_received' ? '__RAW__' : value
-      return signFor('stripe', { json: inject(JSON.stringify({ id: `evt_${id}`, object: 'event', type: 'payment_intent.succeeded', created: now(), data: { object } })), params: {} })
-    }
-    case 'standard': {
-      const data: Record<string, unknown> = { order_id: `fz-${id}`, amount: 1000, currency: 'CNY', transaction_id: `T-${id}` }
-      data[field] = field === 'amount' ? '__RAW__' : value
-      return signFor('standard', { json: inject(JSON.stringify({ type: 'payment.succeeded', timestamp: new Date().toISOString(), data })), params: {} })
-    }
-    case 'wechatpay': {
-      const resource: Record<string, unknown> = { out_trade_no: `fz-${id}`, transaction_id: `42${Date.now()}`, trade_state: 'SUCCESS', amount: { total: 1000, currency: 'CNY' } }
-      if (field === 'amount.total') resource.amount = { total: '__RAW__', currency: 'CNY' }
-      else if (field === 'amount.currency') resource.amount = { total: 1000, currency: value }
-      else resource[field] = value
-      const nonce = randomBytes(6).toString('hex')
-      const envelope = {
-        id,
-        create_time: '2026-11-27T12:00:00+08:00',
-        resource_type: 'encrypt-resource',
-        event_type: 'TRANSACTION.SUCCESS',
-        resource: { original_type: 'transaction', algorithm: 'AEAD_AES_256_GCM', ciphertext: aesGcm(inject(JSON.stringify(resource)), nonce, 'transaction'), associated_data: 'transaction', nonce }
-      }
-      return signFor('wechatpay', { json: JSON.stringify(envelope), params: {} })
-    }
-    default:
-      return undefined
-  }
-}
-
-/** Per gateway: which fields carry the order id and the amount, and what kind of amount. */
-const fieldsOf: Record<string, { orderId: string, amount: string, amountKind: 'decimal' | 'json', currency?: string, others: string[] }> = {
-  generic: { orderId: 'order_id', amount: 'amount', amountKind: 'decimal', currency: 'currency', others: ['status', 'notify_id', 'trade_no', 'timestamp'] },
-  alipay: { orderId: 'out_trade_no', amount: 'total_amount', amountKind: 'decimal', others: ['trade_status', 'trade_no', 'notify_id', 'app_id', 'charset'] },
-  stripe: { orderId: 'metadata.order_id', amount: 'amount_received', amountKind: 'json', currency: 'currency', others: [] },
-  standard: { orderId: 'order_id', amount: 'amount', amountKind: 'json', currency: 'currency', others: ['transaction_id'] },
-  wechatpay: { orderId: 'out_trade_no', amount: 'amount.total', amountKind: 'json', currency: 'amount.currency', others: ['transaction_id', 'trade_state'] }
-}
+const corrupted = (gateway: string, field: string, value: string): SignedRequest | undefined => genuineCallback(gateway, { field, value })
 
 // ── the checks every case must pass ─────────────────────────────────────────
 

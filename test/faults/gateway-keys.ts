@@ -1,4 +1,4 @@
-import { createHmac, createSign, generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto'
+import { createCipheriv, createHmac, createSign, generateKeyPairSync, randomBytes, randomUUID, type KeyObject } from 'node:crypto'
 import { signedForm, testSecrets } from '../helpers.js'
 
 /**
@@ -85,14 +85,105 @@ export function signWechatpay (body: string, options: { key?: KeyObject, timesta
   }
 }
 
+/** Keys that belong to no configured gateway: what a forger would sign with. */
+export const impostor = {
+  rsa: rsa().privateKey,
+  hmacSecret: `whsec_${randomBytes(32).toString('base64')}`
+}
+
+export interface SignOptions {
+  /** HMAC gateways: sign with this secret instead of the configured one. */
+  secret?: string
+  /** RSA gateways: sign with this private key instead of the configured one. */
+  key?: KeyObject
+  timestamp?: number
+}
+
 /** Signs a JSON body for a JSON gateway, or a form built from `params` for a form gateway. */
-export function signFor (gateway: string, content: { json: string, params: Record<string, string> }): SignedRequest | undefined {
+export function signFor (gateway: string, content: { json: string, params: Record<string, string> }, options: SignOptions = {}): SignedRequest | undefined {
   switch (gateway) {
-    case 'generic': return signGeneric(content.params)
-    case 'alipay': return signAlipay(content.params)
-    case 'stripe': return signStripe(content.json)
-    case 'standard': return signStandard(content.json)
-    case 'wechatpay': return signWechatpay(content.json)
+    case 'generic': return signGeneric(options.timestamp === undefined ? content.params : { ...content.params, timestamp: String(options.timestamp) }, options.secret)
+    case 'alipay': return signAlipay(content.params, options.key)
+    case 'stripe': return signStripe(content.json, options)
+    case 'standard': return signStandard(content.json, options)
+    case 'wechatpay': return signWechatpay(content.json, options)
     default: return undefined
+  }
+}
+
+function aesGcm (plaintext: string, nonce: string, associatedData: string): string {
+  const cipher = createCipheriv('aes-256-gcm', Buffer.from(wechatpayApiV3Key), Buffer.from(nonce))
+  cipher.setAAD(Buffer.from(associatedData))
+  return Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final(), cipher.getAuthTag()]).toString('base64')
+}
+
+/** The order id, amount and delivery id fields of each gateway's payload. */
+export const fieldsOf: Record<string, { orderId: string, amount: string, amountKind: 'decimal' | 'json', currency?: string, others: string[] }> = {
+  generic: { orderId: 'order_id', amount: 'amount', amountKind: 'decimal', currency: 'currency', others: ['status', 'notify_id', 'trade_no', 'timestamp'] },
+  alipay: { orderId: 'out_trade_no', amount: 'total_amount', amountKind: 'decimal', others: ['trade_status', 'trade_no', 'notify_id', 'app_id', 'charset'] },
+  stripe: { orderId: 'metadata.order_id', amount: 'amount_received', amountKind: 'json', currency: 'currency', others: [] },
+  standard: { orderId: 'order_id', amount: 'amount', amountKind: 'json', currency: 'currency', others: ['transaction_id'] },
+  wechatpay: { orderId: 'out_trade_no', amount: 'amount.total', amountKind: 'json', currency: 'amount.currency', others: ['transaction_id', 'trade_state'] }
+}
+
+/**
+ * A genuine payment callback for `gateway` (10.00 CNY, order `orderId`), signed
+ * as the gateway would sign it, or with `sign` overrides. With `field`, that
+ * field holds `value` instead (raw JSON text for JSON amounts), still signed.
+ */
+export function genuineCallback (gateway: string, options: { orderId?: string, field?: string, value?: string, sign?: SignOptions } = {}): SignedRequest | undefined {
+  const id = randomUUID()
+  const orderId = options.orderId ?? `fz-${id}`
+  const { field = 'note', value = 'fine' } = options
+  const inject = (json: string): string => json.replace('"__RAW__"', value)
+  switch (gateway) {
+    case 'generic': {
+      const params: Record<string, string> = { order_id: orderId, amount: '10.00', status: '1', currency: 'CNY', notify_id: id, trade_no: `T-${id}` }
+      params[field] = value
+      return signFor('generic', { json: '', params }, options.sign)
+    }
+    case 'alipay': {
+      const params: Record<string, string> = {
+        app_id: alipayAppId,
+        out_trade_no: orderId,
+        trade_no: `2026${Date.now()}`,
+        trade_status: 'TRADE_SUCCESS',
+        total_amount: '10.00',
+        notify_id: id,
+        notify_time: '2026-11-27 12:00:00',
+        gmt_payment: '2026-11-27 12:00:00',
+        charset: 'utf-8'
+      }
+      params[field] = value
+      return signFor('alipay', { json: '', params }, options.sign)
+    }
+    case 'stripe': {
+      const object: Record<string, unknown> = { id: `pi_${id}`, object: 'payment_intent', amount: 1000, amount_received: 1000, currency: 'cny', metadata: { order_id: orderId } }
+      if (field === 'metadata.order_id') object.metadata = { order_id: value }
+      else object[field] = field === 'amount_received' ? '__RAW__' : value
+      return signFor('stripe', { json: inject(JSON.stringify({ id: `evt_${id}`, object: 'event', type: 'payment_intent.succeeded', created: nowSeconds(), data: { object } })), params: {} }, options.sign)
+    }
+    case 'standard': {
+      const data: Record<string, unknown> = { order_id: orderId, amount: 1000, currency: 'CNY', transaction_id: `T-${id}` }
+      data[field] = field === 'amount' ? '__RAW__' : value
+      return signFor('standard', { json: inject(JSON.stringify({ type: 'payment.succeeded', timestamp: new Date().toISOString(), data })), params: {} }, options.sign)
+    }
+    case 'wechatpay': {
+      const resource: Record<string, unknown> = { out_trade_no: orderId, transaction_id: `42${Date.now()}`, trade_state: 'SUCCESS', amount: { total: 1000, currency: 'CNY' } }
+      if (field === 'amount.total') resource.amount = { total: '__RAW__', currency: 'CNY' }
+      else if (field === 'amount.currency') resource.amount = { total: 1000, currency: value }
+      else resource[field] = value
+      const nonce = randomBytes(6).toString('hex')
+      const envelope = {
+        id,
+        create_time: '2026-11-27T12:00:00+08:00',
+        resource_type: 'encrypt-resource',
+        event_type: 'TRANSACTION.SUCCESS',
+        resource: { original_type: 'transaction', algorithm: 'AEAD_AES_256_GCM', ciphertext: aesGcm(inject(JSON.stringify(resource)), nonce, 'transaction'), associated_data: 'transaction', nonce }
+      }
+      return signFor('wechatpay', { json: JSON.stringify(envelope), params: {} }, options.sign)
+    }
+    default:
+      return undefined
   }
 }
