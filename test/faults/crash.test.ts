@@ -10,6 +10,8 @@ import {
 
 // Issue 5 §1: SIGKILL the real server at random moments under concurrent signed callbacks.
 const trials = 20
+// Then a graceful stop (SIGTERM, as systemd or Docker send) under the same load: same guarantees, exit 0.
+const gracefulTrials = 2
 const ordersPerTrial = 60
 const clients = 32
 
@@ -53,7 +55,7 @@ const deliveryKey = (d: Delivery): string => `generic|${d.params.notify_id}`
 // 21 process starts dominate the run time (about a second of CPU each): allow for a busy CI machine.
 t.setTimeout(300_000)
 
-t.test('SIGKILL under load: acked callbacks survive, nothing is half-applied, re-sent ones apply once', async t => {
+t.test('SIGKILL (and SIGTERM) under load: acked callbacks survive, nothing is half-applied, re-sent ones apply once', async t => {
   const seed = testSeed()
   t.comment(`crash seed ${seed} (PAYNOTIFY_TEST_SEED=${seed} reproduces the kill moments)`)
   const random = seededRandom(seed)
@@ -64,8 +66,9 @@ t.test('SIGKILL under load: acked callbacks survive, nothing is half-applied, re
 
   const allDeliveries: Delivery[] = []
   const allExpected: Expected[] = []
-  const totals = { trials: 0, ackedBeforeKill: 0, lost: 0, committedUnacked: 0, inFlightAtKill: 0, resent: 0, trialsKilledMidTraffic: 0 }
-  for (let trial = 0; trial < trials; trial++) {
+  const totals = { trials: 0, gracefulTrials: 0, ackedBeforeKill: 0, lost: 0, committedUnacked: 0, inFlightAtKill: 0, resent: 0, trialsKilledMidTraffic: 0 }
+  for (let trial = 0; trial < trials + gracefulTrials; trial++) {
+    const signal = trial < trials ? 'SIGKILL' : 'SIGTERM'
     const { deliveries, expected } = workload(trial, random)
     const acked = new Set<number>()
     const unexpected: string[] = []
@@ -85,8 +88,9 @@ t.test('SIGKILL under load: acked callbacks survive, nothing is half-applied, re
     await sleep(killAfterMs)
     killed = true
     inFlightAtKill = inFlight
-    server.child.kill('SIGKILL')
-    await server.exited
+    server.child.kill(signal)
+    const exit = await server.exited
+    if (signal === 'SIGTERM') t.equal(exit, 0, `trial ${trial}: a SIGTERM under load closes cleanly`)
     await sending
     agent.destroy()
     t.same(unexpected, [], `trial ${trial}: no answer other than success or 503`)
@@ -113,7 +117,8 @@ t.test('SIGKILL under load: acked callbacks survive, nothing is half-applied, re
     allDeliveries.push(...deliveries)
     allExpected.push(...expected)
 
-    totals.trials++
+    if (signal === 'SIGKILL') totals.trials++
+    else totals.gracefulTrials++
     totals.ackedBeforeKill += deliveries.length - resend.length
     totals.lost += lost.length
     totals.committedUnacked += committedUnacked
@@ -123,7 +128,7 @@ t.test('SIGKILL under load: acked callbacks survive, nothing is half-applied, re
   }
   // The kills must have landed while callbacks were in flight, or the trials proved little.
   t.ok(totals.trialsKilledMidTraffic > 0, 'at least one kill landed with requests in flight')
-  t.comment(`crash trials ${totals.trials}: acked before kill ${totals.ackedBeforeKill}, acked lost ${totals.lost}, ` +
+  t.comment(`crash trials ${totals.trials} (SIGKILL) + ${totals.gracefulTrials} (SIGTERM): acked before kill ${totals.ackedBeforeKill}, acked lost ${totals.lost}, ` +
     `in flight at kill ${totals.inFlightAtKill}, committed but unacked ${totals.committedUnacked}, re-sent ${totals.resent}, ` +
     `trials killed mid-traffic ${totals.trialsKilledMidTraffic}`)
 
