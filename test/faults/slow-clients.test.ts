@@ -2,6 +2,7 @@ import { Agent } from 'node:http'
 import { connect, type Socket } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
+import { loadConfig } from '../../src/config.js'
 import { buildTestApp, merchantAuth } from '../helpers.js'
 import { genericDelivery, httpRequest, isAck, postDelivery, type TapTest } from './helpers.js'
 
@@ -134,4 +135,15 @@ t.test('per-route body limits: 413 without reading the body', async t => {
   for (let i = 0; i < 100 && !client.received().includes('\r\n\r\n'); i++) await sleep(20)
   t.match(client.received(), /^HTTP\/1\.1 413 /, 'an announced oversize body is refused before it is sent')
   client.socket.destroy()
+})
+
+t.test('the limits are configuration, validated at start', async t => {
+  t.match(loadConfig({}), { busyTimeoutMs: 5000, limits: { headersTimeoutMs: 10_000, requestTimeoutMs: 15_000, idleTimeoutMs: 30_000, maxConnections: 1024 }, allowBrokenChain: false })
+  t.match(loadConfig({ PAYNOTIFY_HEADERS_TIMEOUT_MS: '20000', PAYNOTIFY_REQUEST_TIMEOUT_MS: '1000' }).limits, { headersTimeoutMs: 1000, requestTimeoutMs: 1000 },
+    'the headers deadline never exceeds the whole-request deadline (Node refuses that)')
+  t.equal(loadConfig({ PAYNOTIFY_ALLOW_BROKEN_CHAIN: '1' }).allowBrokenChain, true)
+  t.equal(loadConfig({ PAYNOTIFY_ALLOW_BROKEN_CHAIN: 'false' }).allowBrokenChain, false)
+  t.throws(() => loadConfig({ PAYNOTIFY_ALLOW_BROKEN_CHAIN: 'yes' }), { message: /PAYNOTIFY_ALLOW_BROKEN_CHAIN/ })
+  t.throws(() => loadConfig({ PAYNOTIFY_MAX_CONNECTIONS: '0' }), { message: /PAYNOTIFY_MAX_CONNECTIONS/ })
+  t.throws(() => loadConfig({ PAYNOTIFY_HEADERS_TIMEOUT_MS: '5' }), { message: /PAYNOTIFY_HEADERS_TIMEOUT_MS/ })
 })
