@@ -3,7 +3,7 @@ import type { Command } from 'commander'
 import { importRows, planImport, type ImportResult } from '../event-log/import.js'
 import { ExportLineError, type ExportSummary } from '../event-log/ndjson.js'
 import { openStore } from '../store.js'
-import { checkExportFile, readExportRows } from './export-file.js'
+import { checkExportFile, readCheckedRows } from './export-file.js'
 import { dbOptionHelp, refuseWhileServing, resolveDbPath } from './options.js'
 import { startProgress } from './progress.js'
 
@@ -34,7 +34,7 @@ export async function importFile (file: string, dbPath: string, log: (line: stri
     const progress = startProgress({ label: 'import', total: summary.lines, summaryStream: process.stderr })
     let result: ImportResult
     try {
-      result = await importRows(store.sqlite, readExportRows(file), {
+      result = await importRows(store.sqlite, readCheckedRows(file), {
         mode,
         onAppend: events => { store.projector.apply(events) },
         onRollback: () => { store.projector.reload() },
@@ -55,12 +55,13 @@ export async function importFile (file: string, dbPath: string, log: (line: stri
 function describeImport (summary: ExportSummary, result: ImportResult): string {
   const source = summary.first === undefined ? 'an empty file' : `positions ${summary.first.position}-${summary.last!.position} of the file`
   const span = result.written === 0 ? 'nothing new' : `positions ${result.firstPosition}-${result.lastPosition}`
+  const unproven = summary.unanchored ? ` (the first line has no prevHash: its link to the log before position ${summary.first!.position} is unproven)` : ''
   if (result.mode === 'verbatim') {
     return `imported ${result.written} events as recorded (${span}, same positions and hashes: the file continues this database's chain)` +
       (result.skipped > 0 ? `; ${result.skipped} already present` : '')
   }
   return `re-appended ${result.written} events as ${span} with a new hash chain: ${source} do not continue this database's chain, ` +
-    'so they are this database\'s own history now (recorded times, data and metadata unchanged)'
+    'so they are this database\'s own history now (recorded times, data and metadata unchanged)' + unproven
 }
 
 /** `paynotify import file.ndjson`: verify an export's chain and append it to a database. */

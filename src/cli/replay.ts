@@ -10,7 +10,7 @@ import type { OrderPlacedData } from '../orders/events.js'
 import { formatMinorUnits } from '../orders/money.js'
 import type { OrderView } from '../orders/order-fold.js'
 import { rowToView, type OrderRow } from '../orders/queries.js'
-import { checkExportFile, readExportRows } from './export-file.js'
+import { checkExportFile, readCheckedRows } from './export-file.js'
 import { importFile } from './import.js'
 import { httpUrl, positiveNumber, refuseWhileServing, resolveDbPath, storedSecrets } from './options.js'
 import { formatSummary, startProgress } from './progress.js'
@@ -138,7 +138,7 @@ async function replayTo (command: Command, file: string, to: URL, options: Repla
   let previousAt: number | undefined
   const say = (line: string): void => { process.stdout.write(`${line}\n`) }
   try {
-    for await (const request of recordedRequests(readExportRows(file))) {
+    for await (const request of recordedRequests(readCheckedRows(file))) {
       const plan = prepare(request, secret, merchantToken, new Date())
       if (plan.prepared === undefined) {
         skipped.set(plan.skip!, (skipped.get(plan.skip!) ?? 0) + 1)

@@ -25,6 +25,8 @@ export function writerLockPath (dbPath: string): string {
 function tryLock (connection: SQLite.Database): boolean {
   connection.pragma('busy_timeout = 0')
   try {
+    // The file holds no data, so no journal file either (the pragma itself needs the lock: BUSY when held).
+    connection.pragma('journal_mode = MEMORY')
     connection.exec('BEGIN EXCLUSIVE')
     return true
   } catch (error) {
@@ -39,8 +41,6 @@ export function acquireWriterLock (dbPath: string): WriterLock {
   if (dbPath === ':memory:') return { path, release: () => {} }
   mkdirSync(dirname(path), { recursive: true })
   const connection = new SQLite(path)
-  // The file holds no data: no journal file either.
-  connection.pragma('journal_mode = MEMORY')
   if (!tryLock(connection)) {
     connection.close()
     throw new WriterLockedError(`another paynotify service is running on ${dbPath} (it holds ${path})`)

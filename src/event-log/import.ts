@@ -30,7 +30,7 @@ export function planImport (sqlite: SQLite.Database, summary: ExportSummary): Im
   const first = summary.first
   if (first === undefined || !summary.contiguous) return 'reappend'
   const tail = readTail(sqlite)
-  if (first.position === tail.position + 1) return first.prevHash === tail.hash ? 'verbatim' : 'reappend'
+  if (first.position === tail.position + 1) return chainHash(tail.hash, first) === first.hash ? 'verbatim' : 'reappend'
   if (first.position > tail.position) return 'reappend'
   const stored = sqlite.prepare('SELECT hash FROM events WHERE position = ?').get(first.position) as { hash: string } | undefined
   return stored?.hash === first.hash ? 'verbatim' : 'reappend'
@@ -93,13 +93,13 @@ export async function importRows (sqlite: SQLite.Database, rows: AsyncIterable<I
           result.skipped++
           continue
         }
-        if (row.position !== tail.position + 1 || row.prevHash !== tail.hash) {
+        if (row.position !== tail.position + 1 || chainHash(tail.hash, row) !== row.hash) {
           throw new ExportLineError(row.line, `position ${row.position} does not continue this database's chain at position ${tail.position}`)
         }
-        stored = { ...row }
+        stored = { position: row.position, stream_id: row.stream_id, stream_version: row.stream_version, type: row.type, schema_version: row.schema_version, data: row.data, metadata: row.metadata, recorded_at: row.recorded_at, hash: row.hash }
       } else {
         const position = tail.position + 1
-        const fresh = { ...row, position, stream_version: (streamVersion.get(row.stream_id) ?? 0) + 1 }
+        const fresh = { position, stream_id: row.stream_id, stream_version: (streamVersion.get(row.stream_id) ?? 0) + 1, type: row.type, schema_version: row.schema_version, data: row.data, metadata: row.metadata, recorded_at: row.recorded_at }
         stored = { ...fresh, hash: chainHash(tail.hash, fresh) }
       }
       insert.run(stored.position, stored.stream_id, stored.stream_version, stored.type, stored.schema_version, stored.data, stored.metadata, stored.recorded_at, stored.hash)

@@ -17,13 +17,15 @@ export interface ExportedEvent {
   data: unknown
   metadata: unknown
   recordedAt: string
-  prevHash: string
+  /** Absent in the admin NDJSON stream: then the line is checked against the line before it. */
+  prevHash?: string
   hash: string
 }
 
 /** A parsed line: the stored row it stands for (data and metadata as stored text) and its chain links. */
 export interface ImportedRow extends ChainedRow {
-  prevHash: string
+  /** As given in the line, or (set by ChainChecker) the hash of the line before it. */
+  prevHash: string | undefined
   hash: string
   /** 1-based line number in the file, for messages. */
   line: number
@@ -65,7 +67,8 @@ function isObject (value: unknown): value is Record<string, unknown> {
 
 /**
  * Parses one export line and checks it on its own: every field present and
- * well-formed, and `hash = chainHash(prevHash, row)`. data and metadata are
+ * well-formed, and `hash = chainHash(prevHash, row)` when the line carries
+ * its prevHash (ChainChecker checks the others). data and metadata are
  * re-serialized the way the log stores them; an export of a stored row gives
  * the stored text back, and anything else fails the hash check.
  */
@@ -89,7 +92,7 @@ export function parseExportLine (text: string, line: number): ImportedRow {
   field('data', isObject(v.data), 'a JSON object')
   field('metadata', isObject(v.metadata), 'a JSON object')
   field('recordedAt', typeof v.recordedAt === 'string' && isoTime.test(v.recordedAt), 'an ISO-8601 UTC time')
-  field('prevHash', typeof v.prevHash === 'string' && hexHash.test(v.prevHash), '64 lower-case hex characters')
+  field('prevHash', v.prevHash === undefined || (typeof v.prevHash === 'string' && hexHash.test(v.prevHash)), '64 lower-case hex characters')
   field('hash', typeof v.hash === 'string' && hexHash.test(v.hash), '64 lower-case hex characters')
   const row: ImportedRow = {
     position: v.position as number,
@@ -100,15 +103,20 @@ export function parseExportLine (text: string, line: number): ImportedRow {
     data: JSON.stringify(v.data),
     metadata: JSON.stringify(v.metadata),
     recorded_at: v.recordedAt as string,
-    prevHash: v.prevHash as string,
+    prevHash: v.prevHash as string | undefined,
     hash: v.hash as string,
     line
   }
+  if (row.prevHash === undefined) return row
   if (row.position === 1 && row.prevHash !== genesisHash) throw new ExportLineError(line, 'position 1 must follow the genesis hash')
-  if (chainHash(row.prevHash, row) !== row.hash) {
-    throw new ExportLineError(line, `hash does not match the content of position ${row.position} (the line was edited)`)
-  }
+  checkHash(row, row.prevHash)
   return row
+}
+
+function checkHash (row: ImportedRow, prevHash: string): void {
+  if (chainHash(prevHash, row) !== row.hash) {
+    throw new ExportLineError(row.line, `hash does not match the content of position ${row.position} (the line was edited)`)
+  }
 }
 
 /** What a whole file is, once every line has passed ChainChecker. */
@@ -120,6 +128,8 @@ export interface ExportSummary {
   contiguous: boolean
   /** Every line belongs to one order. */
   singleStream: boolean
+  /** The first line carries no prevHash and is not position 1: its link to the log before it is unproven. */
+  unanchored: boolean
 }
 
 /**
@@ -137,12 +147,25 @@ export class ChainChecker {
   #contiguous = true
   #singleStream = true
   #gap: { line: number, message: string } | undefined
+  #unanchored = false
 
   /** Checks the next line (already parsed by parseExportLine); throws ExportLineError. */
   add (row: ImportedRow): void {
     const { line } = row
     const last = this.#last
     this.#lines++
+    if (row.prevHash === undefined) {
+      // A line without prevHash (the admin NDJSON stream) is proven by the line before it.
+      const prevHash = row.position === 1 ? genesisHash : last !== undefined && row.position === last.position + 1 ? last.hash : undefined
+      if (prevHash !== undefined) {
+        checkHash(row, prevHash)
+        row.prevHash = prevHash
+      } else if (last === undefined) {
+        this.#unanchored = true
+      } else {
+        throw new ExportLineError(line, `has no prevHash and the line before is not position ${row.position - 1}, so it cannot be checked`)
+      }
+    }
     if (last === undefined) {
       this.#first = row
       this.#last = row
@@ -169,6 +192,6 @@ export class ChainChecker {
   }
 
   summary (): ExportSummary {
-    return { lines: this.#lines, first: this.#first, last: this.#last, contiguous: this.#contiguous, singleStream: this.#singleStream }
+    return { lines: this.#lines, first: this.#first, last: this.#last, contiguous: this.#contiguous, singleStream: this.#singleStream, unanchored: this.#unanchored }
   }
 }

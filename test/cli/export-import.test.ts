@@ -3,7 +3,7 @@ import { join } from 'node:path'
 import t from 'tap'
 import { checkExportFile } from '../../src/cli/export-file.js'
 import { chainHash } from '../../src/event-log/hash.js'
-import { buildTestApp, tempDir } from '../helpers.js'
+import { adminAuth, buildTestApp, tempDir } from '../helpers.js'
 import { copyDatabase, isolatedEnv, runCli, seedScenarios, tableRows } from './toolkit-helpers.js'
 
 interface Line { position: number, streamId: string, streamVersion: number, prevHash: string, hash: string, type: string }
@@ -162,4 +162,33 @@ t.test('import refuses a broken file naming the line, and writes nothing', async
   const run = await runCli(['import', swapped, '--db', existing], env)
   t.equal(run.code, 1)
   t.same(tableRows(existing, 'events', 'position'), before)
+})
+
+t.test('the admin NDJSON stream (no prevHash) imports too, each line proven by the one before', async t => {
+  const source = await buildTestApp(t)
+  await seedScenarios(source)
+  const dir = tempDir(t)
+  const env = isolatedEnv(t)
+  const stream = async (query: string): Promise<string> => {
+    const file = join(dir, `admin-${query.replace(/\W/g, '_')}.ndjson`)
+    const response = await source.app.inject({ url: `/admin/events?${query}`, headers: { ...adminAuth, accept: 'application/x-ndjson' } })
+    t.equal(response.statusCode, 200)
+    writeFileSync(file, response.body)
+    return file
+  }
+
+  const whole = join(dir, 'whole.db')
+  const full = await runCli(['import', await stream('after=0'), '--db', whole], env)
+  t.equal(full.code, 0, full.stderr)
+  t.match(full.stdout, /imported 16 events as recorded/)
+  t.same(tableRows(whole, 'events', 'position'), tableRows(source.dbPath, 'events', 'position'))
+
+  const tailOnly = await runCli(['import', await stream('after=10'), '--db', join(dir, 'tail.db')], env)
+  t.equal(tailOnly.code, 0, tailOnly.stderr)
+  t.match(tailOnly.stdout, /re-appended 6 events as positions 1-6 .*the first line has no prevHash: its link to the log before position 11 is unproven/)
+
+  const edited = readFileSync(await stream('after=0'), 'utf8').replace('"amount":2000', '"amount":200')
+  writeFileSync(join(dir, 'edited.ndjson'), edited)
+  await t.rejects(checkExportFile(join(dir, 'edited.ndjson')), { message: /^line 6: hash does not match the content of position 6/ })
+  await t.rejects(checkExportFile(await stream('type=PaymentSucceeded')), { message: /^line 4: has no prevHash and the line before is not position 8, so it cannot be checked/ })
 })

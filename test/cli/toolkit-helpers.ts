@@ -29,15 +29,15 @@ export function isolatedEnv (t: Teardown): Record<string, string> {
   return { PAYNOTIFY_DB: join(tempDir(t), 'default.db') }
 }
 
-async function notify (test: TestApp, params: Record<string, string>, json = false): Promise<void> {
+export async function notify (test: TestApp, params: Record<string, string>, json = false): Promise<void> {
   const response = json
     ? await test.app.inject({ method: 'POST', url: '/notify/generic', headers: { 'content-type': 'application/json' }, payload: JSON.stringify({ ...params, sign: signGenericParams(params, testSecrets.genericSecret) }) })
     : await test.app.inject({ method: 'POST', url: '/notify/generic', headers: formHeaders, payload: signedForm(params) })
   if (response.statusCode !== 200) throw new Error(`seed callback refused: ${response.statusCode} ${response.body}`)
 }
 
-async function place (test: TestApp, orderId: string, amount: string): Promise<void> {
-  const response = await test.app.inject({ method: 'POST', url: '/orders', headers: { ...merchantAuth, 'content-type': 'application/json' }, payload: { order_id: orderId, amount, currency: 'CNY' } })
+export async function place (test: TestApp, orderId: string, amount: string, currency = 'CNY'): Promise<void> {
+  const response = await test.app.inject({ method: 'POST', url: '/orders', headers: { ...merchantAuth, 'content-type': 'application/json' }, payload: { order_id: orderId, amount, currency } })
   if (response.statusCode !== 201) throw new Error(`seed order refused: ${response.statusCode} ${response.body}`)
 }
 
