@@ -4,7 +4,7 @@ import { importRows, planImport, type ImportResult } from '../event-log/import.j
 import { ExportLineError, type ExportSummary } from '../event-log/ndjson.js'
 import { openStore } from '../store.js'
 import { checkExportFile, readCheckedRows } from './export-file.js'
-import { dbOptionHelp, refuseWhileServing, resolveDbPath } from './options.js'
+import { dbOptionHelp, refuseWhileServing, resolveDbPath, usageError } from './options.js'
 import { startProgress } from './progress.js'
 
 export interface ImportOutcome {
@@ -78,7 +78,7 @@ file (one order, a range) is re-appended after the tail with new positions and a
 Exit codes: 0 imported, 1 the file is broken (the line is named) or cannot be written,
 2 bad usage or the service is running on the database.`)
     .action(async function (this: Command, file: string, options: { db?: string, force: boolean }) {
-      if (!existsSync(file)) this.error(`no file ${file}`, { exitCode: 2 })
+      if (!existsSync(file)) usageError(this, `no file ${file}`)
       const dbPath = resolveDbPath(options.db)
       refuseWhileServing(this, dbPath, options.force)
       try {

@@ -9,19 +9,28 @@ import { secretsFilePath, type Secrets } from '../secrets.js'
 
 export const dbOptionHelp = 'database file (default: PAYNOTIFY_DB, else ./data/paynotify.db)'
 
+/**
+ * A usage error found while running (no such file, the service holds the
+ * database): exit 2 with the message alone. Parse errors still show help.
+ */
+export function usageError (command: Command, message: string): never {
+  command.showHelpAfterError(false)
+  command.error(message, { exitCode: 2 })
+}
+
 export function resolveDbPath (db: string | undefined): string {
   return db ?? loadConfig(process.env).dbPath
 }
 
 /** The database must exist for commands that read it (a typo must not create an empty one). */
 export function requireDatabase (command: Command, dbPath: string): void {
-  if (!existsSync(dbPath)) command.error(`no database at ${dbPath} (pass --db or set PAYNOTIFY_DB)`, { exitCode: 2 })
+  if (!existsSync(dbPath)) usageError(command, `no database at ${dbPath} (pass --db or set PAYNOTIFY_DB)`)
 }
 
 /** Commands that write behind the service's back refuse while it runs on the database, unless forced. */
 export function refuseWhileServing (command: Command, dbPath: string, force: boolean): void {
   if (force || !isWriterLocked(dbPath)) return
-  command.error(`the service is running on ${dbPath} (it holds ${writerLockPath(dbPath)}): stop it first, or pass --force`, { exitCode: 2 })
+  usageError(command, `the service is running on ${dbPath} (it holds ${writerLockPath(dbPath)}): stop it first, or pass --force`)
 }
 
 export function position (value: string): number {

@@ -12,7 +12,7 @@ import type { OrderView } from '../orders/order-fold.js'
 import { rowToView, type OrderRow } from '../orders/queries.js'
 import { checkExportFile, readCheckedRows } from './export-file.js'
 import { importFile } from './import.js'
-import { httpUrl, positiveNumber, refuseWhileServing, resolveDbPath, storedSecrets } from './options.js'
+import { httpUrl, positiveNumber, refuseWhileServing, resolveDbPath, storedSecrets, usageError } from './options.js'
 import { formatSummary, startProgress } from './progress.js'
 import { rebuildDatabase } from './rebuild.js'
 import { createSender, orderRegistration, recordedRequests, resignGeneric, type Prepared, type Recorded } from './replay-deliver.js'
@@ -66,7 +66,7 @@ function printTable (orders: OrderView[]): void {
 async function replayLocally (command: Command, file: string, options: ReplayOptions): Promise<void> {
   const keep = options.db !== undefined
   if (keep) {
-    if (await hasEvents(options.db!)) command.error(`${options.db} already holds events: replay needs a fresh database (use \`paynotify import\` to append)`, { exitCode: 2 })
+    if (await hasEvents(options.db!)) usageError(command, `${options.db} already holds events: replay needs a fresh database (use \`paynotify import\` to append)`)
     refuseWhileServing(command, options.db!, false)
   }
   const dir = keep ? undefined : mkdtempSync(join(tmpdir(), 'paynotify-replay-'))
@@ -195,10 +195,10 @@ x-paynotify-replay-of: <position>. Generic callbacks are re-signed with the loca
 (alipay, wechatpay, stripe, standard) are skipped and counted.
 Exit codes: 0 ok, 1 the file is broken or a delivery was refused, 2 bad usage.`)
     .action(async function (this: Command, file: string, options: ReplayOptions) {
-      if (!existsSync(file)) this.error(`no file ${file}`, { exitCode: 2 })
+      if (!existsSync(file)) usageError(this, `no file ${file}`)
       if (options.to === undefined) {
         if (options.speed !== undefined || options.secret !== undefined || options.merchantToken !== undefined) {
-          this.error('--speed, --secret and --merchant-token need --to', { exitCode: 2 })
+          usageError(this, '--speed, --secret and --merchant-token need --to')
         }
         await replayLocally(this, file, options)
       } else {
