@@ -136,8 +136,12 @@ export class EventLog {
           }
           hash = chainHash(hash, row)
           this.#insert.run(row.position, row.stream_id, row.stream_version, row.type, row.schema_version, row.data, row.metadata, row.recorded_at, hash)
+          // Spelled out rather than spread: on Node 20 `{ ...event, position, … }` costs microseconds per event.
           const recorded = {
-            ...event,
+            streamId: event.streamId,
+            type: event.type,
+            data: event.data,
+            metadata: event.metadata,
             position,
             streamVersion,
             schemaVersion: currentSchemaVersion,

@@ -7,8 +7,11 @@ export type EventRow = Selectable<EventsTable>
 
 /** Decodes a stored row, upcasting old schema versions to the current shape. */
 export function rowToEvent (row: EventRow): RecordedEvent {
+  const { type, data } = upcastEvent(row.type, row.schema_version, JSON.parse(row.data))
+  // Spelled out rather than spread: on Node 20 `{ ...event, position, … }` costs microseconds per row (rebuild, verify).
   return {
-    ...upcastEvent(row.type, row.schema_version, JSON.parse(row.data)),
+    type,
+    data,
     position: row.position,
     streamId: row.stream_id,
     streamVersion: row.stream_version,
@@ -16,7 +19,7 @@ export function rowToEvent (row: EventRow): RecordedEvent {
     metadata: JSON.parse(row.metadata) as EventMetadata,
     recordedAt: row.recorded_at,
     hash: row.hash
-  }
+  } as RecordedEvent
 }
 
 export interface EventQuery {
