@@ -1,7 +1,6 @@
 #!/usr/bin/env node
 import { Command } from 'commander'
 import { ConfigError, loadConfig } from '../config.js'
-import { startServer } from '../server.js'
 import { openStore } from '../store.js'
 import { registerExportCommand } from './export.js'
 import { registerImportCommand } from './import.js'
@@ -25,6 +24,8 @@ program.command('serve', { isDefault: true })
   .description('start the HTTP service (PAYNOTIFY_* environment variables configure it)')
   .action(async () => {
     const config = loadConfig(process.env)
+    // Loaded here so the other commands do not pay for Fastify and every route at start-up.
+    const { startServer } = await import('../server.js')
     const { address } = await startServer(config)
     process.stdout.write(`paynotify listening on ${address} (database ${config.dbPath})\n`)
   })
