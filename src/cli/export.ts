@@ -16,7 +16,9 @@ interface ExportOptions {
   to?: string
 }
 
-// Lines are gathered into chunks of about this size: one write per chunk, not per line.
+// Lines are gathered into chunks of about this size: one write per chunk, not per line. Each
+// line is encoded into the chunk's buffer as it comes: encoding one long concatenated string
+// per chunk cost more than reading the row (bench/RESULTS.md, export).
 const chunkSize = 1 << 16
 
 async function exportLog (command: Command, options: ExportOptions): Promise<void> {
@@ -24,25 +26,35 @@ async function exportLog (command: Command, options: ExportOptions): Promise<voi
   requireDatabase(command, dbPath)
   // Read-only: export runs beside the service (WAL readers never block its writer).
   const database = openDatabase(dbPath, { readonly: true })
-  const out: Writable = options.out === undefined ? process.stdout : createWriteStream(options.out)
+  // Room for a few chunks, so reading goes on while the previous chunk is being written.
+  const out: Writable = options.out === undefined ? process.stdout : createWriteStream(options.out, { highWaterMark: 4 * chunkSize })
   let outputError: Error | undefined
   out.on('error', error => { outputError = error })
   const range = resolveExportRange(database.sqlite, { streamId: options.order, after: options.after, from: options.from, to: options.to })
   const progress = startProgress({ label: 'export', total: range.count, summaryStream: process.stderr })
   try {
-    let chunk = ''
+    let chunk = Buffer.allocUnsafe(2 * chunkSize)
+    let used = 0
     const write = async (): Promise<void> => {
       if (outputError !== undefined) throw outputError
-      const more = out.write(chunk)
-      chunk = ''
+      // The stream holds on to a written buffer until it is flushed: the next chunk gets a new one.
+      const more = out.write(chunk.subarray(0, used))
+      chunk = Buffer.allocUnsafe(2 * chunkSize)
+      used = 0
       if (!more) await once(out, 'drain')
     }
     for (const line of exportLines(database.sqlite, range, options.order)) {
-      chunk += line
+      // A UTF-16 code unit never takes more than 3 bytes of UTF-8.
+      const room = 3 * line.length
+      if (used + room > chunk.length) {
+        if (used > 0) await write()
+        if (room > chunk.length) chunk = Buffer.allocUnsafe(room)
+      }
+      used += chunk.write(line, used)
       progress.increment()
-      if (chunk.length >= chunkSize) await write()
+      if (used >= chunkSize) await write()
     }
-    if (chunk !== '') await write()
+    if (used > 0) await write()
     if (out !== process.stdout) {
       out.end()
       await once(out, 'finish')

@@ -60,10 +60,14 @@ export function * exportLines (sqlite: SQLite.Database, range: ExportRange, stre
   let prevHash = range.first === 1
     ? genesisHash
     : (sqlite.prepare('SELECT hash FROM events WHERE position = ?').pluck().get(range.first - 1) as string)
-  const rows = sqlite.prepare('SELECT * FROM events WHERE position BETWEEN ? AND ? ORDER BY position')
-    .iterate(range.first, range.last) as IterableIterator<EventRow>
-  for (const row of rows) {
+  // Arrays, turned into rows here: better-sqlite3 builds a row object property by property,
+  // which was a third of the time of an export.
+  const rows = sqlite.prepare(`SELECT position, stream_id, stream_version, type, schema_version, data, metadata, recorded_at, hash
+    FROM events WHERE position BETWEEN ? AND ? ORDER BY position`).raw()
+    .iterate(range.first, range.last) as IterableIterator<[number, string, number, string, number, string, string, string, string]>
+  for (const [position, streamId, streamVersion, type, schemaVersion, data, metadata, recordedAt, hash] of rows) {
+    const row: EventRow = { position, stream_id: streamId, stream_version: streamVersion, type, schema_version: schemaVersion, data, metadata, recorded_at: recordedAt, hash }
     yield formatExportLine(row, prevHash)
-    prevHash = row.hash
+    prevHash = hash
   }
 }
