@@ -6,6 +6,9 @@ import { checkChainSinceCheckpoint, describeChainBreak } from './event-log/chain
 import { resolveSecrets } from './secrets.js'
 import { openStore } from './store.js'
 
+/** How long a graceful stop lets open requests finish before cutting their connections (well under the 10 s grace). */
+const shutdownDrainMs = 3000
+
 /**
  * The only place that listens: config → store → app → listen, and a graceful
  * close on signals that lets committing batches finish before the database closes.
@@ -35,7 +38,16 @@ export async function startServer (config: Config): Promise<{ close: () => Promi
     for (const name of generated) process.stdout.write(`  ${shown[name]}=${secrets[name]}\n`)
   }
   const close = async (): Promise<void> => {
-    await app.close()
+    // Node stops enforcing the header and request deadlines once the server closes, so a client
+    // still sending its request would hold the shutdown until the grace period kills the process.
+    // Whatever is still connected after the drain has no ack coming (a callback whose body
+    // arrived is answered within one batch): cut it, as a crash would, and close the store cleanly.
+    const cut = setTimeout(() => { app.server.closeAllConnections() }, shutdownDrainMs)
+    try {
+      await app.close()
+    } finally {
+      clearTimeout(cut)
+    }
     await store.close()
     lock.release()
   }

@@ -3,8 +3,9 @@ import { connect, type Socket } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
 import { loadConfig } from '../../src/config.js'
-import { buildTestApp, merchantAuth } from '../helpers.js'
-import { genericDelivery, httpRequest, isAck, postDelivery, type TapTest } from './helpers.js'
+import { join } from 'node:path'
+import { buildTestApp, merchantAuth, tempDir } from '../helpers.js'
+import { genericDelivery, httpRequest, isAck, postDelivery, serverEnv, startServerProcess, type TapTest } from './helpers.js'
 
 // Issue 5 §6: slowloris clients and connection floods are cut off by configured limits while a
 // healthy client keeps getting answers; bodies over a route's limit are refused without being read.
@@ -146,4 +147,20 @@ t.test('the limits are configuration, validated at start', async t => {
   t.throws(() => loadConfig({ PAYNOTIFY_ALLOW_BROKEN_CHAIN: 'yes' }), { message: /PAYNOTIFY_ALLOW_BROKEN_CHAIN/ })
   t.throws(() => loadConfig({ PAYNOTIFY_MAX_CONNECTIONS: '0' }), { message: /PAYNOTIFY_MAX_CONNECTIONS/ })
   t.throws(() => loadConfig({ PAYNOTIFY_HEADERS_TIMEOUT_MS: '5' }), { message: /PAYNOTIFY_HEADERS_TIMEOUT_MS/ })
+})
+
+t.test('a graceful stop is not held hostage by a client that never finishes its request', async t => {
+  // Default deadlines (15 s for a request): longer than the 10 s grace period of a stop.
+  const server = await startServerProcess(serverEnv(join(tempDir(t), 'stop.db')))
+  t.teardown(() => { server.child.kill('SIGKILL') })
+  const stalled = await rawClient(server.port)
+  stalled.socket.write('POST /notify/generic HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\norder_id=a')
+  const slowHeaders = await rawClient(server.port)
+  slowHeaders.socket.write('POST /notify/generic HTTP/1.1\r\nHost: 127.0.0.1\r\n')
+  t.ok(isAck(await postDelivery(server.url, genericDelivery({ order_id: 'before-stop', amount: '1.00', status: '1' }))), 'a healthy callback is acked')
+  server.child.kill('SIGTERM')
+  // close-with-grace exits 1 when the close outlasts its 10 s grace: 0 means the slow clients were cut.
+  t.equal(await server.exited, 0, 'SIGTERM closes cleanly (exit 0) instead of waiting out the grace period')
+  await Promise.all([stalled.closed, slowHeaders.closed])
+  t.notMatch(stalled.received(), /success/, 'the cut client got no ack')
 })
