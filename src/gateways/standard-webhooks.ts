@@ -2,7 +2,7 @@ import { ConfigError } from '../config.js'
 import { MalformedError, SignatureError } from '../errors.js'
 import { orderIdPattern, type PaymentEventType } from '../orders/events.js'
 import { parseCurrency, parseMinorUnits } from '../orders/money.js'
-import { decodeUtf8 } from './params.js'
+import { asJsonObject, parseJsonObject, singleHeader, type JsonObject } from './json.js'
 import { hmacSha256, safeEqual, withinTolerance } from './signing.js'
 import { jsonErrorAck, type GatewayAdapter, type PaymentNotification, type RawCallback } from './types.js'
 
@@ -11,8 +11,6 @@ export interface StandardWebhooksOptions {
   secret: string
   toleranceSeconds?: number
 }
-
-type JsonObject = Record<string, unknown>
 
 export interface VerifiedStandardWebhook {
   webhookId: string
@@ -47,18 +45,6 @@ export function standardWebhooksKey (secret: string): Buffer {
   const key = Buffer.from(encoded, 'base64')
   if (key.length < 24) throw new ConfigError('invalid configuration: PAYNOTIFY_STANDARD_SECRET must decode to at least 24 bytes')
   return key
-}
-
-function singleHeader (callback: RawCallback, name: string): string {
-  const value = callback.headers[name]
-  if (value === undefined || value === '') throw new SignatureError(`${name} header is missing`)
-  if (Array.isArray(value)) throw new SignatureError(`${name} header is repeated`)
-  return value
-}
-
-function asObject (value: unknown, field: string): JsonObject {
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new MalformedError('must be a JSON object', field)
-  return value as JsonObject
 }
 
 function id (object: JsonObject, key: string, required: boolean): string | null {
@@ -101,14 +87,7 @@ export function createStandardWebhooksAdapter (options: StandardWebhooksOptions)
       }
       if (!matched) throw new SignatureError('no v1 signature matches')
       if (!withinTolerance(Number(timestamp), now, tolerance)) throw new SignatureError(`timestamp is outside the ${tolerance} s window`)
-      let payload: unknown
-      try {
-        payload = JSON.parse(decodeUtf8(callback.body))
-      } catch (error) {
-        if (error instanceof MalformedError) throw error
-        throw new MalformedError('is not valid JSON', 'body')
-      }
-      return { webhookId, payload: asObject(payload, 'body') }
+      return { webhookId, payload: parseJsonObject(callback.body) }
     },
 
     parse ({ webhookId, payload }: VerifiedStandardWebhook): PaymentNotification[] {
@@ -116,7 +95,7 @@ export function createStandardWebhooksAdapter (options: StandardWebhooksOptions)
       // Other event types from the same sender are acked and not stored (the spec lets senders add types).
       const type = Object.hasOwn(eventTypes, payload.type) ? eventTypes[payload.type] : undefined
       if (type === undefined) return []
-      const data = asObject(payload.data, 'data')
+      const data = asJsonObject(payload.data, 'data')
       const orderId = data.order_id
       if (typeof orderId !== 'string' || !orderIdPattern.test(orderId)) {
         throw new MalformedError('must be 1-64 characters of A-Z a-z 0-9 _ . : -', 'data.order_id')

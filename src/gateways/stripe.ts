@@ -1,7 +1,7 @@
 import { MalformedError, SignatureError } from '../errors.js'
 import { orderIdPattern, type PaymentEventType } from '../orders/events.js'
 import { currencyExponent, parseCurrency, parseMinorUnits } from '../orders/money.js'
-import { decodeUtf8 } from './params.js'
+import { asJsonObject, parseJsonObject, singleHeader, type JsonObject } from './json.js'
 import { hmacSha256, safeEqual, withinTolerance } from './signing.js'
 import { jsonErrorAck, type GatewayAdapter, type PaymentNotification, type RawCallback } from './types.js'
 
@@ -16,8 +16,6 @@ export interface StripeOptions {
   toleranceSeconds?: number
   warn?: WarnLog
 }
-
-type JsonObject = Record<string, unknown>
 
 export interface StripeEvent {
   id: string
@@ -58,13 +56,6 @@ export function fromStripeAmount (value: unknown, currency: string, field: strin
   return amount / divisor
 }
 
-function singleHeader (callback: RawCallback, name: string): string {
-  const value = callback.headers[name]
-  if (value === undefined || value === '') throw new SignatureError(`${name} header is missing`)
-  if (Array.isArray(value)) throw new SignatureError(`${name} header is repeated`)
-  return value
-}
-
 /**
  * Parses `t=…,v1=…[,v1=…][,v0=…]`. Strict on shape: a repeated header (which
  * Node joins with ", ") or a second `t` is refused rather than guessed at.
@@ -89,11 +80,6 @@ function parseSignatureHeader (header: string): { timestamp: string, v1: string[
   return { timestamp, v1 }
 }
 
-function asObject (value: unknown, field: string): JsonObject {
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new MalformedError('must be a JSON object', field)
-  return value as JsonObject
-}
-
 function requiredId (object: JsonObject, key: string, field: string): string {
   const value = object[key]
   if (typeof value !== 'string' || !idPattern.test(value)) throw new MalformedError('must be 1-128 printable ASCII characters', field)
@@ -109,14 +95,8 @@ function optionalId (object: JsonObject, key: string, field: string): string | n
   return value
 }
 
-function parseEvent (text: string): StripeEvent {
-  let value: unknown
-  try {
-    value = JSON.parse(text)
-  } catch {
-    throw new MalformedError('is not valid JSON', 'body')
-  }
-  const event = asObject(value, 'body')
+function parseEvent (body: Buffer): StripeEvent {
+  const event = parseJsonObject(body)
   const created = event.created
   if (created !== undefined && created !== null && (typeof created !== 'number' || !Number.isSafeInteger(created))) {
     throw new MalformedError('must be Unix seconds', 'created')
@@ -127,7 +107,7 @@ function parseEvent (text: string): StripeEvent {
     id: requiredId(event, 'id', 'id'),
     type,
     created: typeof created === 'number' ? created : null,
-    object: asObject(asObject(event.data, 'data').object, 'data.object')
+    object: asJsonObject(asJsonObject(event.data, 'data').object, 'data.object')
   }
 }
 
@@ -247,7 +227,7 @@ export function createStripeAdapter (options: StripeOptions): GatewayAdapter<Str
       const matched = v1.reduce((found, candidate) => safeEqual(candidate, expected) || found, false)
       if (!matched) throw new SignatureError('no v1 signature matches')
       if (!withinTolerance(Number(timestamp), now, tolerance)) throw new SignatureError(`timestamp is outside the ${tolerance} s window`)
-      return parseEvent(decodeUtf8(callback.body))
+      return parseEvent(callback.body)
     },
 
     parse (event: StripeEvent): PaymentNotification[] {

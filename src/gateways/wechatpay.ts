@@ -4,7 +4,7 @@ import { ConfigError } from '../config.js'
 import { MalformedError, SignatureError, type AppError } from '../errors.js'
 import { orderIdPattern, type PaymentEventType } from '../orders/events.js'
 import { parseCurrency, parseMinorUnits } from '../orders/money.js'
-import { decodeUtf8 } from './params.js'
+import { isJsonObject, parseJsonObject, type JsonObject } from './json.js'
 import { parseRsaPublicKey } from './public-keys.js'
 import { withinTolerance } from './signing.js'
 import { headerValue, type Ack, type GatewayAdapter, type PaymentNotification, type RawCallback } from './types.js'
@@ -17,14 +17,12 @@ export interface WechatpayOptions {
   toleranceSeconds?: number
 }
 
-type Json = Record<string, unknown>
-
 interface VerifiedWechatpay {
   id: string
   eventType: string
   createTime: string | null
   /** The decrypted resource, for the event types this service records; null otherwise. */
-  resource: Json | null
+  resource: JsonObject | null
 }
 
 const signatureType = 'WECHATPAY2-SHA256-RSA2048'
@@ -45,34 +43,30 @@ const eventTypes: Record<string, PaymentEventType> = {
   'REFUND.CLOSED': 'RefundFailed'
 }
 
-function isObject (value: unknown): value is Json {
-  return value !== null && typeof value === 'object' && !Array.isArray(value)
-}
-
-function stringField (object: Json, name: string, path: string): string {
+function stringField (object: JsonObject, name: string, path: string): string {
   const value = object[name]
   if (typeof value !== 'string' || value === '') throw new MalformedError('must be a non-empty string', `${path}${name}`)
   return value
 }
 
-function optionalString (object: Json, name: string, path: string): string | null {
+function optionalString (object: JsonObject, name: string, path: string): string | null {
   return object[name] === undefined || object[name] === null ? null : stringField(object, name, path)
 }
 
-function idField (object: Json, name: string, path: string): string {
+function idField (object: JsonObject, name: string, path: string): string {
   const value = stringField(object, name, path)
   if (!idPattern.test(value)) throw new MalformedError('must be 1-128 printable ASCII characters', `${path}${name}`)
   return value
 }
 
-function objectField (object: Json, name: string, path: string): Json {
+function objectField (object: JsonObject, name: string, path: string): JsonObject {
   const value = object[name]
-  if (!isObject(value)) throw new MalformedError('must be an object', `${path}${name}`)
+  if (!isJsonObject(value)) throw new MalformedError('must be an object', `${path}${name}`)
   return value
 }
 
 /** AEAD_AES_256_GCM as WeChat Pay uses it: base64 ciphertext with the 16-byte tag appended, a 12-character nonce, associated data. */
-function decryptResource (resource: Json, key: Buffer): Json {
+function decryptResource (resource: JsonObject, key: Buffer): JsonObject {
   const algorithm = stringField(resource, 'algorithm', 'resource.')
   if (algorithm !== 'AEAD_AES_256_GCM') throw new MalformedError('must be AEAD_AES_256_GCM', 'resource.algorithm')
   const ciphertext = stringField(resource, 'ciphertext', 'resource.')
@@ -92,15 +86,7 @@ function decryptResource (resource: Json, key: Buffer): Json {
     // The tag authenticates the resource: a failure is a wrong APIv3 key or a forged resource, so nothing is recorded.
     throw new SignatureError('resource does not decrypt with PAYNOTIFY_WECHATPAY_APIV3_KEY')
   }
-  let value: unknown
-  try {
-    value = JSON.parse(decodeUtf8(plaintext, 'resource'))
-  } catch (error) {
-    if (error instanceof MalformedError) throw error
-    throw new MalformedError('does not decrypt to JSON', 'resource')
-  }
-  if (!isObject(value)) throw new MalformedError('must decrypt to a JSON object', 'resource')
-  return value
+  return parseJsonObject(plaintext, 'resource')
 }
 
 function requireHeader (callback: RawCallback, name: string): string {
@@ -140,14 +126,7 @@ export function createWechatpayAdapter (options: WechatpayOptions): GatewayAdapt
         throw new SignatureError('Wechatpay-Signature does not match the platform key')
       }
 
-      let envelope: unknown
-      try {
-        envelope = JSON.parse(decodeUtf8(callback.body))
-      } catch (error) {
-        if (error instanceof MalformedError) throw error
-        throw new MalformedError('is not valid JSON', 'body')
-      }
-      if (!isObject(envelope)) throw new MalformedError('must be a JSON object', 'body')
+      const envelope = parseJsonObject(callback.body)
       const eventType = stringField(envelope, 'event_type', '')
       const recorded = Object.hasOwn(eventTypes, eventType)
       return {
@@ -222,7 +201,7 @@ export function parsePlatformKeys (value: string): Map<string, KeyObject> {
   } catch {
     throw new ConfigError(`invalid configuration: ${variable} must be a JSON object {"<serial>": "<PEM>"}`)
   }
-  if (!isObject(parsed) || Object.keys(parsed).length === 0) {
+  if (!isJsonObject(parsed) || Object.keys(parsed).length === 0) {
     throw new ConfigError(`invalid configuration: ${variable} must be a non-empty JSON object {"<serial>": "<PEM>"}`)
   }
   const keys = new Map<string, KeyObject>()
