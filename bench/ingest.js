@@ -7,6 +7,7 @@
 // fails. Usage: node bench/ingest.js (BENCH_ROUNDS, BENCH_SECONDS, BENCH_CONNECTIONS).
 import { createBodyGenerator } from './lib/bodies.js'
 import { checkLog, countEvents } from './lib/db-check.js'
+import { runFixedRate } from './lib/fixed-rate.js'
 import { runLoad } from './lib/load.js'
 import { machineInfo } from './lib/machine.js'
 import { saveResult, writeReport } from './lib/report.js'
@@ -31,15 +32,21 @@ function log (message) {
   process.stderr.write(`[ingest] ${message}\n`)
 }
 
-/** One measured run on a fresh server: warm up, load, then (for paynotify) the acks-equal-rows and chain checks. */
-async function measure (name, { amount, overallRate }) {
+/**
+ * One measured run on a fresh server: warm up, load, then (for paynotify) the
+ * acks-equal-rows and chain checks. `uniformRate` sends at that steady rate
+ * with bench/lib/fixed-rate.js; `overallRate` with autocannon's limiter.
+ */
+async function measure (name, { amount, overallRate, uniformRate }) {
   const server = await targets[name].start()
   const generator = createBodyGenerator({ prefix: `r${process.pid}x${++runCounter}`, seed: runCounter })
   try {
     await runLoad({ url: server.url, generator, amount: warmup, connections })
     const rowsBefore = server.dbPath === undefined ? 0 : countEvents(server.dbPath)
     const cpuBefore = cpuSeconds(server.pid)
-    const result = await runLoad({ url: server.url, generator, amount, connections, overallRate })
+    const result = uniformRate === undefined
+      ? await runLoad({ url: server.url, generator, amount, connections, overallRate })
+      : await runFixedRate({ url: server.url, generator, amount, connections, rate: uniformRate })
     const cpuAfter = cpuSeconds(server.pid)
     result.cpuMicrosPerRequest = cpuBefore === null ? null : (cpuAfter - cpuBefore) * 1e6 / result.requests
     if (server.dbPath !== undefined) {
@@ -62,7 +69,7 @@ async function measure (name, { amount, overallRate }) {
     } else if (result.non2xx > 0 || result.errors > 0) {
       failures.push({ name, result })
     }
-    log(`${name}: ${Math.round(result.reqPerSec)} req/s, p50 ${result.latency.p50} ms, p99 ${result.latency.p99} ms, max ${result.latency.max} ms` +
+    log(`${name}${uniformRate === undefined ? '' : ` at ${uniformRate} req/s`}: ${Math.round(result.reqPerSec)} req/s, p50 ${result.latency.p50.toFixed(1)} ms, p99 ${result.latency.p99.toFixed(1)} ms, max ${result.latency.max.toFixed(1)} ms` +
       (result.cpuMicrosPerRequest === null ? '' : `, ${Math.round(result.cpuMicrosPerRequest)} µs CPU/request`) +
       (result.check === undefined ? '' : `, acked ${result.check.acked} = appended ${result.check.appended}: ${result.check.ackEqualsRows}, chain ${result.check.chainOk}, ${result.check.eventsPerCommit.toFixed(1)} events/commit`))
     return result
@@ -82,7 +89,7 @@ const amounts = {}
 for (const name of Object.keys(targets)) amounts[name] = await calibrate(name)
 log(`amounts per run: ${JSON.stringify(amounts)}`)
 
-const runs = { ceiling: [], durable: [], naive: [], halfRate: [] }
+const runs = { ceiling: [], durable: [], naive: [], halfRate: [], halfRateAutocannon: [] }
 for (let round = 0; round < rounds; round++) {
   for (const name of Object.keys(targets)) runs[name].push(await measure(name, { amount: amounts[name] }))
 }
@@ -94,38 +101,41 @@ const max = {
 }
 const halfRate = Math.round(max.durable.median / 2)
 for (let round = 0; round < rounds; round++) {
-  runs.halfRate.push(await measure('durable', { amount: Math.max(3000, halfRate * seconds), overallRate: halfRate }))
+  runs.halfRate.push(await measure('durable', { amount: Math.max(3000, halfRate * seconds), uniformRate: halfRate }))
+  runs.halfRateAutocannon.push(await measure('durable', { amount: Math.max(3000, halfRate * seconds), overallRate: halfRate }))
 }
 
+const checked = [...runs.durable, ...runs.naive, ...runs.halfRate, ...runs.halfRateAutocannon]
 const latency = key => Object.fromEntries(['p50', 'p99', 'max'].map(p => [p, summarize(runs[key].map(r => r.latency[p]))]))
 const cpu = key => summarize(runs[key].map(r => r.cpuMicrosPerRequest).filter(v => v !== null))
 const result = {
   machine: machineInfo(),
   settings: { rounds, secondsPerRun: seconds, connections, pipelining: 1, warmupRequests: warmup, repeatRatio: 0.1, amounts, halfRate },
   throughput: max,
-  latency: { ceiling: latency('ceiling'), durable: latency('durable'), naive: latency('naive'), halfRate: latency('halfRate') },
-  cpuMicrosPerRequest: { ceiling: cpu('ceiling'), durable: cpu('durable'), naive: cpu('naive'), halfRate: cpu('halfRate') },
+  latency: { ceiling: latency('ceiling'), durable: latency('durable'), naive: latency('naive'), halfRate: latency('halfRate'), halfRateAutocannon: latency('halfRateAutocannon') },
+  cpuMicrosPerRequest: { ceiling: cpu('ceiling'), durable: cpu('durable'), naive: cpu('naive'), halfRate: cpu('halfRate'), halfRateAutocannon: cpu('halfRateAutocannon') },
   eventsPerCommit: {
     durable: summarize(runs.durable.map(r => r.check.eventsPerCommit)),
     naive: summarize(runs.naive.map(r => r.check.eventsPerCommit)),
-    halfRate: summarize(runs.halfRate.map(r => r.check.eventsPerCommit))
+    halfRate: summarize(runs.halfRate.map(r => r.check.eventsPerCommit)),
+    halfRateAutocannon: summarize(runs.halfRateAutocannon.map(r => r.check.eventsPerCommit))
   },
   ratios: {
     durableOverCeiling: ratio(max.durable, max.ceiling),
     durableOverNaive: ratio(max.durable, max.naive)
   },
   correctness: {
-    runsChecked: [...runs.durable, ...runs.naive, ...runs.halfRate].length,
+    runsChecked: checked.length,
     passed: failures.length === 0,
-    acked: [...runs.durable, ...runs.naive, ...runs.halfRate].reduce((n, r) => n + r.check.acked, 0),
-    appended: [...runs.durable, ...runs.naive, ...runs.halfRate].reduce((n, r) => n + r.check.appended, 0),
+    acked: checked.reduce((n, r) => n + r.check.acked, 0),
+    appended: checked.reduce((n, r) => n + r.check.appended, 0),
     failures: failures.map(f => ({ name: f.name, check: f.result.check ?? null, non2xx: f.result.non2xx, errors: f.result.errors, firstBreak: f.firstBreak ?? null }))
   },
   runs
 }
 saveResult('ingest', result)
 writeReport()
-log(`durable/ceiling ${result.ratios.durableOverCeiling.median.toFixed(2)}, durable/naive ${result.ratios.durableOverNaive.median.toFixed(1)}×, p99 at ${halfRate} req/s ${result.latency.halfRate.p99.median} ms`)
+log(`durable/ceiling ${result.ratios.durableOverCeiling.median.toFixed(2)}, durable/naive ${result.ratios.durableOverNaive.median.toFixed(1)}×, p99 at ${halfRate} req/s ${result.latency.halfRate.p99.median.toFixed(1)} ms`)
 if (failures.length > 0) {
   log(`FAILED: ${failures.length} run(s) lost an ack, broke the chain or got errors`)
   process.exitCode = 1

@@ -31,13 +31,27 @@ export function summarizeProfile (file, top = 25) {
       inclusive.set(name, (inclusive.get(name) ?? 0) + count)
     }
   }
+  // Self time by where the code lives: the service, each dependency, Node's own JavaScript, native work.
+  const groups = new Map()
+  for (const [id, count] of counts) {
+    const node = nodes.get(id)
+    const { url, functionName } = node.callFrame
+    let group
+    if (!url) group = functionName.startsWith('(') ? functionName : `native ${functionName}`
+    else if (url.includes('node_modules/')) group = url.replace(/^.*node_modules\/((@[^/]+\/)?[^/]+).*$/, '$1')
+    else if (url.startsWith('node:')) group = 'node internals'
+    else group = url.replace(/^.*\/(dist|\.perf-[a-z]+|bench)\//, '$1/').replace(/\/[^/]+$/, '/')
+    groups.set(group, (groups.get(group) ?? 0) + count)
+  }
   const rank = map => [...map].sort((a, b) => b[1] - a[1]).slice(0, top).map(([name, count]) => ({ name, percent: Math.round(1000 * count / total) / 10 }))
-  return { samples: total, self: rank(self), inclusive: rank(inclusive) }
+  return { samples: total, groups: rank(groups), self: rank(self), inclusive: rank(inclusive) }
 }
 
 if (process.argv[1] === new URL(import.meta.url).pathname) {
   const summary = summarizeProfile(process.argv[2], Number(process.argv[3] ?? 30))
-  console.log(`samples: ${summary.samples}\n-- self --`)
+  console.log(`samples: ${summary.samples}\n-- self time by group --`)
+  for (const row of summary.groups) console.log(`${String(row.percent).padStart(5)}%  ${row.name}`)
+  console.log('-- self --')
   for (const row of summary.self) console.log(`${String(row.percent).padStart(5)}%  ${row.name}`)
   console.log('-- inclusive --')
   for (const row of summary.inclusive) console.log(`${String(row.percent).padStart(5)}%  ${row.name}`)

@@ -85,7 +85,9 @@ export async function startPaynotify ({ env = {}, nodeArgs = [] } = {}) {
     PAYNOTIFY_MERCHANT_TOKEN: benchMerchantToken,
     ...env
   }
-  const child = spawnServer([...nodeArgs, join(root, 'dist', 'cli', 'main.js'), 'serve'], childEnv, join(dir, 'server.log'))
+  // BENCH_DIST points at another build of the service (an A/B comparison of two builds); dist/ by default.
+  const dist = process.env.BENCH_DIST ?? join(root, 'dist')
+  const child = spawnServer([...nodeArgs, join(dist, 'cli', 'main.js'), 'serve'], childEnv, join(dir, 'server.log'))
   const url = `http://127.0.0.1:${port}`
   await waitReady(`${url}/healthz`, child)
   return {

@@ -19,6 +19,7 @@ export function formatNumber (value, digits = 0) {
 
 /** "min / median / max" with one format for all three. */
 export function formatSummary (summary, digits = 0, unit = '') {
+  if (summary === undefined) return 'n/a'
   const f = v => formatNumber(v, digits) + unit
   return `${f(summary.min)} / **${f(summary.median)}** / ${f(summary.max)}`
 }

@@ -1,0 +1,42 @@
+// Where the time goes: the service under the ingest load of bench/ingest.js,
+// profiled with `node --cpu-prof` (the V8 sampling profiler), summarized by
+// self time per group (the service's own modules, each dependency, Node's
+// JavaScript, native work, GC, idle) and per function. The rebuild and
+// export profiles are taken by bench/rebuild.js. Usage: node bench/profile.js.
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { createBodyGenerator } from './lib/bodies.js'
+import { runLoad } from './lib/load.js'
+import { machineInfo } from './lib/machine.js'
+import { summarizeProfile } from './lib/profile-summary.js'
+import { saveResult, writeReport } from './lib/report.js'
+import { startPaynotify } from './lib/servers.js'
+
+const amount = Number(process.env.BENCH_PROFILE_REQUESTS ?? 30_000)
+
+async function profileServer (label, key, env) {
+  const dir = mkdtempSync(join(tmpdir(), 'paynotify-profile-'))
+  try {
+    const server = await startPaynotify({ env, nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${dir}`] })
+    const generator = createBodyGenerator({ prefix: `p${process.pid}${key}` })
+    const result = await runLoad({ url: server.url, generator, amount })
+    if (result.ok !== amount) throw new Error(`${label}: ${amount - result.ok} of ${amount} requests were not acked`)
+    await server.stop()
+    server.cleanup()
+    const file = readdirSync(dir).find(name => name.endsWith('.cpuprofile'))
+    if (file === undefined) throw new Error('the server wrote no profile')
+    process.stderr.write(`[profile] ${label}: ${Math.round(result.reqPerSec)} req/s while profiled\n`)
+    return { label, requests: amount, reqPerSec: result.reqPerSec, ...summarizeProfile(join(dir, file), 15) }
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+}
+
+const result = {
+  machine: machineInfo(),
+  ingest: await profileServer('group commit (defaults)', 'g', {}),
+  naive: await profileServer('naive (PAYNOTIFY_BATCH_MAX=1)', 'n', { PAYNOTIFY_BATCH_MAX: '1' })
+}
+saveResult('profile', result)
+writeReport()

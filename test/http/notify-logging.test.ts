@@ -1,0 +1,45 @@
+import t from 'tap'
+import { buildTestApp, formHeaders, signedForm, testSecrets } from '../helpers.js'
+
+// The notify route's log volume is part of its cost at peak (bench/NOTES.md): at the
+// default level an accepted callback writes no line, a refused one writes one warning.
+
+const now = new Date('2026-05-01T12:00:00.000Z')
+
+interface LogLine { level: number, msg: string, reqId?: string, code?: string, gateway?: string, req?: { url?: string } }
+
+function capture (level: string): { logger: { level: string, stream: { write: (line: string) => void } }, lines: LogLine[] } {
+  const lines: LogLine[] = []
+  return { logger: { level, stream: { write: (line: string) => { lines.push(JSON.parse(line) as LogLine) } } }, lines }
+}
+
+t.test('at info, an accepted callback logs nothing and a refused one logs one warning without the body', async t => {
+  const { logger, lines } = capture('info')
+  const { app } = await buildTestApp(t, { deps: { now: () => now, logger } })
+  const accepted = await app.inject({ method: 'POST', url: '/notify/generic', headers: formHeaders, payload: signedForm({ order_id: 'LOG-1', amount: '10.00', status: '1' }) })
+  t.equal(accepted.statusCode, 200)
+  t.same(lines.filter(line => line.req?.url?.startsWith('/notify/') === true || line.msg === 'callback recorded'), [], 'no access or record line for an accepted callback')
+
+  const forged = signedForm({ order_id: 'LOG-2', amount: '10.00', status: '1' }, 'not-the-secret-0123456789')
+  const refused = await app.inject({ method: 'POST', url: '/notify/generic', headers: formHeaders, payload: forged })
+  t.equal(refused.statusCode, 401)
+  const warnings = lines.filter(line => line.level === 40)
+  t.equal(warnings.length, 1, 'one warning for the refusal')
+  t.match(warnings[0], { code: 'bad_signature', gateway: 'generic' })
+  const text = JSON.stringify(lines)
+  t.notOk(text.includes('LOG-2') || text.includes(testSecrets.genericSecret), 'neither the body nor the secret is logged')
+
+  // Other routes keep Fastify's request logging at info.
+  const health = await app.inject({ method: 'GET', url: '/healthz' })
+  t.equal(health.statusCode, 200)
+  t.ok(lines.some(line => line.level === 30 && line.req?.url === '/healthz'), 'health requests are still logged at info')
+})
+
+t.test('at debug, an accepted callback is logged with its positions and orders', async t => {
+  const { logger, lines } = capture('debug')
+  const { app } = await buildTestApp(t, { deps: { now: () => now, logger } })
+  const res = await app.inject({ method: 'POST', url: '/notify/generic', headers: formHeaders, payload: signedForm({ order_id: 'LOG-3', amount: '10.00', status: '1' }) })
+  t.equal(res.statusCode, 200)
+  t.match(lines.filter(line => line.msg === 'callback recorded'), [{ level: 20, gateway: 'generic', positions: [1], orders: ['LOG-3'] }])
+  t.ok(lines.some(line => line.level === 30 && line.req?.url === '/notify/generic'), 'the access line is back at debug')
+})
