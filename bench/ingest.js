@@ -14,7 +14,7 @@ import { saveResult, writeReport } from './lib/report.js'
 import { cpuSeconds, startCeiling, startPaynotify } from './lib/servers.js'
 import { ratio, summarize } from './lib/stats.js'
 
-const rounds = Math.max(3, Number(process.env.BENCH_ROUNDS ?? 3))
+const rounds = Math.max(3, Number(process.env.BENCH_ROUNDS ?? 5))
 const seconds = Number(process.env.BENCH_SECONDS ?? 6)
 const connections = Number(process.env.BENCH_CONNECTIONS ?? 100)
 const warmup = 1000
@@ -91,7 +91,12 @@ log(`amounts per run: ${JSON.stringify(amounts)}`)
 
 const runs = { ceiling: [], durable: [], naive: [], halfRate: [], halfRateAutocannon: [] }
 for (let round = 0; round < rounds; round++) {
-  for (const name of Object.keys(targets)) runs[name].push(await measure(name, { amount: amounts[name] }))
+  // The order turns each round, so no server always runs right after the same one.
+  const names = Object.keys(targets)
+  for (let k = 0; k < names.length; k++) {
+    const name = names[(round + k) % names.length]
+    runs[name].push(await measure(name, { amount: amounts[name] }))
+  }
 }
 
 const max = {

@@ -67,7 +67,7 @@ function ingestSection (ingest) {
   const st = ingest.settings
   return `## Ingest: ceiling, group commit, naive (benchmarks 1, 2, 3, 6)
 
-Every run on a fresh server in a child process, in turn (ceiling, durable, naive, then the next round), so the ratios compare runs that shared the machine's conditions.
+Every run on a fresh server in a child process, the three servers in turn within each of ${st.rounds} rounds (the order rotating from round to round), so the ratios compare runs that shared the machine's conditions.
 Load: autocannon, ${st.connections} connections, pipelining 1, a fixed number of requests per run (about ${st.secondsPerRun} s each: ${Object.entries(st.amounts).map(([k, v]) => `${k} ${formatNumber(v)}`).join(', ')}) after ${formatNumber(st.warmupRequests)} warm-up requests; time from autocannon's start to the last response.
 Every request carries its own body: the bodies are generated before the run and each connection gets its slice as pre-built requests in \`setupClient\`, so the load generator does no per-request work beyond sending (building a body per request in \`setupRequest\` held autocannon itself to about 10,000 req/s here).
 Bodies: signed \`generic\` form callbacks (HMAC-SHA256 \`sign\`), each paying a distinct order, ${Math.round(st.repeatRatio * 100)}% of them a byte-for-byte resend of a recent one (a gateway retry).
