@@ -106,7 +106,7 @@ const max = {
 }
 const halfRate = Math.round(max.durable.median / 2)
 for (let round = 0; round < rounds; round++) {
-  runs.halfRate.push(await measure('durable', { amount: Math.max(3000, halfRate * seconds), uniformRate: halfRate }))
+  runs.halfRate.push(await measure('durable', { amount: Math.max(3000, halfRate * (seconds + 1)), uniformRate: halfRate }))
   runs.halfRateAutocannon.push(await measure('durable', { amount: Math.max(3000, halfRate * seconds), overallRate: halfRate }))
 }
 
