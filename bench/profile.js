@@ -11,7 +11,7 @@ import { runLoad } from './lib/load.js'
 import { machineInfo } from './lib/machine.js'
 import { summarizeProfile } from './lib/profile-summary.js'
 import { saveResult, writeReport } from './lib/report.js'
-import { startPaynotify } from './lib/servers.js'
+import { cpuSeconds, startCeiling, startPaynotify } from './lib/servers.js'
 
 const amount = Number(process.env.BENCH_PROFILE_REQUESTS ?? 30_000)
 
@@ -33,8 +33,45 @@ async function profileServer (label, key, env) {
   }
 }
 
+/**
+ * The HTTP thread's own share: the same load on bench/ceiling-server.js, on
+ * bench/stub-store-server.js (the app with append answered without SQLite)
+ * and on the real server, in turn, three rounds; CPU per request from /proc.
+ */
+async function attribution () {
+  const kinds = {
+    ceiling: () => startCeiling(),
+    stubbedStore: () => startCeiling({ script: 'stub-store-server.js' }),
+    paynotify: () => startPaynotify()
+  }
+  const runs = Object.fromEntries(Object.keys(kinds).map(kind => [kind, []]))
+  for (let round = 0; round < 3; round++) {
+    for (const [kind, start] of Object.entries(kinds)) {
+      const server = await start()
+      try {
+        const generator = createBodyGenerator({ prefix: `a${process.pid}r${round}${kind}` })
+        await runLoad({ url: server.url, generator, amount: 2000 })
+        const before = cpuSeconds(server.pid)
+        const load = await runLoad({ url: server.url, generator, amount: 20_000 })
+        if (load.ok !== 20_000) throw new Error(`${kind}: ${20_000 - load.ok} requests not acked`)
+        runs[kind].push({ reqPerSec: load.reqPerSec, cpuMicrosPerRequest: (cpuSeconds(server.pid) - before) * 1e6 / 20_000 })
+      } finally {
+        await server.stop()
+        server.cleanup()
+      }
+    }
+  }
+  const median = list => [...list].sort((a, b) => a - b)[Math.floor(list.length / 2)]
+  return Object.fromEntries(Object.entries(runs).map(([kind, list]) => [kind, {
+    reqPerSec: median(list.map(r => r.reqPerSec)),
+    cpuMicrosPerRequest: median(list.map(r => r.cpuMicrosPerRequest)),
+    runs: list
+  }]))
+}
+
 const result = {
   machine: machineInfo(),
+  attribution: await attribution(),
   ingest: await profileServer('group commit (defaults)', 'g', {}),
   naive: await profileServer('naive (PAYNOTIFY_BATCH_MAX=1)', 'n', { PAYNOTIFY_BATCH_MAX: '1' })
 }

@@ -102,10 +102,10 @@ export async function startPaynotify ({ env = {}, nodeArgs = [] } = {}) {
 }
 
 /** Starts bench/ceiling-server.js: a bare Fastify route with the same body parser, answering `success`. */
-export async function startCeiling () {
+export async function startCeiling ({ script = 'ceiling-server.js' } = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'paynotify-ceiling-'))
   const port = await freePort()
-  const child = spawnServer([join(root, 'bench', 'ceiling-server.js')], { PATH: process.env.PATH, PORT: String(port) }, join(dir, 'server.log'))
+  const child = spawnServer([join(root, 'bench', script)], { PATH: process.env.PATH, PORT: String(port) }, join(dir, 'server.log'))
   const url = `http://127.0.0.1:${port}`
   await waitReady(`${url}/healthz`, child)
   return { url, dir, pid: child.pid, stop: () => stopChild(child), cleanup: () => rmSync(dir, { recursive: true, force: true }) }
