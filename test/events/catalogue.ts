@@ -2,6 +2,7 @@ import { readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js'
+import type { EventRow } from '../../src/event-log/read.js'
 
 /** Where the catalogue lives, and the base of every schema's $id. */
 export const eventsDir = fileURLToPath(new URL('../../events/', import.meta.url))
@@ -52,4 +53,19 @@ export function readExpectations (): Expectations {
 /** The lines of a sample file, parsed. */
 export function readSample (file: string): Array<Record<string, unknown>> {
   return readFileSync(join(samplesDir, file), 'utf8').split('\n').filter(line => line !== '').map(line => JSON.parse(line) as Record<string, unknown>)
+}
+
+/** An export line as the stored row it stands for (data and metadata as the log stores them). */
+export function lineToRow (line: Record<string, unknown>): EventRow {
+  return {
+    position: line.position as number,
+    stream_id: line.streamId as string,
+    stream_version: line.streamVersion as number,
+    type: line.type as string,
+    schema_version: line.schemaVersion as number,
+    data: JSON.stringify(line.data),
+    metadata: JSON.stringify(line.metadata),
+    recorded_at: line.recordedAt as string,
+    hash: line.hash as string
+  }
 }

@@ -2,29 +2,14 @@ import { readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import t from 'tap'
 import { chainHash, genesisHash } from '../../src/event-log/hash.js'
-import { rowToEvent, type EventRow } from '../../src/event-log/read.js'
+import { rowToEvent } from '../../src/event-log/read.js'
 import type { RecordedEvent } from '../../src/orders/events.js'
 import { formatMinorUnits } from '../../src/orders/money.js'
 import { foldOrder, orderView, type OrderView } from '../../src/orders/order-fold.js'
-import { eventsDir, loadCatalogue, readExpectations, readSample, samplesDir } from './catalogue.js'
+import { eventsDir, lineToRow, loadCatalogue, readExpectations, readSample, samplesDir } from './catalogue.js'
 
 const expectations = readExpectations()
 const catalogue = loadCatalogue()
-
-/** An export line as the stored row it stands for (data and metadata as the log stores them). */
-function lineToRow (line: Record<string, unknown>): EventRow {
-  return {
-    position: line.position as number,
-    stream_id: line.streamId as string,
-    stream_version: line.streamVersion as number,
-    type: line.type as string,
-    schema_version: line.schemaVersion as number,
-    data: JSON.stringify(line.data),
-    metadata: JSON.stringify(line.metadata),
-    recorded_at: line.recordedAt as string,
-    hash: line.hash as string
-  }
-}
 
 /** Folds a log (any subset, any order) into every order's view, as a fresh projection would. */
 function views (events: readonly RecordedEvent[]): Map<string, OrderView> {
