@@ -57,7 +57,8 @@ const result = {
       'synchronous=2 is FULL on both: every commit fsyncs the WAL before the append resolves.',
       'Emmett\'s SQLite store shares one connection between concurrent calls and closes it after each call, and its transactions are not re-entrant across concurrent callers (100 unqueued callers fail with SQLITE_MISUSE and roll each other back), so its callers are queued one at a time: one transaction and one fsync per append, which is how it can be used safely.',
       'paynotify queues the 100 callers into one BEGIN IMMEDIATE transaction per event-loop turn (group commit): one fsync serves every caller waiting.',
-      `The target ratio compares paynotify's bare EventLog with the faster Emmett variant (${bestEmmett}).`
+      `The target ratio compares paynotify's bare EventLog with the faster Emmett variant (${bestEmmett}).`,
+      'bench/peers pins @event-driven-io/emmett-sqlite 0.38.5 with its matching @event-driven-io/emmett 0.38.5: the newest emmett-sqlite (0.42.4) needs @event-driven-io/emmett 0.42.4, which the registry reachable here does not serve.'
     ]
   },
   variants: Object.entries(variants).map(([name, label]) => ({ name, label, ...summaries[name] })),

@@ -1,16 +1,15 @@
 import { execFileSync } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { cpus, totalmem, release, platform } from 'node:os'
-import { createRequire } from 'node:module'
 import { fileURLToPath } from 'node:url'
 import { dirname, join } from 'node:path'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
 
 function packageVersion (name, from = root) {
+  // Read from node_modules directly: packages whose `exports` hide package.json cannot be resolved to it.
   try {
-    const require = createRequire(join(from, 'package.json'))
-    return JSON.parse(readFileSync(require.resolve(`${name}/package.json`), 'utf8')).version
+    return JSON.parse(readFileSync(join(from, 'node_modules', name, 'package.json'), 'utf8')).version
   } catch {
     return 'not installed'
   }
