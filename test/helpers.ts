@@ -62,3 +62,14 @@ export function signedForm (params: Record<string, string>, secret = testSecrets
 }
 
 export const formHeaders = { 'content-type': 'application/x-www-form-urlencoded' }
+
+/** The order as the admin API shows it, or null when there is none. */
+export async function order (app: FastifyInstance, id: string): Promise<any> {
+  const res = await app.inject({ url: `/admin/orders/${id}`, headers: adminAuth })
+  return res.statusCode === 200 ? res.json() : null
+}
+
+/** Rows in the events table: what every refusal test checks stayed put. */
+export function eventCount (test: TestApp): number {
+  return (test.store.sqlite.prepare('select count(*) as n from events').get() as { n: number }).n
+}

@@ -5,7 +5,7 @@ import { loadConfig } from '../../src/config.js'
 import { alipayAdapterFromConfig, signAlipayParams } from '../../src/gateways/alipay.js'
 import { createGatewayRegistry } from '../../src/gateways/registry.js'
 import type { RawCallback } from '../../src/gateways/types.js'
-import { adminAuth, buildTestApp, testSecrets, type TestApp } from '../helpers.js'
+import { adminAuth, buildTestApp, eventCount, order, testSecrets, type TestApp } from '../helpers.js'
 
 // Alipay's key pair and an impostor's, generated here; Alipay's own Node SDK is the independent verifier.
 const alipayKeys = generateKeyPairSync('rsa', { modulusLength: 2048 })
@@ -69,15 +69,6 @@ async function post (app: TestApp['app'], payload: string | Buffer, contentType 
 
 /** The assertions the helpers below use: both the root `t` and a subtest's `t` have them. */
 type Assert = Pick<typeof t, 'equal' | 'match' | 'type'>
-
-async function order (app: TestApp['app'], id: string) {
-  const res = await app.inject({ url: `/admin/orders/${id}`, headers: adminAuth })
-  return res.statusCode === 200 ? res.json() : null
-}
-
-function eventCount (test: TestApp): number {
-  return (test.store.sqlite.prepare('select count(*) as n from events').get() as { n: number }).n
-}
 
 async function deliver (tt: Assert, test: TestApp, payload: string | Buffer, contentType?: string): Promise<void> {
   const res = await post(test.app, payload, contentType)

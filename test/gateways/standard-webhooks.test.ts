@@ -4,7 +4,7 @@ import { Webhook } from 'standardwebhooks'
 import { ConfigError, loadConfig } from '../../src/config.js'
 import { createGatewayRegistry } from '../../src/gateways/registry.js'
 import { createStandardWebhooksAdapter } from '../../src/gateways/standard-webhooks.js'
-import { adminAuth, buildTestApp, testSecrets, type TestApp } from '../helpers.js'
+import { adminAuth, buildTestApp, eventCount, order, testSecrets, type TestApp } from '../helpers.js'
 
 // The Standard Webhooks reference library is the independent signer (sign) and verifier (verify).
 const secret = `whsec_${randomBytes(32).toString('base64')}`
@@ -30,15 +30,6 @@ function signed (body: string, options: { id?: string, date?: Date, secret?: str
 
 async function post (app: TestApp['app'], body: string, headers: Record<string, string | string[]>) {
   return await app.inject({ method: 'POST', url: '/notify/standard', headers: { 'content-type': 'application/json', ...headers }, payload: body })
-}
-
-async function order (app: TestApp['app'], id: string) {
-  const res = await app.inject({ url: `/admin/orders/${id}`, headers: adminAuth })
-  return res.statusCode === 200 ? res.json() : null
-}
-
-function eventCount (test: TestApp): number {
-  return (test.store.sqlite.prepare('select count(*) as n from events').get() as { n: number }).n
 }
 
 function libraryVerdict (body: string, headers: Record<string, string>): 'accepted' | 'refused' {

@@ -3,7 +3,7 @@ import t from 'tap'
 import Stripe from 'stripe'
 import { loadConfig } from '../../src/config.js'
 import { createGatewayRegistry } from '../../src/gateways/registry.js'
-import { adminAuth, buildTestApp, testSecrets, type TestApp } from '../helpers.js'
+import { adminAuth, buildTestApp, eventCount, order, testSecrets, type TestApp } from '../helpers.js'
 
 // Stripe's own library is the independent signer (generateTestHeaderString) and verifier (constructEvent).
 const stripe = new Stripe('sk_test_paynotify_unused')
@@ -41,15 +41,6 @@ async function post (app: TestApp['app'], payload: string, signature?: string | 
   const headers: Record<string, string | string[]> = { 'content-type': 'application/json; charset=utf-8' }
   if (signature !== undefined) headers['stripe-signature'] = signature
   return await app.inject({ method: 'POST', url: '/notify/stripe', headers, payload })
-}
-
-async function order (app: TestApp['app'], id: string) {
-  const res = await app.inject({ url: `/admin/orders/${id}`, headers: adminAuth })
-  return res.statusCode === 200 ? res.json() : null
-}
-
-function eventCount (test: TestApp): number {
-  return (test.store.sqlite.prepare('select count(*) as n from events').get() as { n: number }).n
 }
 
 /** Posts a signed event and checks Stripe's ack. */

@@ -6,7 +6,7 @@ import t from 'tap'
 import { Aes, Formatter, Rsa } from 'wechatpay-axios-plugin'
 import { loadConfig } from '../../src/config.js'
 import { createGatewayRegistry } from '../../src/gateways/registry.js'
-import { adminAuth, buildTestApp, tempDir, testSecrets, type TestApp } from '../helpers.js'
+import { adminAuth, buildTestApp, eventCount, order, tempDir, testSecrets, type TestApp } from '../helpers.js'
 
 // wechatpay-axios-plugin is the independent client: its Rsa signer, Formatter and AesGcm build every delivery.
 const current = generateKeyPairSync('rsa', { modulusLength: 2048 })
@@ -101,15 +101,6 @@ async function post (app: TestApp['app'], delivery: Delivery) {
 
 /** The assertions the helpers below use: both the root `t` and a subtest's `t` have them. */
 type Assert = Pick<typeof t, 'equal' | 'match' | 'type'>
-
-async function order (app: TestApp['app'], id: string) {
-  const res = await app.inject({ url: `/admin/orders/${id}`, headers: adminAuth })
-  return res.statusCode === 200 ? res.json() : null
-}
-
-function eventCount (test: TestApp): number {
-  return (test.store.sqlite.prepare('select count(*) as n from events').get() as { n: number }).n
-}
 
 async function deliver (tt: Assert, test: TestApp, delivery: Delivery): Promise<void> {
   const res = await post(test.app, delivery)
