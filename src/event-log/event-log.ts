@@ -24,6 +24,12 @@ export interface EventLogOptions {
   clock?: () => Date
 }
 
+/** What the routes need of the log: the in-process EventLog and the writer thread both provide it. */
+export interface EventAppender {
+  /** Appends the events of one request atomically; resolves after they are durable. */
+  append: (events: readonly NewEvent[]) => Promise<RecordedEvent[]>
+}
+
 interface PendingAppend {
   events: readonly NewEvent[]
   resolve: (events: RecordedEvent[]) => void
@@ -38,7 +44,7 @@ interface PendingAppend {
  * under load batches grow by themselves. Each caller resolves only after its
  * batch committed; a failed batch rejects every caller in it and writes none.
  */
-export class EventLog {
+export class EventLog implements EventAppender {
   readonly #sqlite: SQLite.Database
   readonly #maxBatchSize: number
   readonly #onAppend: OnAppend | undefined

@@ -5,7 +5,7 @@ import { Type } from '@sinclair/typebox'
 import type { Kysely } from 'kysely'
 import type { Database } from '../db/database.js'
 import { AppError } from '../errors.js'
-import type { EventLog } from '../event-log/event-log.js'
+import type { EventAppender } from '../event-log/event-log.js'
 import { parseCurrency, parseDecimalAmount } from '../orders/money.js'
 import { findOrder } from '../orders/queries.js'
 import { requireBearer } from './auth.js'
@@ -13,7 +13,7 @@ import { ErrorBody, OrderId, OrderViewSchema } from './schemas.js'
 
 export interface MerchantRoutesOptions {
   db: Kysely<Database>
-  eventLog: EventLog
+  eventLog: EventAppender
   merchantToken: string
   defaultCurrency: string
   now: () => Date

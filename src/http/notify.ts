@@ -2,7 +2,7 @@ import { isUtf8 } from 'node:buffer'
 import type { FastifyPluginAsync } from 'fastify'
 import { Type } from '@sinclair/typebox'
 import { AppError, MalformedError } from '../errors.js'
-import type { EventLog, NewEvent } from '../event-log/event-log.js'
+import type { EventAppender, NewEvent } from '../event-log/event-log.js'
 import type { GatewayRegistry } from '../gateways/registry.js'
 import { headerValue, jsonErrorAck, type Ack, type RawCallback } from '../gateways/types.js'
 import type { EventMetadata, RawRequest } from '../orders/events.js'
@@ -10,7 +10,7 @@ import { toAppError } from './errors.js'
 
 export interface NotifyRoutesOptions {
   gateways: GatewayRegistry
-  eventLog: EventLog
+  eventLog: EventAppender
   bodyLimit: number
   now: () => Date
 }
