@@ -2,8 +2,6 @@ import { createWriteStream } from 'node:fs'
 import { once } from 'node:events'
 import type { Writable } from 'node:stream'
 import type { Command } from 'commander'
-import { openDatabase } from '../db/database.js'
-import { exportLines, resolveExportRange } from '../event-log/export.js'
 import { dbOptionHelp, isoTime, orderId, position, requireDatabase, resolveDbPath } from './options.js'
 import { startProgress } from './progress.js'
 
@@ -22,15 +20,18 @@ interface ExportOptions {
 const chunkSize = 1 << 16
 
 async function exportLog (command: Command, options: ExportOptions): Promise<void> {
-  const dbPath = resolveDbPath(options.db)
+  const dbPath = await resolveDbPath(options.db)
   requireDatabase(command, dbPath)
-  // Read-only: export runs beside the service (WAL readers never block its writer).
-  const database = openDatabase(dbPath, { readonly: true })
+  const [{ default: SQLite }, { exportLines, resolveExportRange }] = await Promise.all([import('better-sqlite3'), import('../event-log/export.js')])
+  // Read-only: export runs beside the service (WAL readers never block its writer). A bare
+  // connection, not openDatabase: a read needs only the busy timeout, and not loading Kysely
+  // saves ~0.3 s of every export's start.
+  const sqlite = new SQLite(dbPath, { readonly: true, fileMustExist: true, timeout: 5000 })
   // Room for a few chunks, so reading goes on while the previous chunk is being written.
   const out: Writable = options.out === undefined ? process.stdout : createWriteStream(options.out, { highWaterMark: 4 * chunkSize })
   let outputError: Error | undefined
   out.on('error', error => { outputError = error })
-  const range = resolveExportRange(database.sqlite, { streamId: options.order, after: options.after, from: options.from, to: options.to })
+  const range = resolveExportRange(sqlite, { streamId: options.order, after: options.after, from: options.from, to: options.to })
   const progress = startProgress({ label: 'export', total: range.count, summaryStream: process.stderr })
   try {
     let chunk = Buffer.allocUnsafe(2 * chunkSize)
@@ -43,7 +44,7 @@ async function exportLog (command: Command, options: ExportOptions): Promise<voi
       used = 0
       if (!more) await once(out, 'drain')
     }
-    for (const line of exportLines(database.sqlite, range, options.order)) {
+    for (const line of exportLines(sqlite, range, options.order)) {
       // A UTF-16 code unit never takes more than 3 bytes of UTF-8.
       const room = 3 * line.length
       if (used + room > chunk.length) {
@@ -65,7 +66,7 @@ async function exportLog (command: Command, options: ExportOptions): Promise<voi
     if ((error as NodeJS.ErrnoException).code === 'EPIPE') return
     throw error
   } finally {
-    await database.close()
+    sqlite.close()
   }
   const span = range.count === 0 ? 'nothing selected' : `positions ${range.first}-${range.last}`
   progress.finish(`${span}${options.order === undefined ? '' : ` of order ${options.order}`} → ${options.out ?? 'stdout'}`)

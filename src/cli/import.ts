@@ -1,9 +1,7 @@
 import { existsSync } from 'node:fs'
 import type { Command } from 'commander'
-import { importRows, planImport, type ImportResult } from '../event-log/import.js'
-import { ExportLineError, type ExportSummary } from '../event-log/ndjson.js'
-import { openStore } from '../store.js'
-import { checkExportFile, readCheckedRows } from './export-file.js'
+import type { ImportResult } from '../event-log/import.js'
+import type { ExportSummary } from '../event-log/ndjson.js'
 import { dbOptionHelp, refuseWhileServing, resolveDbPath, usageError } from './options.js'
 import { startProgress } from './progress.js'
 
@@ -18,6 +16,8 @@ export interface ImportOutcome {
  * ExportLineError for a broken file, before anything is written.
  */
 export async function importFile (file: string, dbPath: string, log: (line: string) => void): Promise<ImportOutcome> {
+  const [{ checkExportFile, readCheckedRows }, { importRows, planImport }, { openStore }] =
+    await Promise.all([import('./export-file.js'), import('../event-log/import.js'), import('../store.js')])
   const check = startProgress({ label: 'check', unit: 'lines', summaryStream: process.stderr })
   let summary: ExportSummary
   try {
@@ -79,8 +79,9 @@ Exit codes: 0 imported, 1 the file is broken (the line is named) or cannot be wr
 2 bad usage or the service is running on the database.`)
     .action(async function (this: Command, file: string, options: { db?: string, force: boolean }) {
       if (!existsSync(file)) usageError(this, `no file ${file}`)
-      const dbPath = resolveDbPath(options.db)
+      const dbPath = await resolveDbPath(options.db)
       refuseWhileServing(this, dbPath, options.force)
+      const { ExportLineError } = await import('../event-log/ndjson.js')
       try {
         await importFile(file, dbPath, line => { process.stdout.write(`${line}\n`) })
       } catch (error) {

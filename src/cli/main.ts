@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 import { Command } from 'commander'
-import { ConfigError, loadConfig } from '../config.js'
-import { openStore } from '../store.js'
+// Only the command definitions load at start-up (options, help texts): each command loads
+// what it runs on (the store, Kysely, Fastify, the configuration's TypeBox and Ajv) in its
+// action, so `--help`, a usage error or `export --db` do not pay for every other command.
 import { registerExportCommand } from './export.js'
 import { registerImportCommand } from './import.js'
 import { registerRebuildCommand } from './rebuild.js'
@@ -23,8 +24,8 @@ const program = new Command()
 program.command('serve', { isDefault: true })
   .description('start the HTTP service (PAYNOTIFY_* environment variables configure it)')
   .action(async () => {
+    const { loadConfig } = await import('../config.js')
     const config = loadConfig(process.env)
-    // Loaded here so the other commands do not pay for Fastify and every route at start-up.
     const { startServer } = await import('../server.js')
     const { address } = await startServer(config)
     process.stdout.write(`paynotify listening on ${address} (database ${config.dbPath})\n`)
@@ -34,6 +35,7 @@ program.command('migrate')
   .description('create or upgrade the database schema and exit')
   .option('--db <path>', 'database file (default: PAYNOTIFY_DB or ./data/paynotify.db)')
   .action(async (opts: { db?: string }) => {
+    const [{ loadConfig }, { openStore }] = await Promise.all([import('../config.js'), import('../store.js')])
     const config = loadConfig(process.env)
     const store = await openStore(opts.db ?? config.dbPath, { synchronous: config.synchronous })
     await store.close()
@@ -50,6 +52,8 @@ registerSimulateCommand(program)
 try {
   await program.parseAsync(process.argv)
 } catch (error) {
+  // Already loaded when it threw: config.js is the only source of a ConfigError.
+  const { ConfigError } = await import('../config.js')
   if (error instanceof ConfigError) {
     process.stderr.write(`paynotify: ${error.message}\n`)
     process.exit(ExitCode.Usage)

@@ -1,6 +1,5 @@
 import { existsSync, readFileSync } from 'node:fs'
 import { InvalidArgumentError, type Command } from 'commander'
-import { loadConfig } from '../config.js'
 import { isWriterLocked, writerLockPath } from '../db/writer-lock.js'
 import { orderIdPattern } from '../orders/events.js'
 import { secretsFilePath, type Secrets } from '../secrets.js'
@@ -18,8 +17,15 @@ export function usageError (command: Command, message: string): never {
   command.error(message, { exitCode: 2 })
 }
 
-export function resolveDbPath (db: string | undefined): string {
-  return db ?? loadConfig(process.env).dbPath
+/**
+ * The --db option, else PAYNOTIFY_DB from the validated environment. The
+ * configuration (TypeBox and Ajv: ~0.3 s to load) is loaded only when it is
+ * needed, so a command given --db starts without it.
+ */
+export async function resolveDbPath (db: string | undefined): Promise<string> {
+  if (db !== undefined) return db
+  const { loadConfig } = await import('../config.js')
+  return loadConfig(process.env).dbPath
 }
 
 /** The database must exist for commands that read it (a typo must not create an empty one). */

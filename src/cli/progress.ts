@@ -1,4 +1,9 @@
-import cliProgress from 'cli-progress'
+import { createRequire } from 'node:module'
+import type CliProgress from 'cli-progress'
+
+// The bar is drawn only on a TTY: cli-progress (CommonJS, required synchronously so
+// startProgress stays synchronous) is loaded then, not at every command's start.
+const require = createRequire(import.meta.url)
 
 export interface ProgressOptions {
   /** Command name, first word of every line: `rebuild: …`. */
@@ -65,7 +70,8 @@ export function startProgress (options: ProgressOptions): Progress {
   const started = performance.now()
   let lastLine = started
 
-  const bar = tty
+  const cliProgress = tty ? require('cli-progress') as typeof CliProgress : undefined
+  const bar = cliProgress !== undefined
     ? new cliProgress.SingleBar({
       stream,
       format: total === undefined

@@ -35,7 +35,7 @@ The rebuilt order rows are byte-identical to what the live projector writes; \`p
 checks that without writing. Exit codes: 0 rebuilt, 1 error, 2 bad usage or the service
 is running on the database (stop it, or pass --force).`)
     .action(async function (this: Command, options: { db?: string, force: boolean }) {
-      const dbPath = resolveDbPath(options.db)
+      const dbPath = await resolveDbPath(options.db)
       requireDatabase(this, dbPath)
       refuseWhileServing(this, dbPath, options.force)
       await rebuildDatabase(dbPath)

@@ -78,6 +78,36 @@ export function orderRegistration (data: OrderPlacedData): Buffer {
   return Buffer.from(JSON.stringify({ order_id: data.orderId, amount: formatMinorUnits(data.amount, data.currency), currency: data.currency }))
 }
 
+/** What to send for one recorded request, or why it is skipped. */
+export interface ReplayPlan { prepared?: Prepared, skip?: string }
+
+/**
+ * The request that re-delivers a recorded one: OrderPlaced as POST /orders
+ * (needs the merchant token), a generic callback re-signed with the local
+ * secret; other gateways' signatures cannot be re-made, so they are skipped.
+ */
+export function prepareReplay (request: Recorded, secret: string | undefined, merchantToken: string | undefined, now: Date): ReplayPlan {
+  const replayOf = { 'x-paynotify-replay-of': String(request.position) }
+  const raw = request.metadata.raw
+  if (raw === undefined) {
+    if (request.type !== 'OrderPlaced') return { skip: `${request.type} without a recorded request` }
+    if (merchantToken === undefined) return { skip: 'OrderPlaced: no merchant token to register orders (--merchant-token)' }
+    return {
+      prepared: {
+        path: 'orders',
+        headers: { ...replayOf, 'content-type': 'application/json', authorization: `Bearer ${merchantToken}` },
+        body: orderRegistration(request.data as OrderPlacedData)
+      }
+    }
+  }
+  const gateway = request.metadata.gateway
+  if (gateway !== 'generic') return { skip: `${gateway}: its signature cannot be re-made locally` }
+  if (secret === undefined) return { skip: 'generic: no local secret (--secret)' }
+  const body = resignGeneric(raw, secret, now)
+  if (body === undefined) return { skip: 'generic: the recorded body is not a form or flat JSON' }
+  return { prepared: { path: 'notify/generic', headers: { ...raw.headers, ...replayOf, 'content-type': raw.contentType }, body } }
+}
+
 /** Groups rows into recorded requests: the events of one request are adjacent in the log and share its request id. */
 export async function * recordedRequests (rows: AsyncIterable<ImportedRow>): AsyncGenerator<Recorded> {
   let pending: Recorded | undefined

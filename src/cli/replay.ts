@@ -3,19 +3,11 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Command } from 'commander'
-import { loadConfig } from '../config.js'
-import { openDatabase } from '../db/database.js'
-import { ExportLineError } from '../event-log/ndjson.js'
-import type { OrderPlacedData } from '../orders/events.js'
 import { formatMinorUnits } from '../orders/money.js'
 import type { OrderView } from '../orders/order-fold.js'
-import { rowToView, type OrderRow } from '../orders/queries.js'
-import { checkExportFile, readCheckedRows } from './export-file.js'
-import { importFile } from './import.js'
+import type { OrderRow } from '../orders/queries.js'
 import { httpUrl, positiveNumber, refuseWhileServing, resolveDbPath, storedSecrets, usageError } from './options.js'
 import { formatSummary, startProgress } from './progress.js'
-import { rebuildDatabase } from './rebuild.js'
-import { createSender, orderRegistration, recordedRequests, resignGeneric, type Prepared, type Recorded } from './replay-deliver.js'
 
 interface ReplayOptions {
   db?: string
@@ -29,7 +21,8 @@ interface ReplayOptions {
 
 const info = (line: string): void => { process.stderr.write(`${line}\n`) }
 
-function refuseBrokenFile (file: string, error: unknown): void {
+async function refuseBrokenFile (file: string, error: unknown): Promise<void> {
+  const { ExportLineError } = await import('../event-log/ndjson.js')
   if (!(error instanceof ExportLineError)) throw error
   process.stderr.write(`paynotify replay: ${file} ${error.message}; nothing was replayed\n`)
   process.exitCode = 1
@@ -37,6 +30,7 @@ function refuseBrokenFile (file: string, error: unknown): void {
 
 async function hasEvents (dbPath: string): Promise<boolean> {
   if (!existsSync(dbPath) || statSync(dbPath).size === 0) return false
+  const { openDatabase } = await import('../db/database.js')
   const database = openDatabase(dbPath, { readonly: true })
   try {
     return (database.sqlite.prepare("SELECT count(*) FROM sqlite_schema WHERE name = 'events'").pluck().get() as number) > 0 &&
@@ -64,6 +58,9 @@ function printTable (orders: OrderView[]): void {
 }
 
 async function replayLocally (command: Command, file: string, options: ReplayOptions): Promise<void> {
+  const [{ openDatabase }, { rowToView }, { importFile }, { rebuildDatabase }] = await Promise.all([
+    import('../db/database.js'), import('../orders/queries.js'), import('./import.js'), import('./rebuild.js')
+  ])
   const keep = options.db !== undefined
   if (keep) {
     if (await hasEvents(options.db!)) usageError(command, `${options.db} already holds events: replay needs a fresh database (use \`paynotify import\` to append)`)
@@ -75,7 +72,7 @@ async function replayLocally (command: Command, file: string, options: ReplayOpt
     try {
       await importFile(file, dbPath, info)
     } catch (error) {
-      refuseBrokenFile(file, error)
+      await refuseBrokenFile(file, error)
       return
     }
     const rebuilt = await rebuildDatabase(dbPath, process.stderr)
@@ -94,39 +91,18 @@ async function replayLocally (command: Command, file: string, options: ReplayOpt
   }
 }
 
-interface Plan { prepared?: Prepared, skip?: string }
-
-function prepare (request: Recorded, secret: string | undefined, merchantToken: string | undefined, now: Date): Plan {
-  const replayOf = { 'x-paynotify-replay-of': String(request.position) }
-  const raw = request.metadata.raw
-  if (raw === undefined) {
-    if (request.type !== 'OrderPlaced') return { skip: `${request.type} without a recorded request` }
-    if (merchantToken === undefined) return { skip: 'OrderPlaced: no merchant token to register orders (--merchant-token)' }
-    return {
-      prepared: {
-        path: 'orders',
-        headers: { ...replayOf, 'content-type': 'application/json', authorization: `Bearer ${merchantToken}` },
-        body: orderRegistration(request.data as OrderPlacedData)
-      }
-    }
-  }
-  const gateway = request.metadata.gateway
-  if (gateway !== 'generic') return { skip: `${gateway}: its signature cannot be re-made locally` }
-  if (secret === undefined) return { skip: 'generic: no local secret (--secret)' }
-  const body = resignGeneric(raw, secret, now)
-  if (body === undefined) return { skip: 'generic: the recorded body is not a form or flat JSON' }
-  return { prepared: { path: 'notify/generic', headers: { ...raw.headers, ...replayOf, 'content-type': raw.contentType }, body } }
-}
-
 async function replayTo (command: Command, file: string, to: URL, options: ReplayOptions): Promise<void> {
+  const [{ loadConfig }, { checkExportFile, readCheckedRows }, { createSender, prepareReplay, recordedRequests }] = await Promise.all([
+    import('../config.js'), import('./export-file.js'), import('./replay-deliver.js')
+  ])
   const config = loadConfig(process.env)
-  const stored = storedSecrets(resolveDbPath(options.db))
+  const stored = storedSecrets(await resolveDbPath(options.db))
   const secret = options.secret ?? config.secrets.genericSecret ?? stored.genericSecret
   const merchantToken = options.merchantToken ?? config.secrets.merchantToken ?? stored.merchantToken
   try {
     await checkExportFile(file)
   } catch (error) {
-    refuseBrokenFile(file, error)
+    await refuseBrokenFile(file, error)
     return
   }
   const base = new URL(to.href.endsWith('/') ? to.href : `${to.href}/`)
@@ -139,7 +115,7 @@ async function replayTo (command: Command, file: string, to: URL, options: Repla
   const say = (line: string): void => { process.stdout.write(`${line}\n`) }
   try {
     for await (const request of recordedRequests(readCheckedRows(file))) {
-      const plan = prepare(request, secret, merchantToken, new Date())
+      const plan = prepareReplay(request, secret, merchantToken, new Date())
       if (plan.prepared === undefined) {
         skipped.set(plan.skip!, (skipped.get(plan.skip!) ?? 0) + 1)
         continue

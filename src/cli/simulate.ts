@@ -1,12 +1,11 @@
 import { randomInt } from 'node:crypto'
 import { InvalidArgumentError, type Command } from 'commander'
-import { loadConfig } from '../config.js'
 import { orderIdPattern } from '../orders/events.js'
 import { formatMinorUnits, parseCurrency } from '../orders/money.js'
 import { httpUrl, storedSecrets } from './options.js'
 import { formatSummary, startProgress } from './progress.js'
-import { deliverAll, type DeliveryOutcome } from './simulate-deliver.js'
-import { planSimulation, signedGenericBody, type ExpectedOrder, type PlannedCallback } from './simulate-plan.js'
+import type { DeliveryOutcome } from './simulate-deliver.js'
+import type { ExpectedOrder, PlannedCallback } from './simulate-plan.js'
 
 interface SimulateOptions {
   to: URL
@@ -104,6 +103,8 @@ function printText (write: (line: string) => void, expected: readonly ExpectedOr
 }
 
 async function simulate (command: Command, options: SimulateOptions): Promise<void> {
+  const [{ loadConfig }, { deliverAll }, { planSimulation, signedGenericBody }] =
+    await Promise.all([import('../config.js'), import('./simulate-deliver.js'), import('./simulate-plan.js')])
   const config = loadConfig(process.env)
   // Secrets the service generated on its first start, read (never generated) from beside PAYNOTIFY_DB.
   const stored = storedSecrets(config.dbPath)

@@ -1,7 +1,5 @@
 import type { Command } from 'commander'
-import { openDatabase } from '../db/database.js'
-import { verifyChain, type ChainBreak } from '../event-log/verify-chain.js'
-import { describeDifference, verifyProjection } from '../orders/verify-projection.js'
+import type { ChainBreak } from '../event-log/verify-chain.js'
 import { dbOptionHelp, requireDatabase, resolveDbPath } from './options.js'
 import { startProgress } from './progress.js'
 
@@ -12,6 +10,8 @@ function describeBreak (broken: ChainBreak): string {
 }
 
 async function verifyDatabase (dbPath: string): Promise<boolean> {
+  const [{ openDatabase }, { verifyChain }, { describeDifference, verifyProjection }] =
+    await Promise.all([import('../db/database.js'), import('../event-log/verify-chain.js'), import('../orders/verify-projection.js')])
   const database = openDatabase(dbPath, { readonly: true })
   const say = (line: string): void => { process.stdout.write(`${line}\n`) }
   try {
@@ -51,7 +51,7 @@ and the projection checkpoint against the log tail for a deleted last row) and a
 that drifted from the log. Exit codes: 0 all good, 1 a difference was found (the first bad
 position or order is named), 2 bad usage.`)
     .action(async function (this: Command, options: { db?: string }) {
-      const dbPath = resolveDbPath(options.db)
+      const dbPath = await resolveDbPath(options.db)
       requireDatabase(this, dbPath)
       if (!await verifyDatabase(dbPath)) process.exitCode = 1
     })

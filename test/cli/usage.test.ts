@@ -52,3 +52,13 @@ t.test('an empty export file imports nothing and replays to no orders', async t 
   t.equal(run.code, 0, run.stderr)
   t.same(JSON.parse(run.stdout), [])
 })
+
+t.test('a command that reads PAYNOTIFY_DB validates the whole environment first: exit 2 naming the bad variable', async t => {
+  // The configuration loads only when a command needs it; it must still be validated in full then.
+  const env = { ...isolatedEnv(t), PAYNOTIFY_PORT: 'abc' }
+  const runs = await Promise.all([['export'], ['verify'], ['migrate']].map(async args => await runCli(args, env)))
+  for (const [i, command] of ['export', 'verify', 'migrate'].entries()) {
+    t.equal(runs[i]!.code, 2, `${command}: exit 2 ${runs[i]!.stderr.slice(0, 300)}`)
+    t.match(runs[i]!.stderr, /^paynotify: invalid configuration: PAYNOTIFY_PORT must be integer/, command)
+  }
+})
