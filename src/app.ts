@@ -10,7 +10,7 @@ import { merchantRoutes } from './http/merchant.js'
 import { notifyRoutes } from './http/notify.js'
 import { ErrorBody } from './http/schemas.js'
 import type { Secrets } from './secrets.js'
-import type { Store } from './store.js'
+import type { ServiceStore } from './store.js'
 
 /** Body limit of routes that do not set their own (admin and health routes take no body). */
 const defaultBodyLimit = 16 * 1024
@@ -18,7 +18,7 @@ const defaultBodyLimit = 16 * 1024
 export interface AppDeps {
   config: Config
   secrets: Secrets
-  store: Store
+  store: ServiceStore
   /** Defaults to the configured gateways; tests may pass their own. */
   gateways?: GatewayRegistry
   /** The service clock (signature windows, receivedAt). */

@@ -14,6 +14,7 @@ const EnvSchema = Type.Object({
   PAYNOTIFY_BODY_LIMIT: Type.Integer({ default: 65536, minimum: 1024, maximum: 10485760 }),
   PAYNOTIFY_SYNCHRONOUS: Type.Union([Type.Literal('FULL'), Type.Literal('NORMAL')], { default: 'FULL' }),
   PAYNOTIFY_BATCH_MAX: Type.Integer({ default: 1024, minimum: 1, maximum: 65536 }),
+  PAYNOTIFY_WRITER: Type.Union([Type.Literal('thread'), Type.Literal('inline')], { default: 'thread' }),
   PAYNOTIFY_LOG_LEVEL: Type.Union(logLevels.map(level => Type.Literal(level)), { default: 'info' }),
   PAYNOTIFY_BUSY_TIMEOUT_MS: Type.Integer({ default: 5000, minimum: 10, maximum: 60000 }),
   PAYNOTIFY_HEADERS_TIMEOUT_MS: Type.Integer({ default: 10000, minimum: 100, maximum: 120000 }),
@@ -42,6 +43,8 @@ export interface Config {
   readonly bodyLimit: number
   readonly synchronous: 'FULL' | 'NORMAL'
   readonly batchMaxSize: number
+  /** `thread`: appends, projection and commits run on a writer thread; `inline`: on the HTTP thread. */
+  readonly writer: 'thread' | 'inline'
   readonly logLevel: typeof logLevels[number]
   /** How long a write waits for another connection's lock before answering 503. */
   readonly busyTimeoutMs: number
@@ -97,6 +100,7 @@ export function loadConfig (env: NodeJS.ProcessEnv): Config {
     bodyLimit: parsed.PAYNOTIFY_BODY_LIMIT,
     synchronous: parsed.PAYNOTIFY_SYNCHRONOUS,
     batchMaxSize: parsed.PAYNOTIFY_BATCH_MAX,
+    writer: parsed.PAYNOTIFY_WRITER,
     logLevel: parsed.PAYNOTIFY_LOG_LEVEL,
     busyTimeoutMs: parsed.PAYNOTIFY_BUSY_TIMEOUT_MS,
     limits: Object.freeze({

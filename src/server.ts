@@ -4,7 +4,7 @@ import type { Config } from './config.js'
 import { acquireWriterLock } from './db/writer-lock.js'
 import { checkChainSinceCheckpoint, describeChainBreak } from './event-log/chain-checkpoint.js'
 import { resolveSecrets } from './secrets.js'
-import { openStore } from './store.js'
+import { openStore, openThreadedStore } from './store.js'
 
 /** How long a graceful stop lets open requests finish before cutting their connections (well under the 10 s grace). */
 const shutdownDrainMs = 3000
@@ -17,7 +17,12 @@ export async function startServer (config: Config): Promise<{ close: () => Promi
   const { secrets, generated, file } = resolveSecrets(config)
   // Held while serving: a second service, and rebuild/import without --force, refuse this database.
   const lock = acquireWriterLock(config.dbPath)
-  const store = await openStore(config.dbPath, { synchronous: config.synchronous, batchMaxSize: config.batchMaxSize, busyTimeoutMs: config.busyTimeoutMs })
+  const storeOptions = { synchronous: config.synchronous, batchMaxSize: config.batchMaxSize, busyTimeoutMs: config.busyTimeoutMs }
+  // A writer thread that dies leaves nothing to commit with: stop, so the supervisor restarts a whole service.
+  let onWriterDeath = (error: Error): void => { throw error }
+  const store = config.writer === 'thread'
+    ? await openThreadedStore(config.dbPath, { ...storeOptions, onFatal: error => { onWriterDeath(error) } })
+    : await openStore(config.dbPath, storeOptions)
   // A log edited behind the service's back is not served unless the operator says so.
   const chain = checkChainSinceCheckpoint(store.sqlite, new Date())
   if (!chain.ok && !config.allowBrokenChain) {
@@ -51,10 +56,16 @@ export async function startServer (config: Config): Promise<{ close: () => Promi
     await store.close()
     lock.release()
   }
-  closeWithGrace({ delay: 10_000 }, async ({ err }) => {
+  const grace = closeWithGrace({ delay: 10_000 }, async ({ err }) => {
     if (err !== undefined) app.log.error({ err }, 'closing after error')
     await close()
   })
+  onWriterDeath = error => {
+    app.log.fatal({ err: error }, 'the event log writer thread stopped; stopping the service')
+    grace.uninstall()
+    // Every append in flight was answered 503 (nothing acked without its commit); what is left is a clean stop.
+    close().finally(() => process.exit(1)).catch(() => {})
+  }
   const address = await app.listen({ host: config.host, port: config.port })
   return { close, address }
 }

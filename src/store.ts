@@ -1,6 +1,7 @@
 import { openDatabase, type DatabaseOptions, type OpenDatabase } from './db/database.js'
 import { migrateToLatest } from './db/migrate.js'
-import { EventLog } from './event-log/event-log.js'
+import { EventLog, type EventAppender } from './event-log/event-log.js'
+import { WriterThread, type WriterThreadOptions } from './event-log/writer-thread.js'
 import { OrderProjector } from './orders/projector.js'
 
 export interface StoreOptions extends DatabaseOptions {
@@ -8,16 +9,18 @@ export interface StoreOptions extends DatabaseOptions {
   clock?: () => Date
 }
 
-export interface Store extends OpenDatabase {
+/** What the service needs of a store: reads on `sqlite`/`db`, appends through `eventLog`. */
+export interface ServiceStore extends OpenDatabase {
+  eventLog: EventAppender & { readonly tail: { position: number, hash: string }, readonly batches: number }
+}
+
+/** A store whose log and projector run on this thread, on the `sqlite` connection. */
+export interface Store extends ServiceStore {
   eventLog: EventLog
   projector: OrderProjector
 }
 
-/**
- * Opens the database, brings its schema up to date, and wires the event log
- * to the order projector so every append projects in its own transaction.
- */
-export async function openStore (path: string, options: StoreOptions = {}): Promise<Store> {
+async function openMigrated (path: string, options: DatabaseOptions): Promise<OpenDatabase> {
   const database = openDatabase(path, options)
   try {
     await migrateToLatest(database.db)
@@ -25,6 +28,16 @@ export async function openStore (path: string, options: StoreOptions = {}): Prom
     await database.close()
     throw error
   }
+  return database
+}
+
+/**
+ * Opens the database, brings its schema up to date, and wires the event log
+ * to the order projector so every append projects in its own transaction.
+ * Everything runs on the caller's thread (the CLI, the tests, in-memory databases).
+ */
+export async function openStore (path: string, options: StoreOptions = {}): Promise<Store> {
+  const database = await openMigrated(path, options)
   const projector = new OrderProjector(database.sqlite)
   const eventLog = new EventLog(database.sqlite, {
     maxBatchSize: options.batchMaxSize,
@@ -38,6 +51,36 @@ export async function openStore (path: string, options: StoreOptions = {}): Prom
     projector,
     close: async () => {
       eventLog.close()
+      await database.close()
+    }
+  }
+}
+
+/**
+ * The store `serve` runs: the same log and projector on a writer thread with
+ * its own connection (event-log/writer-thread.ts), and this thread's
+ * connection left for reads (admin API, health, the start-time chain check).
+ * Needs a database file: an in-memory database cannot be shared with a thread.
+ */
+export async function openThreadedStore (path: string, options: StoreOptions & WriterThreadOptions = {}): Promise<ServiceStore> {
+  const database = await openMigrated(path, options)
+  let writer: WriterThread
+  try {
+    writer = await WriterThread.start({
+      path,
+      synchronous: options.synchronous ?? 'FULL',
+      busyTimeoutMs: options.busyTimeoutMs ?? 5000,
+      maxBatchSize: Math.max(1, options.batchMaxSize ?? 1024)
+    }, { onFatal: options.onFatal, entry: options.entry })
+  } catch (error) {
+    await database.close()
+    throw error
+  }
+  return {
+    ...database,
+    eventLog: writer,
+    close: async () => {
+      await writer.close()
       await database.close()
     }
   }

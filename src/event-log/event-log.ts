@@ -37,6 +37,18 @@ interface PendingAppend {
 }
 
 /**
+ * Takes from the front of a queue the appends that fit in one transaction of
+ * at most maxEvents events; always at least one, so an oversized append still
+ * commits (alone). Appends are never split: each is atomic.
+ */
+export function takeBatch<T extends { events: readonly unknown[] }> (queue: T[], maxEvents: number): T[] {
+  let count = 1
+  let size = queue[0]?.events.length ?? 0
+  while (count < queue.length && size + queue[count]!.events.length <= maxEvents) size += queue[count++]!.events.length
+  return queue.splice(0, count)
+}
+
+/**
  * The only writer of the events table. Appends are group-committed: callers
  * queue, and the queue is written in one BEGIN IMMEDIATE transaction per turn
  * of the event loop, so one fsync serves every request that arrived while the
@@ -104,29 +116,37 @@ export class EventLog implements EventAppender {
 
   #flush (): void {
     this.#scheduled = false
-    while (this.#queue.length > 0) {
-      const batch: PendingAppend[] = []
-      let size = 0
-      while (this.#queue.length > 0 && (batch.length === 0 || size + this.#queue[0]!.events.length <= this.#maxBatchSize)) {
-        const next = this.#queue.shift()!
-        batch.push(next)
-        size += next.events.length
-      }
-      this.#commit(batch)
-    }
+    while (this.#queue.length > 0) this.#commit(takeBatch(this.#queue, this.#maxBatchSize))
   }
 
   #commit (batch: PendingAppend[]): void {
+    let written: RecordedEvent[][]
+    try {
+      written = this.commitNow(batch.map(pending => pending.events))
+    } catch (error) {
+      for (const pending of batch) pending.reject(error as Error)
+      return
+    }
+    batch.forEach((pending, i) => pending.resolve(written[i]!))
+  }
+
+  /**
+   * Writes these appends (one entry per caller) in one BEGIN IMMEDIATE
+   * transaction now, with onAppend inside it, and returns each caller's
+   * recorded events. Throws StoreUnavailableError after a rollback. The
+   * writer thread drives its batches through this; append() queues into it.
+   */
+  commitNow (appends: ReadonlyArray<readonly NewEvent[]>): RecordedEvent[][] {
+    if (this.#closed) throw new StoreUnavailableError('event log is closed')
     const recordedAt = this.#clock().toISOString()
     const before = this.#tail
-    let written: RecordedEvent[][]
     this.#batches++
     try {
-      written = this.#sqlite.transaction(() => {
+      return this.#sqlite.transaction(() => {
         const versions = new Map<string, number>()
         let { position, hash } = before
         const all: RecordedEvent[] = []
-        const perCaller = batch.map(pending => pending.events.map(event => {
+        const perCaller = appends.map(events => events.map(event => {
           const streamVersion = (versions.get(event.streamId) ?? this.#streamVersion.get(event.streamId)?.v ?? 0) + 1
           versions.set(event.streamId, streamVersion)
           position += 1
@@ -165,11 +185,8 @@ export class EventLog implements EventAppender {
       // Re-read rather than trust memory: another writer may be why the batch failed.
       this.#tail = this.#safeReadTail(before)
       this.#onRollback?.()
-      const error = new StoreUnavailableError('the event store could not commit; retry later', { cause })
-      for (const pending of batch) pending.reject(error)
-      return
+      throw new StoreUnavailableError('the event store could not commit; retry later', { cause })
     }
-    batch.forEach((pending, i) => pending.resolve(written[i]!))
   }
 
   #readTail (): { position: number, hash: string } {

@@ -1,0 +1,70 @@
+// The writer thread: owns the write connection, the EventLog and the order
+// projector, so appends, projection and COMMIT (with its fsync) run beside
+// the HTTP thread instead of on it. Started by writer-thread.ts.
+import { parentPort, workerData } from 'node:worker_threads'
+import SQLite from 'better-sqlite3'
+import { configureConnection } from '../db/database.js'
+import { OrderProjector } from '../orders/projector.js'
+import { EventLog, takeBatch } from './event-log.js'
+import type { FromWriter, ToWriter, WireAppend, WriterSettings } from './writer-protocol.js'
+
+const settings = workerData as WriterSettings
+const port = parentPort!
+const sqlite = new SQLite(settings.path, { fileMustExist: true })
+configureConnection(sqlite, { synchronous: settings.synchronous, busyTimeoutMs: settings.busyTimeoutMs })
+const projector = new OrderProjector(sqlite)
+const log = new EventLog(sqlite, {
+  maxBatchSize: settings.maxBatchSize,
+  onAppend: events => { projector.apply(events) },
+  onRollback: () => { projector.reload() }
+})
+
+const queue: WireAppend[] = []
+let scheduled = false
+
+const post = (message: FromWriter): void => { port.postMessage(message) }
+
+/** Commits what is queued, one transaction per batch, and answers each. */
+function flush (): void {
+  scheduled = false
+  while (queue.length > 0) {
+    const batch = takeBatch(queue, settings.maxBatchSize)
+    const ids = batch.map(append => append.id)
+    try {
+      const written = log.commitNow(batch.map(append => append.events))
+      const streamVersions: number[] = []
+      const hashes: string[] = []
+      for (const events of written) {
+        for (const event of events) {
+          streamVersions.push(event.streamVersion)
+          hashes.push(event.hash)
+        }
+      }
+      const first = written.find(events => events.length > 0)?.[0]
+      post({ kind: 'committed', ids, first: first?.position ?? 0, recordedAt: first?.recordedAt ?? '', streamVersions, hashes })
+    } catch (error) {
+      const cause = (error as Error).cause as { code?: string } | undefined
+      post({ kind: 'failed', ids, message: (error as Error).message, code: cause?.code })
+    }
+  }
+}
+
+port.on('message', (message: ToWriter) => {
+  if (message.kind === 'append') {
+    for (const append of message.appends) queue.push(append)
+    if (!scheduled) {
+      scheduled = true
+      // Whatever else arrives while this turn's messages are read joins the batch; under load the
+      // batch grows by itself while the previous one commits, and an idle writer commits at once.
+      setImmediate(flush)
+    }
+    return
+  }
+  flush()
+  log.close()
+  sqlite.close()
+  post({ kind: 'closed' })
+  port.close()
+})
+
+post({ kind: 'ready', tail: log.tail })
