@@ -14,48 +14,31 @@ interface ExportOptions {
   to?: string
 }
 
-// Lines are gathered into chunks of about this size: one write per chunk, not per line. Each
-// line is encoded into the chunk's buffer as it comes: encoding one long concatenated string
-// per chunk cost more than reading the row (bench/RESULTS.md, export).
+// Lines are written in chunks of about this size (one write per chunk, not per line), and the
+// file stream holds a few of them, so reading goes on while the previous chunk is being written.
 const chunkSize = 1 << 16
 
 async function exportLog (command: Command, options: ExportOptions): Promise<void> {
   const dbPath = await resolveDbPath(options.db)
   requireDatabase(command, dbPath)
-  const [{ default: SQLite }, { exportLines, resolveExportRange }] = await Promise.all([import('better-sqlite3'), import('../event-log/export.js')])
+  const [{ default: SQLite }, { exportChunks, resolveExportRange }] = await Promise.all([import('better-sqlite3'), import('../event-log/export.js')])
   // Read-only: export runs beside the service (WAL readers never block its writer). A bare
   // connection, not openDatabase: a read needs only the busy timeout, and not loading Kysely
   // saves ~0.3 s of every export's start.
   const sqlite = new SQLite(dbPath, { readonly: true, fileMustExist: true, timeout: 5000 })
-  // Room for a few chunks, so reading goes on while the previous chunk is being written.
   const out: Writable = options.out === undefined ? process.stdout : createWriteStream(options.out, { highWaterMark: 4 * chunkSize })
   let outputError: Error | undefined
   out.on('error', error => { outputError = error })
   const range = resolveExportRange(sqlite, { streamId: options.order, after: options.after, from: options.from, to: options.to })
   const progress = startProgress({ label: 'export', total: range.count, summaryStream: process.stderr })
   try {
-    let chunk = Buffer.allocUnsafe(2 * chunkSize)
-    let used = 0
-    const write = async (): Promise<void> => {
+    for (const chunk of exportChunks(sqlite, range, options.order, chunkSize)) {
       if (outputError !== undefined) throw outputError
-      // The stream holds on to a written buffer until it is flushed: the next chunk gets a new one.
-      const more = out.write(chunk.subarray(0, used))
-      chunk = Buffer.allocUnsafe(2 * chunkSize)
-      used = 0
+      const more = out.write(chunk.bytes)
+      progress.increment(chunk.lines)
       if (!more) await once(out, 'drain')
     }
-    for (const line of exportLines(sqlite, range, options.order)) {
-      // A UTF-16 code unit never takes more than 3 bytes of UTF-8.
-      const room = 3 * line.length
-      if (used + room > chunk.length) {
-        if (used > 0) await write()
-        if (room > chunk.length) chunk = Buffer.allocUnsafe(room)
-      }
-      used += chunk.write(line, used)
-      progress.increment()
-      if (used >= chunkSize) await write()
-    }
-    if (used > 0) await write()
+    if (outputError !== undefined) throw outputError
     if (out !== process.stdout) {
       out.end()
       await once(out, 'finish')

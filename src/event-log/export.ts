@@ -1,7 +1,5 @@
 import type SQLite from 'better-sqlite3'
 import { genesisHash } from './hash.js'
-import { formatExportLine } from './ndjson.js'
-import type { EventRow } from './read.js'
 
 export interface ExportSelection {
   /** Only this order's events. */
@@ -43,31 +41,81 @@ export function resolveExportRange (sqlite: SQLite.Database, selection: ExportSe
   return stream.count === 0 ? { first, last, count: 0 } : { first: stream.first!, last: stream.last!, count: stream.count }
 }
 
+// One export line up to its prevHash, built by SQLite: formatting in SQL and taking one string
+// per row costs about half of reading nine columns and formatting them here (bench/NOTES.md,
+// export). json_quote escapes exactly as JSON.stringify does; formatExportLine in ndjson.ts is
+// the reference the tests hold this to.
+const lineHead = `'{"position":' || position || ',"streamId":' || json_quote(stream_id) ||
+  ',"streamVersion":' || stream_version || ',"type":' || json_quote(type) || ',"schemaVersion":' || schema_version ||
+  ',"data":' || data || ',"metadata":' || metadata || ',"recordedAt":' || json_quote(recorded_at) || ',"prevHash":"'`
+
+const lineTail = (prevHash: string, hash: string): string => `${prevHash}","hash":"${hash}"}\n`
+
+// Rows fetched per query: one call into SQLite per page instead of one per row.
+const pageSize = 1024
+
 /**
- * The export lines of a range, in position order, one SQLite read snapshot
- * for the whole iteration. The caller must finish or return() the iterator.
+ * The export lines of a range, in position order; each line's prevHash is the
+ * hash of the line before it. The caller must finish or return() the iterator
+ * (an order's lines come from one SQLite read; a range's from pages of
+ * positions, which is safe because logged events never change).
  */
 export function * exportLines (sqlite: SQLite.Database, range: ExportRange, streamId?: string): Generator<string> {
   if (range.count === 0) return
   if (streamId !== undefined) {
     // An order's events are scattered: each line looks up the hash just before it (primary key, cheap).
-    const rows = sqlite.prepare(`SELECT e.*, coalesce((SELECT p.hash FROM events p WHERE p.position = e.position - 1), ?) AS prev_hash
-      FROM events e WHERE e.stream_id = ? AND e.position BETWEEN ? AND ? ORDER BY e.stream_version`)
-      .iterate(genesisHash, streamId, range.first, range.last) as IterableIterator<EventRow & { prev_hash: string }>
-    for (const row of rows) yield formatExportLine(row, row.prev_hash)
+    const rows = sqlite.prepare(`SELECT ${lineHead}, coalesce((SELECT p.hash FROM events p WHERE p.position = e.position - 1), ?), hash
+      FROM events e WHERE e.stream_id = ? AND e.position BETWEEN ? AND ? ORDER BY e.stream_version`).raw()
+      .iterate(genesisHash, streamId, range.first, range.last) as IterableIterator<[string, string, string]>
+    for (const [head, prevHash, hash] of rows) yield head + lineTail(prevHash, hash)
     return
   }
   let prevHash = range.first === 1
     ? genesisHash
     : (sqlite.prepare('SELECT hash FROM events WHERE position = ?').pluck().get(range.first - 1) as string)
-  // Arrays, turned into rows here: better-sqlite3 builds a row object property by property,
-  // which was a third of the time of an export.
-  const rows = sqlite.prepare(`SELECT position, stream_id, stream_version, type, schema_version, data, metadata, recorded_at, hash
-    FROM events WHERE position BETWEEN ? AND ? ORDER BY position`).raw()
-    .iterate(range.first, range.last) as IterableIterator<[number, string, number, string, number, string, string, string, string]>
-  for (const [position, streamId, streamVersion, type, schemaVersion, data, metadata, recordedAt, hash] of rows) {
-    const row: EventRow = { position, stream_id: streamId, stream_version: streamVersion, type, schema_version: schemaVersion, data, metadata, recorded_at: recordedAt, hash }
-    yield formatExportLine(row, prevHash)
-    prevHash = hash
+  const page = sqlite.prepare(`SELECT ${lineHead}, hash FROM events WHERE position BETWEEN ? AND ? ORDER BY position`).raw()
+  for (let from = range.first; from <= range.last; from += pageSize) {
+    const rows = page.all(from, Math.min(range.last, from + pageSize - 1)) as Array<[string, string]>
+    for (const [head, hash] of rows) {
+      yield head + lineTail(prevHash, hash)
+      prevHash = hash
+    }
   }
+}
+
+/** A piece of an export: whole lines, UTF-8. */
+export interface ExportChunk {
+  bytes: Buffer
+  lines: number
+}
+
+/**
+ * The export lines of a range as chunks of about `size` bytes, each line
+ * encoded straight into its chunk's buffer (encoding one long string per
+ * chunk cost more than reading the row). Every chunk has a buffer of its own:
+ * a stream holds on to a written buffer until it is flushed.
+ */
+export function * exportChunks (sqlite: SQLite.Database, range: ExportRange, streamId?: string, size = 1 << 16): Generator<ExportChunk> {
+  let bytes = Buffer.allocUnsafe(2 * size)
+  let used = 0
+  let lines = 0
+  for (const line of exportLines(sqlite, range, streamId)) {
+    // A UTF-16 code unit never takes more than 3 bytes of UTF-8.
+    const room = 3 * line.length
+    if (used + room > bytes.length) {
+      if (used > 0) yield { bytes: bytes.subarray(0, used), lines }
+      bytes = Buffer.allocUnsafe(Math.max(2 * size, room))
+      used = 0
+      lines = 0
+    }
+    used += bytes.write(line, used)
+    lines++
+    if (used >= size) {
+      yield { bytes: bytes.subarray(0, used), lines }
+      bytes = Buffer.allocUnsafe(2 * size)
+      used = 0
+      lines = 0
+    }
+  }
+  if (used > 0) yield { bytes: bytes.subarray(0, used), lines }
 }
