@@ -89,8 +89,8 @@ export class WriterThread implements EventAppender {
   }
 
   append (events: readonly NewEvent[]): Promise<RecordedEvent[]> {
-    if (this.#dead !== undefined) return Promise.reject(new StoreUnavailableError('the event store writer stopped', { cause: this.#dead }))
     if (this.#closing !== undefined) return Promise.reject(new StoreUnavailableError('event log is closed'))
+    if (this.#dead !== undefined) return Promise.reject(new StoreUnavailableError('the event store writer stopped', { cause: this.#dead }))
     return new Promise((resolve, reject) => {
       const id = this.#nextId++
       this.#pending.set(id, { events, resolve, reject })

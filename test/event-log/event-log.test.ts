@@ -1,11 +1,11 @@
 import { join } from 'node:path'
 import SQLite from 'better-sqlite3'
 import t from 'tap'
-import type { NewEvent } from '../../src/event-log/event-log.js'
 import { genesisHash } from '../../src/event-log/hash.js'
 import { verifyChain } from '../../src/event-log/verify-chain.js'
 import { openStore, type Store, type StoreOptions } from '../../src/store.js'
 import { tempDir } from '../helpers.js'
+import { paid, placed } from './fixtures.js'
 
 interface Teardown { teardown: (fn: () => unknown) => void }
 
@@ -14,24 +14,6 @@ async function store (t: Teardown, options: StoreOptions = {}): Promise<Store & 
   const opened = await openStore(path, options)
   t.teardown(async () => { await opened.close() })
   return { ...opened, path }
-}
-
-function paid (orderId: string, deliveryId: string, amount = 10000): NewEvent {
-  return {
-    streamId: orderId,
-    type: 'PaymentSucceeded',
-    data: { orderId, amount, currency: 'CNY', gateway: 'generic', transactionId: null, refundId: null, cumulative: false, gatewayStatus: '1', gatewayTime: null },
-    metadata: { gateway: 'generic', deliveryId, receivedAt: '2026-01-01T00:00:00.000Z', requestId: `r-${deliveryId}` }
-  }
-}
-
-function placed (orderId: string, amount = 10000): NewEvent {
-  return {
-    streamId: orderId,
-    type: 'OrderPlaced',
-    data: { orderId, amount, currency: 'CNY' },
-    metadata: { gateway: 'merchant', deliveryId: `order:${orderId}`, receivedAt: '2026-01-01T00:00:00.000Z', requestId: `r-${orderId}` }
-  }
 }
 
 const count = (s: Store): number => (s.sqlite.prepare('SELECT count(*) AS n FROM events').get() as { n: number }).n
