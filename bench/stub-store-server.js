@@ -9,9 +9,11 @@ import { join } from 'node:path'
 import { root } from './lib/machine.js'
 import { benchAdminToken, benchMerchantToken, benchSecret } from './lib/bodies.js'
 
-const { buildApp } = await import(join(root, 'dist', 'app.js'))
-const { loadConfig } = await import(join(root, 'dist', 'config.js'))
-const { openStore } = await import(join(root, 'dist', 'store.js'))
+// BENCH_DIST points at another build of the service (an A/B comparison of two builds, bench/stub-ab.js); dist/ by default.
+const dist = process.env.BENCH_DIST ?? join(root, 'dist')
+const { buildApp } = await import(join(dist, 'app.js'))
+const { loadConfig } = await import(join(dist, 'config.js'))
+const { openStore } = await import(join(dist, 'store.js'))
 
 const dir = mkdtempSync(join(tmpdir(), 'paynotify-stub-'))
 const config = loadConfig({
@@ -28,6 +30,7 @@ store.eventLog.append = events => new Promise(resolve => {
 })
 const app = await buildApp({ config, secrets: { genericSecret: benchSecret, adminToken: benchAdminToken, merchantToken: benchMerchantToken }, store })
 await app.listen({ host: '127.0.0.1', port: Number(process.env.PORT) })
+
 for (const signal of ['SIGTERM', 'SIGINT']) {
   process.once(signal, () => {
     app.close().then(() => store.close()).then(() => { rmSync(dir, { recursive: true, force: true }); process.exit(0) }, () => process.exit(1))
