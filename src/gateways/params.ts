@@ -21,13 +21,11 @@ export function parseForm (text: string, decode: (s: string) => string = decodeU
   for (const pair of text.split('&')) {
     if (pair === '') continue
     const eq = pair.indexOf('=')
-    const rawKey = eq === -1 ? pair : pair.slice(0, eq)
-    const rawValue = eq === -1 ? '' : pair.slice(eq + 1)
     let key: string
     let value: string
     try {
-      key = decode(rawKey.replaceAll('+', ' '))
-      value = decode(rawValue.replaceAll('+', ' '))
+      key = decodeFormComponent(eq === -1 ? pair : pair.slice(0, eq), decode)
+      value = eq === -1 ? '' : decodeFormComponent(pair.slice(eq + 1), decode)
     } catch {
       throw new MalformedError('has invalid percent-encoding', 'body')
     }
@@ -35,6 +33,17 @@ export function parseForm (text: string, decode: (s: string) => string = decodeU
     params.set(key, value)
   }
   return params
+}
+
+/**
+ * One form component, `+` as a space. Only `%` and `+` change anything under
+ * URI decoding, and most fields of a callback (ids, amounts, codes, hex
+ * signatures) hold neither: those are used as they are, which took parsing a
+ * callback's form from ~3 µs to ~1 µs (bench/stub-ab.js).
+ */
+function decodeFormComponent (raw: string, decode: (s: string) => string): string {
+  if (decode === decodeURIComponent && raw.indexOf('%') === -1 && raw.indexOf('+') === -1) return raw
+  return decode(raw.replaceAll('+', ' '))
 }
 
 /** Parses a flat JSON object whose values are strings or numbers, as the generic gateway posts it. */
@@ -60,13 +69,21 @@ export function parseFlatJson (text: string): Map<string, string> {
 /**
  * The signing string of the generic and Alipay schemes: parameters sorted by
  * name, empty values and the excluded names left out, `k=v` joined by `&`.
+ * The default sort orders by UTF-16 code units, as `<` does on strings; keys
+ * of a Map are distinct, so no two compare equal.
  */
 export function signingString (params: Map<string, string>, exclude: readonly string[] = ['sign', 'sign_type']): string {
-  return [...params.entries()]
-    .filter(([key, value]) => value !== '' && !exclude.includes(key))
-    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-    .map(([key, value]) => `${key}=${value}`)
-    .join('&')
+  const keys: string[] = []
+  for (const [key, value] of params) {
+    if (value !== '' && !exclude.includes(key)) keys.push(key)
+  }
+  keys.sort()
+  let signed = ''
+  for (let i = 0; i < keys.length; i++) {
+    const key = keys[i]!
+    signed += `${i === 0 ? '' : '&'}${key}=${params.get(key)!}`
+  }
+  return signed
 }
 
 const idPattern = /^[\x21-\x7e]{1,128}$/

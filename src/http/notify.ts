@@ -19,8 +19,9 @@ export interface NotifyRoutesOptions {
 const Params = Type.Object({ gateway: Type.String({ description: 'gateway name: generic, alipay, stripe, wechatpay, standard' }) })
 const gatewayName = /^[a-z0-9_-]{1,32}$/
 
-function mediaTypeOf (contentType: string | undefined): string {
-  return (contentType ?? '').split(';')[0]!.trim().toLowerCase()
+function mediaTypeOf (contentType: string): string {
+  const semicolon = contentType.indexOf(';')
+  return (semicolon === -1 ? contentType : contentType.slice(0, semicolon)).trim().toLowerCase()
 }
 
 /**
@@ -73,7 +74,9 @@ export const notifyRoutes: FastifyPluginAsync<NotifyRoutesOptions> = async (app,
       throw new AppError(415, 'unsupported_media_type', `${adapter.name} callbacks must be ${adapter.mediaTypes.join(' or ')}`)
     }
     const callback: RawCallback = { body: request.body, mediaType, contentType, headers: request.headers }
-    const verified = adapter.verify(callback, now())
+    // One clock reading serves the signature window and receivedAt.
+    const receivedAt = now()
+    const verified = adapter.verify(callback, receivedAt)
     const notifications = adapter.parse(verified, callback)
 
     const replayHeader = headerValue(request.headers, 'x-paynotify-replay-of')
@@ -81,17 +84,15 @@ export const notifyRoutes: FastifyPluginAsync<NotifyRoutesOptions> = async (app,
       throw new MalformedError('must be a log position', 'x-paynotify-replay-of')
     }
     const utf8 = isUtf8(callback.body)
-    const raw: RawRequest = {
-      body: callback.body.toString(utf8 ? 'utf8' : 'base64'),
-      encoding: utf8 ? 'utf8' : 'base64',
-      contentType,
-      headers: Object.fromEntries(adapter.signatureHeaders
-        .map(name => [name, headerValue(request.headers, name)])
-        .filter((entry): entry is [string, string] => entry[1] !== undefined))
+    const headers: Record<string, string> = {}
+    for (const name of adapter.signatureHeaders) {
+      const value = headerValue(request.headers, name)
+      if (value !== undefined) headers[name] = value
     }
-    const receivedAt = now().toISOString()
+    const raw: RawRequest = { body: callback.body.toString(utf8 ? 'utf8' : 'base64'), encoding: utf8 ? 'utf8' : 'base64', contentType, headers }
+    const receivedAtIso = receivedAt.toISOString()
     const events = notifications.map((notification): NewEvent => {
-      const metadata: EventMetadata = { gateway: adapter.name, deliveryId: notification.deliveryId, receivedAt, requestId: request.id, raw }
+      const metadata: EventMetadata = { gateway: adapter.name, deliveryId: notification.deliveryId, receivedAt: receivedAtIso, requestId: request.id, raw }
       if (replayHeader !== undefined) metadata.replayOf = Number(replayHeader)
       return { streamId: notification.data.orderId, type: notification.type, data: notification.data, metadata } as NewEvent
     })
