@@ -1,5 +1,4 @@
 import type { SynchronousMode } from '../db/database.js'
-import type { NewEvent } from './event-log.js'
 
 /** What the writer thread is started with (workerData). */
 export interface WriterSettings {
@@ -9,14 +8,13 @@ export interface WriterSettings {
   maxBatchSize: number
 }
 
-/** One caller's append, numbered by the HTTP thread. */
-export interface WireAppend {
-  id: number
-  events: readonly NewEvent[]
-}
-
+/**
+ * The appends of one turn of the HTTP thread, flattened: `ids[i]` made
+ * `counts[i]` events, whose streamId, type, data JSON and metadata JSON follow
+ * one another in `fields`. Strings and numbers only, the cheapest to copy.
+ */
 export type ToWriter =
-  | { kind: 'append', appends: WireAppend[] }
+  | { kind: 'append', ids: number[], counts: number[], fields: string[] }
   | { kind: 'close' }
 
 /**

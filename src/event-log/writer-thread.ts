@@ -2,7 +2,7 @@ import { Worker } from 'node:worker_threads'
 import { StoreUnavailableError } from '../errors.js'
 import { currentSchemaVersion, type RecordedEvent } from '../orders/events.js'
 import type { EventAppender, NewEvent } from './event-log.js'
-import type { FromWriter, Tail, ToWriter, WireAppend, WriterSettings } from './writer-protocol.js'
+import type { FromWriter, Tail, ToWriter, WriterSettings } from './writer-protocol.js'
 
 export type { WriterSettings } from './writer-protocol.js'
 
@@ -37,7 +37,7 @@ export class WriterThread implements EventAppender {
   readonly #worker: Worker
   readonly #pending = new Map<number, Pending>()
   readonly #onFatal: ((error: Error) => void) | undefined
-  #outbox: WireAppend[] = []
+  #outbox: { ids: number[], counts: number[], fields: string[] } = { ids: [], counts: [], fields: [] }
   #scheduled = false
   #nextId = 1
   #tail: Tail
@@ -94,7 +94,11 @@ export class WriterThread implements EventAppender {
     return new Promise((resolve, reject) => {
       const id = this.#nextId++
       this.#pending.set(id, { events, resolve, reject })
-      this.#outbox.push({ id, events })
+      const outbox = this.#outbox
+      outbox.ids.push(id)
+      outbox.counts.push(events.length)
+      // Encoded here, where the objects are: the writer stores these exact strings.
+      for (const event of events) outbox.fields.push(event.streamId, event.type, JSON.stringify(event.data), JSON.stringify(event.metadata))
       if (!this.#scheduled) {
         this.#scheduled = true
         // After this turn's I/O callbacks: every request parsed meanwhile goes in the same message.
@@ -125,10 +129,10 @@ export class WriterThread implements EventAppender {
 
   #send (): void {
     this.#scheduled = false
-    if (this.#outbox.length === 0 || this.#dead !== undefined) return
-    const appends = this.#outbox
-    this.#outbox = []
-    this.#post({ kind: 'append', appends })
+    if (this.#outbox.ids.length === 0 || this.#dead !== undefined) return
+    const outbox = this.#outbox
+    this.#outbox = { ids: [], counts: [], fields: [] }
+    this.#post({ kind: 'append', ...outbox })
   }
 
   #receive (message: FromWriter): void {

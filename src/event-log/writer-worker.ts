@@ -5,8 +5,8 @@ import { parentPort, workerData } from 'node:worker_threads'
 import SQLite from 'better-sqlite3'
 import { configureConnection } from '../db/database.js'
 import { OrderProjector } from '../orders/projector.js'
-import { EventLog, takeBatch } from './event-log.js'
-import type { FromWriter, ToWriter, WireAppend, WriterSettings } from './writer-protocol.js'
+import { EventLog, takeBatch, type EncodedEvent } from './event-log.js'
+import type { FromWriter, ToWriter, WriterSettings } from './writer-protocol.js'
 
 const settings = workerData as WriterSettings
 const port = parentPort!
@@ -19,7 +19,9 @@ const log = new EventLog(sqlite, {
   onRollback: () => { projector.reload() }
 })
 
-const queue: WireAppend[] = []
+interface QueuedAppend { id: number, events: EncodedEvent[] }
+
+const queue: QueuedAppend[] = []
 let scheduled = false
 
 const post = (message: FromWriter): void => { port.postMessage(message) }
@@ -51,7 +53,15 @@ function flush (): void {
 
 port.on('message', (message: ToWriter) => {
   if (message.kind === 'append') {
-    for (const append of message.appends) queue.push(append)
+    const { ids, counts, fields } = message
+    let f = 0
+    for (let i = 0; i < ids.length; i++) {
+      const events: EncodedEvent[] = []
+      for (let n = 0; n < counts[i]!; n++, f += 4) {
+        events.push({ encoded: true, streamId: fields[f]!, type: fields[f + 1] as EncodedEvent['type'], data: fields[f + 2]!, metadata: fields[f + 3]! })
+      }
+      queue.push({ id: ids[i]!, events })
+    }
     if (!scheduled) {
       scheduled = true
       // Whatever else arrives while this turn's messages are read joins the batch; under load the
