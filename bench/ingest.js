@@ -11,7 +11,7 @@ import { runFixedRate } from './lib/fixed-rate.js'
 import { runLoad } from './lib/load.js'
 import { machineInfo } from './lib/machine.js'
 import { saveResult, writeReport } from './lib/report.js'
-import { cpuSeconds, startCeiling, startPaynotify } from './lib/servers.js'
+import { cpuSeconds, startCeiling, startPaynotify, threadCpuSeconds } from './lib/servers.js'
 import { ratio, summarize } from './lib/stats.js'
 
 const rounds = Math.max(3, Number(process.env.BENCH_ROUNDS ?? 5))
@@ -22,7 +22,9 @@ const warmup = 1000
 const targets = {
   ceiling: { label: 'bare Fastify ceiling', start: () => startCeiling() },
   durable: { label: 'paynotify, group commit (defaults)', start: () => startPaynotify() },
-  naive: { label: 'paynotify, one commit per request (PAYNOTIFY_BATCH_MAX=1)', start: () => startPaynotify({ env: { PAYNOTIFY_BATCH_MAX: '1' } }) }
+  naive: { label: 'paynotify, one commit per request (PAYNOTIFY_BATCH_MAX=1)', start: () => startPaynotify({ env: { PAYNOTIFY_BATCH_MAX: '1' } }) },
+  // The same group commit with appends, projection and commits on the HTTP thread: what the writer thread buys.
+  inline: { label: 'paynotify, group commit on the HTTP thread (PAYNOTIFY_WRITER=inline)', start: () => startPaynotify({ env: { PAYNOTIFY_WRITER: 'inline' } }) }
 }
 
 let runCounter = 0
@@ -44,11 +46,14 @@ async function measure (name, { amount, overallRate, uniformRate }) {
     await runLoad({ url: server.url, generator, amount: warmup, connections })
     const rowsBefore = server.dbPath === undefined ? 0 : countEvents(server.dbPath)
     const cpuBefore = cpuSeconds(server.pid)
+    const threadsBefore = threadCpuSeconds(server.pid)
     const result = uniformRate === undefined
       ? await runLoad({ url: server.url, generator, amount, connections, overallRate })
       : await runFixedRate({ url: server.url, generator, amount, connections, rate: uniformRate })
     const cpuAfter = cpuSeconds(server.pid)
+    const threadsAfter = threadCpuSeconds(server.pid)
     result.cpuMicrosPerRequest = cpuBefore === null ? null : (cpuAfter - cpuBefore) * 1e6 / result.requests
+    result.mainThreadCpuMicrosPerRequest = threadsBefore === null || threadsAfter === null ? null : (threadsAfter.main - threadsBefore.main) * 1e6 / result.requests
     if (server.dbPath !== undefined) {
       const exitCode = await server.stop()
       const rowsAfter = countEvents(server.dbPath)
@@ -89,7 +94,7 @@ const amounts = {}
 for (const name of Object.keys(targets)) amounts[name] = await calibrate(name)
 log(`amounts per run: ${JSON.stringify(amounts)}`)
 
-const runs = { ceiling: [], durable: [], naive: [], halfRate: [], halfRateAutocannon: [] }
+const runs = { ceiling: [], durable: [], naive: [], inline: [], halfRate: [], halfRateAutocannon: [] }
 for (let round = 0; round < rounds; round++) {
   // The order turns each round, so no server always runs right after the same one.
   const names = Object.keys(targets)
@@ -102,7 +107,8 @@ for (let round = 0; round < rounds; round++) {
 const max = {
   ceiling: summarize(runs.ceiling.map(r => r.reqPerSec)),
   durable: summarize(runs.durable.map(r => r.reqPerSec)),
-  naive: summarize(runs.naive.map(r => r.reqPerSec))
+  naive: summarize(runs.naive.map(r => r.reqPerSec)),
+  inline: summarize(runs.inline.map(r => r.reqPerSec))
 }
 const halfRate = Math.round(max.durable.median / 2)
 for (let round = 0; round < rounds; round++) {
@@ -110,24 +116,29 @@ for (let round = 0; round < rounds; round++) {
   runs.halfRateAutocannon.push(await measure('durable', { amount: Math.max(3000, halfRate * seconds), overallRate: halfRate }))
 }
 
-const checked = [...runs.durable, ...runs.naive, ...runs.halfRate, ...runs.halfRateAutocannon]
+const checked = [...runs.durable, ...runs.naive, ...runs.inline, ...runs.halfRate, ...runs.halfRateAutocannon]
 const latency = key => Object.fromEntries(['p50', 'p99', 'max'].map(p => [p, summarize(runs[key].map(r => r.latency[p]))]))
 const cpu = key => summarize(runs[key].map(r => r.cpuMicrosPerRequest).filter(v => v !== null))
+const mainCpu = key => summarize(runs[key].map(r => r.mainThreadCpuMicrosPerRequest).filter(v => v !== null))
+const keys = ['ceiling', 'durable', 'naive', 'inline', 'halfRate', 'halfRateAutocannon']
 const result = {
   machine: machineInfo(),
   settings: { rounds, secondsPerRun: seconds, connections, pipelining: 1, warmupRequests: warmup, repeatRatio: 0.1, amounts, halfRate },
   throughput: max,
-  latency: { ceiling: latency('ceiling'), durable: latency('durable'), naive: latency('naive'), halfRate: latency('halfRate'), halfRateAutocannon: latency('halfRateAutocannon') },
-  cpuMicrosPerRequest: { ceiling: cpu('ceiling'), durable: cpu('durable'), naive: cpu('naive'), halfRate: cpu('halfRate'), halfRateAutocannon: cpu('halfRateAutocannon') },
+  latency: Object.fromEntries(keys.map(key => [key, latency(key)])),
+  cpuMicrosPerRequest: Object.fromEntries(keys.map(key => [key, cpu(key)])),
+  mainThreadCpuMicrosPerRequest: Object.fromEntries(keys.map(key => [key, mainCpu(key)])),
   eventsPerCommit: {
     durable: summarize(runs.durable.map(r => r.check.eventsPerCommit)),
     naive: summarize(runs.naive.map(r => r.check.eventsPerCommit)),
+    inline: summarize(runs.inline.map(r => r.check.eventsPerCommit)),
     halfRate: summarize(runs.halfRate.map(r => r.check.eventsPerCommit)),
     halfRateAutocannon: summarize(runs.halfRateAutocannon.map(r => r.check.eventsPerCommit))
   },
   ratios: {
     durableOverCeiling: ratio(max.durable, max.ceiling),
-    durableOverNaive: ratio(max.durable, max.naive)
+    durableOverNaive: ratio(max.durable, max.naive),
+    durableOverInline: ratio(max.durable, max.inline)
   },
   correctness: {
     runsChecked: checked.length,

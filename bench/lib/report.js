@@ -63,28 +63,30 @@ function ingestSection (ingest) {
   const t = ingest.throughput
   const l = ingest.latency
   const c = ingest.cpuMicrosPerRequest
+  const m = ingest.mainThreadCpuMicrosPerRequest ?? {}
   const e = ingest.eventsPerCommit
+  const mc = key => m[key] === undefined ? '–' : s0(m[key])
   const st = ingest.settings
   return `## Ingest: ceiling, group commit, naive (benchmarks 1, 2, 3, 6)
 
-Every run on a fresh server in a child process, the three servers in turn within each of ${st.rounds} rounds (the order rotating from round to round), so the ratios compare runs that shared the machine's conditions.
+Every run on a fresh server in a child process, the servers in turn within each of ${st.rounds} rounds (the order rotating from round to round), so the ratios compare runs that shared the machine's conditions.
 Load: autocannon, ${st.connections} connections, pipelining 1, a fixed number of requests per run (about ${st.secondsPerRun} s each: ${Object.entries(st.amounts).map(([k, v]) => `${k} ${formatNumber(v)}`).join(', ')}) after ${formatNumber(st.warmupRequests)} warm-up requests; time from autocannon's start to the last response.
 Every request carries its own body: the bodies are generated before the run and each connection gets its slice as pre-built requests in \`setupClient\`, so the load generator does no per-request work beyond sending (building a body per request in \`setupRequest\` held autocannon itself to about 10,000 req/s here).
 Bodies: signed \`generic\` form callbacks (HMAC-SHA256 \`sign\`), each paying a distinct order, ${Math.round(st.repeatRatio * 100)}% of them a byte-for-byte resend of a recent one (a gateway retry).
-paynotify runs \`node dist/cli/main.js serve\` with its defaults (WAL, \`synchronous=FULL\`, batch limit 1024, log level info to a file); the naive server differs only by \`PAYNOTIFY_BATCH_MAX=1\`.
-CPU per request is the server process's user + system time over the run divided by the requests (from /proc): it is much less sensitive to other load on the machine than req/s.
+paynotify runs \`node dist/cli/main.js serve\` with its defaults (WAL, \`synchronous=FULL\`, batch limit 1024, log level info to a file); the naive server differs only by \`PAYNOTIFY_BATCH_MAX=1\`, the inline one only by \`PAYNOTIFY_WRITER=inline\` (appends, projection and commits on the HTTP thread, as before the writer thread).
+CPU per request is the server process's user + system time over the run divided by the requests (from /proc): it is much less sensitive to other load on the machine than req/s. The HTTP thread's share is its own thread's time (/proc/<pid>/task/<pid>); the rest is the writer thread, V8's GC helpers and libuv's pool.
 
-| server | req/s | p50 ms | p99 ms | max ms | server CPU µs/request | events per commit |
-|---|---|---|---|---|---|---|
-| bare Fastify ceiling | ${s0(t.ceiling)} | ${s0(l.ceiling.p50)} | ${s0(l.ceiling.p99)} | ${s0(l.ceiling.max)} | ${s0(c.ceiling)} | – |
-| paynotify, group commit | ${s0(t.durable)} | ${s0(l.durable.p50)} | ${s0(l.durable.p99)} | ${s0(l.durable.max)} | ${s0(c.durable)} | ${s1(e.durable)} |
-| paynotify, naive (batch 1) | ${s0(t.naive)} | ${s0(l.naive.p50)} | ${s0(l.naive.p99)} | ${s0(l.naive.max)} | ${s0(c.naive)} | ${s1(e.naive)} |
-| paynotify at a steady ${formatNumber(st.halfRate)} req/s (half the median max; bench/lib/fixed-rate.js) | (fixed) | ${s1(l.halfRate.p50)} | ${s1(l.halfRate.p99)} | ${s1(l.halfRate.max)} | ${s0(c.halfRate)} | ${s1(e.halfRate)} |
-| paynotify at ${formatNumber(st.halfRate)} req/s with autocannon \`overallRate\` | (fixed) | ${s1(l.halfRateAutocannon.p50)} | ${s1(l.halfRateAutocannon.p99)} | ${s1(l.halfRateAutocannon.max)} | ${s0(c.halfRateAutocannon)} | ${s1(e.halfRateAutocannon)} |
+| server | req/s | p50 ms | p99 ms | max ms | server CPU µs/request | of it, HTTP thread | events per commit |
+|---|---|---|---|---|---|---|---|
+| bare Fastify ceiling | ${s0(t.ceiling)} | ${s0(l.ceiling.p50)} | ${s0(l.ceiling.p99)} | ${s0(l.ceiling.max)} | ${s0(c.ceiling)} | ${mc('ceiling')} | – |
+| paynotify, group commit on the writer thread (defaults) | ${s0(t.durable)} | ${s0(l.durable.p50)} | ${s0(l.durable.p99)} | ${s0(l.durable.max)} | ${s0(c.durable)} | ${mc('durable')} | ${s1(e.durable)} |
+| paynotify, naive (batch 1) | ${s0(t.naive)} | ${s0(l.naive.p50)} | ${s0(l.naive.p99)} | ${s0(l.naive.max)} | ${s0(c.naive)} | ${mc('naive')} | ${s1(e.naive)} |
+${t.inline === undefined ? '' : `| paynotify, group commit on the HTTP thread (PAYNOTIFY_WRITER=inline) | ${s0(t.inline)} | ${s0(l.inline.p50)} | ${s0(l.inline.p99)} | ${s0(l.inline.max)} | ${s0(c.inline)} | ${mc('inline')} | ${s1(e.inline)} |\n`}| paynotify at a steady ${formatNumber(st.halfRate)} req/s (half the median max; bench/lib/fixed-rate.js) | (fixed) | ${s1(l.halfRate.p50)} | ${s1(l.halfRate.p99)} | ${s1(l.halfRate.max)} | ${s0(c.halfRate)} | ${mc('halfRate')} | ${s1(e.halfRate)} |
+| paynotify at ${formatNumber(st.halfRate)} req/s with autocannon \`overallRate\` | (fixed) | ${s1(l.halfRateAutocannon.p50)} | ${s1(l.halfRateAutocannon.p99)} | ${s1(l.halfRateAutocannon.max)} | ${s0(c.halfRateAutocannon)} | ${mc('halfRateAutocannon')} | ${s1(e.halfRateAutocannon)} |
 
 Latency at half the maximum rate is judged on the steady-rate run. autocannon's rate limiter lets every connection send its share of the second back to back as the second starts and then pause, so \`overallRate\` loads the server in one burst per second; its latencies are also adjusted for coordinated omission with an expected interval of ⌈1/rate⌉ ms per connection, which adds synthetic samples to every slow answer. bench/lib/fixed-rate.js instead sends request *i* at start + *i*/rate (a 1 ms timer sends whatever has come due, on up to ${st.connections} keep-alive sockets) and measures each latency from that due time, so a server that falls behind is charged for the wait; its first second opens the sockets and is left out of the latency figures (not out of the ack count).
 
-Ratios (median over median; min pairs the worst durable run with the best other run, max the reverse): durable / ceiling ${s2(ingest.ratios.durableOverCeiling)}, durable / naive ${formatSummary(ingest.ratios.durableOverNaive, 1, '×')}.
+Ratios (median over median; min pairs the worst durable run with the best other run, max the reverse): durable / ceiling ${s2(ingest.ratios.durableOverCeiling)}, durable / naive ${formatSummary(ingest.ratios.durableOverNaive, 1, '×')}${ingest.ratios.durableOverInline === undefined ? '' : `, writer thread / inline ${s2(ingest.ratios.durableOverInline)}`}.
 
 Correctness (benchmark 6): ${ingest.correctness.runsChecked} paynotify runs checked; in each, the 2xx answers equal the rows the run appended and \`verifyChain\` passes over the whole log: **${ingest.correctness.passed ? 'all passed' : 'FAILED'}** (${formatNumber(ingest.correctness.acked)} acks, ${formatNumber(ingest.correctness.appended)} rows).${ingest.correctness.failures.length > 0 ? '\n\nFailures:\n```json\n' + JSON.stringify(ingest.correctness.failures, null, 2) + '\n```' : ''}
 `

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process'
-import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs'
+import { closeSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -49,6 +49,28 @@ export function cpuSeconds (pid) {
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
     // Fields 14 and 15 of stat (utime, stime) in clock ticks; Linux reports them at 100 Hz to user space.
     return (Number(fields[11]) + Number(fields[12])) / 100
+  } catch {
+    return null
+  }
+}
+
+/**
+ * CPU seconds of a process's main thread (the HTTP thread: its thread id is
+ * the pid) and of all its other threads together (the writer thread, V8's GC
+ * helpers, the libuv pool), from /proc/<pid>/task. Null where /proc is not available.
+ */
+export function threadCpuSeconds (pid) {
+  try {
+    let main = 0
+    let others = 0
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8')
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+      const seconds = (Number(fields[11]) + Number(fields[12])) / 100
+      if (tid === String(pid)) main += seconds
+      else others += seconds
+    }
+    return { main, others }
   } catch {
     return null
   }
