@@ -1,4 +1,4 @@
-import type { EventMetadata, PaymentData, PaymentEventType, RecordedEvent } from './events.js'
+import type { DomainEvent, EventMetadata, PaymentData, PaymentEventType } from './events.js'
 
 /**
  * The pure fold from facts to order state. No I/O and no clock: time arrives
@@ -121,7 +121,7 @@ export function factKey (type: PaymentEventType, data: PaymentData): string {
   return `${data.gateway}|${type}|order:${data.orderId}|${data.amount}|${data.currency}`
 }
 
-export function deliveryKey (metadata: EventMetadata): string {
+export function deliveryKey (metadata: Pick<EventMetadata, 'gateway' | 'deliveryId'>): string {
   return `${metadata.gateway}|${metadata.deliveryId}`
 }
 
@@ -147,25 +147,123 @@ function withEntry<T> (record: Readonly<Record<string, T>>, key: string, value: 
   return copy
 }
 
+/** The fields of an event that the fold reads: a RecordedEvent has them, and so does the lighter record a rebuild decodes. */
+export type FoldEvent = DomainEvent & {
+  position: number
+  recordedAt: string
+  metadata: Pick<EventMetadata, 'gateway' | 'deliveryId'>
+}
+
+/**
+ * An order's state while a rebuild or verify folds it, the only holder of it:
+ * the same fields as OrderState, with its records as Maps, because a key
+ * that becomes a property (of a dictionary object too) is interned by V8 in
+ * its string table, and delivery and fact keys are unique per order: over a
+ * whole log that is most of the fold's time. foldingStateJson gives the JSON
+ * the same state has as an OrderState.
+ */
+export interface FoldingState extends Omit<OrderState, 'facts' | 'deliveries'> {
+  facts: Map<string, Fact>
+  deliveries: Map<string, number>
+}
+
+type StateFields = Omit<OrderState, 'facts' | 'deliveries'>
+
+/** How apply reads a state's records and adds to them: `next` is the state being built from `state`. */
+interface Records<S extends StateFields> {
+  delivery: (state: S, key: string) => number | undefined
+  fact: (state: S, key: string) => Fact | undefined
+  setDelivery: (next: S, state: S, key: string, position: number) => void
+  setFact: (next: S, state: S, key: string, fact: Fact) => void
+}
+
+// evolve's records: never changed, a changed record is a copy.
+const copiedRecords: Records<OrderState> = {
+  delivery: (state, key) => state.deliveries[key],
+  fact: (state, key) => state.facts[key],
+  setDelivery: (next, state, key, position) => { next.deliveries = withEntry(state.deliveries, key, position) },
+  setFact: (next, state, key, fact) => { next.facts = withEntry(state.facts, key, fact) }
+}
+
+// A folding state's records: changed in place (`next` is `state`).
+const ownRecords: Records<FoldingState> = {
+  delivery: (state, key) => state.deliveries.get(key),
+  fact: (state, key) => state.facts.get(key),
+  setDelivery: (next, _state, key, position) => { next.deliveries.set(key, position) },
+  setFact: (next, _state, key, fact) => { next.facts.set(key, fact) }
+}
+
 /**
  * Applies one event to an order's state. Returns a new state (the input is
  * not modified) and whether the event was a new fact or a repeat.
  */
-export function evolve (state: OrderState, event: RecordedEvent): { state: OrderState, outcome: FoldOutcome } {
-  const next: OrderState = {
-    ...state,
-    version: state.version + 1,
-    lastPosition: Math.max(state.lastPosition, event.position),
-    firstSeenAt: minIso(state.firstSeenAt, event.recordedAt),
-    updatedAt: maxIso(state.updatedAt, event.recordedAt)
+export function evolve (state: OrderState, event: FoldEvent): { state: OrderState, outcome: FoldOutcome } {
+  const next: OrderState = { ...state }
+  const outcome = apply(state, next, event, copiedRecords)
+  return { state: next, outcome }
+}
+
+/** The state before an order's first event, for foldInto. */
+export function startFolding (orderId: string): FoldingState {
+  return { ...initialOrderState(orderId), facts: new Map(), deliveries: new Map() }
+}
+
+/**
+ * evolve for a fold that keeps no earlier state (rebuild, verify): the same
+ * rules (one implementation), applied to `state` itself, so nothing is
+ * copied per event.
+ */
+export function foldInto (state: FoldingState, event: FoldEvent): FoldOutcome {
+  return apply(state, state, event, ownRecords)
+}
+
+/** A folding state as the OrderState evolve would have reached. */
+export function foldedState (state: FoldingState): OrderState {
+  return { ...state, facts: Object.fromEntries(state.facts), deliveries: Object.fromEntries(state.deliveries) }
+}
+
+// The key order of every OrderState JSON: evolve copies its input's keys in order, from initialOrderState.
+const stateKeys = Object.keys(initialOrderState('')) as Array<keyof OrderState>
+
+/** JSON.stringify(foldedState(state)), written without turning the records' keys into properties. */
+export function foldingStateJson (state: FoldingState): string {
+  let json = '{'
+  for (const key of stateKeys) {
+    const text = key === 'facts' || key === 'deliveries' ? recordJson(state[key]) : JSON.stringify(state[key])
+    // JSON.stringify leaves out a property whose value has no JSON (undefined).
+    if (text !== undefined) json += `${json === '{' ? '' : ','}"${key}":${text}`
   }
+  return json + '}'
+}
+
+function recordJson (record: ReadonlyMap<string, unknown>): string {
+  let json = '{'
+  for (const [key, value] of record) {
+    const text = JSON.stringify(value) as string | undefined
+    if (text !== undefined) json += `${json === '{' ? '' : ','}${JSON.stringify(key)}:${text}`
+  }
+  return json + '}'
+}
+
+/**
+ * The fold's one set of rules. `next` is a copy of `state` (evolve) or `state`
+ * itself (foldInto), so every value of the previous state is read before the
+ * same field of `next` is written, records change only through `records`,
+ * and nested objects (placed, facts) are replaced, never modified: evolve's
+ * copy shares them with its input.
+ */
+function apply<S extends StateFields> (state: S, next: S, event: FoldEvent, records: Records<S>): FoldOutcome {
+  next.version = state.version + 1
+  next.lastPosition = Math.max(state.lastPosition, event.position)
+  next.firstSeenAt = minIso(state.firstSeenAt, event.recordedAt)
+  next.updatedAt = maxIso(state.updatedAt, event.recordedAt)
   const delivery = deliveryKey(event.metadata)
-  const firstDelivery = state.deliveries[delivery]
+  const firstDelivery = records.delivery(state, delivery)
   if (firstDelivery !== undefined) {
     next.duplicateCount = state.duplicateCount + 1
-    return { state: next, outcome: { kind: 'duplicate', reason: 'delivery', duplicateOf: firstDelivery } }
+    return { kind: 'duplicate', reason: 'delivery', duplicateOf: firstDelivery }
   }
-  next.deliveries = withEntry(state.deliveries, delivery, event.position)
+  records.setDelivery(next, state, delivery, event.position)
 
   switch (event.type) {
     case 'OrderPlaced': {
@@ -177,10 +275,10 @@ export function evolve (state: OrderState, event: RecordedEvent): { state: Order
         if (amount < placed.amount || (amount === placed.amount && currency < placed.currency)) {
           next.placed = { amount, currency, firstPosition: placed.firstPosition }
         }
-        return { state: next, outcome: { kind: 'duplicate', reason: 'fact', duplicateOf: placed.firstPosition } }
+        return { kind: 'duplicate', reason: 'fact', duplicateOf: placed.firstPosition }
       }
       next.placed = { amount, currency, firstPosition: event.position }
-      return { state: next, outcome: { kind: 'applied' } }
+      return { kind: 'applied' }
     }
     case 'PaymentPending':
     case 'PaymentSucceeded':
@@ -189,29 +287,26 @@ export function evolve (state: OrderState, event: RecordedEvent): { state: Order
     case 'RefundFailed':
     case 'PaymentClosed': {
       const key = factKey(event.type, event.data)
-      const existing = state.facts[key]
+      const existing = records.fact(state, key)
       if (existing !== undefined) {
         next.duplicateCount = state.duplicateCount + 1
         // Two reports of one fact that disagree: keep the larger amount and the first currency code in
         // sort order, so the result does not depend on arrival order; the view flags the disagreement.
         if (event.data.amount !== existing.amount || event.data.currency !== existing.currency) {
-          next.facts = {
-            ...state.facts,
-            [key]: {
-              ...existing,
-              amount: Math.max(existing.amount, event.data.amount),
-              currency: event.data.currency < existing.currency ? event.data.currency : existing.currency,
-              conflicting: existing.conflicting || event.data.amount !== existing.amount,
-              conflictingCurrency: existing.conflictingCurrency === true || event.data.currency !== existing.currency
-            }
-          }
+          records.setFact(next, state, key, {
+            ...existing,
+            amount: Math.max(existing.amount, event.data.amount),
+            currency: event.data.currency < existing.currency ? event.data.currency : existing.currency,
+            conflicting: existing.conflicting || event.data.amount !== existing.amount,
+            conflictingCurrency: existing.conflictingCurrency === true || event.data.currency !== existing.currency
+          })
         }
-        return { state: next, outcome: { kind: 'duplicate', reason: 'fact', duplicateOf: existing.firstPosition } }
+        return { kind: 'duplicate', reason: 'fact', duplicateOf: existing.firstPosition }
       }
       const { amount, currency, gateway, transactionId, refundId, cumulative } = event.data
-      next.facts = withEntry<Fact>(state.facts, key,
+      records.setFact(next, state, key,
         { type: event.type, amount, currency, gateway, transactionId, refundId, cumulative, firstPosition: event.position, conflicting: false })
-      return { state: next, outcome: { kind: 'applied' } }
+      return { kind: 'applied' }
     }
     default:
       return assertNever(event)
@@ -223,7 +318,7 @@ function assertNever (value: never): never {
 }
 
 /** Folds a whole stream (events in log order). */
-export function foldOrder (orderId: string, events: Iterable<RecordedEvent>): OrderState {
+export function foldOrder (orderId: string, events: Iterable<FoldEvent>): OrderState {
   let state = initialOrderState(orderId)
   for (const event of events) state = evolve(state, event).state
   return state
@@ -242,7 +337,15 @@ function firstSorted (values: Iterable<string | null>): string | null {
  * "failed" or "closed" never downgrades "paid".
  */
 export function orderView (state: OrderState, context: ViewContext): OrderView {
-  const facts = Object.values(state.facts)
+  return viewOf(state, Object.values(state.facts), context)
+}
+
+/** orderView of a folding state. */
+export function foldingView (state: FoldingState, context: ViewContext): OrderView {
+  return viewOf(state, [...state.facts.values()], context)
+}
+
+function viewOf (state: StateFields, facts: readonly Fact[], context: ViewContext): OrderView {
   const succeeded = facts.filter(fact => fact.type === 'PaymentSucceeded')
   const refunds = facts.filter(fact => fact.type === 'PaymentRefunded')
   const has = (type: PaymentEventType): boolean => facts.some(fact => fact.type === type)

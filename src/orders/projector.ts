@@ -1,19 +1,34 @@
 import type SQLite from 'better-sqlite3'
 import type { RecordedEvent } from './events.js'
-import { evolve, initialOrderState, orderView, type FoldOutcome, type OrderState, type ViewContext } from './order-fold.js'
+import { evolve, foldingStateJson, foldingView, initialOrderState, orderView, type FoldingState, type FoldOutcome, type OrderState, type OrderView, type ViewContext } from './order-fold.js'
 
 export const ordersProjection = 'orders'
 
 interface OrderRowState { state: string }
 
-/** The columns of an order row, in the order the upsert binds them. */
+/** The orders columns, in the order orderRowValues gives them. */
+export const orderColumns = [
+  'order_id', 'status', 'needs_review', 'anomalies', 'expected_amount', 'expected_currency', 'paid_amount',
+  'refunded_amount', 'currency', 'gateway', 'gateway_trade_no', 'duplicate_count', 'version', 'last_position',
+  'first_seen_at', 'updated_at', 'state'
+] as const
+
+/** The columns of an order row, in the order the upsert binds them (orderColumns). */
 export function orderRowValues (state: OrderState, context: ViewContext): Array<string | number | null> {
-  const view = orderView(state, context)
+  return rowValues(orderView(state, context), JSON.stringify(state))
+}
+
+/** orderRowValues of a folding state (rebuild, verify): the same row. */
+export function foldedRowValues (state: FoldingState, context: ViewContext): Array<string | number | null> {
+  return rowValues(foldingView(state, context), foldingStateJson(state))
+}
+
+function rowValues (view: OrderView, stateJson: string): Array<string | number | null> {
   return [
     view.orderId, view.status, view.needsReview ? 1 : 0, JSON.stringify(view.anomalies),
     view.expectedAmount, view.expectedCurrency, view.paidAmount, view.refundedAmount,
     view.currency, view.gateway, view.gatewayTradeNo, view.duplicateCount, view.version,
-    view.lastPosition, view.firstSeenAt, view.updatedAt, JSON.stringify(state)
+    view.lastPosition, view.firstSeenAt, view.updatedAt, stateJson
   ]
 }
 
