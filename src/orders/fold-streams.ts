@@ -42,11 +42,11 @@ type Row = [position: number, streamId: string, streamVersion: number, type: str
  * the current order's state is held (folded in place: nothing else sees it
  * until it is yielded). Pages (not one long iterator) leave the connection
  * free for the caller to write between yields; small ones die young in V8's
- * heap (a page of 4096 rows lived long enough to be promoted: more GC time
+ * heap (pages of 4096 rows lived long enough to be promoted: more GC time
  * and a larger heap, bench/NOTES.md).
  */
 export function * foldStreams (sqlite: SQLite.Database, options: FoldStreamsOptions = {}): Generator<FoldedStream> {
-  const { onEvent, range = {}, pageSize = 512 } = options
+  const { onEvent, range = {}, pageSize = 256 } = options
   const upTo = range.to === undefined ? '' : 'AND stream_id < ?'
   const page = sqlite.prepare(`SELECT ${columns} FROM events
     WHERE (stream_id, stream_version) > (?, ?) ${upTo}

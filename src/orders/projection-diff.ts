@@ -32,12 +32,13 @@ export interface DiffOptions {
  * Walks a fresh fold of the log (foldStreams) beside the stored orders rows,
  * both in order id order, and yields every row that differs from the fold,
  * in order id order: a merge join, so each stored row is read once, in index
- * order, and memory stays constant. The stored rows come in pages, so the
+ * order, and memory stays constant. The stored rows come in small pages (a
+ * row is ~1 KB: large pages outlive V8's young generation), so the
  * caller may write the changes on the same connection between yields (a
  * page never holds a row the caller has yet to write).
  */
 export function * projectionChanges (sqlite: SQLite.Database, context: ViewContext, options: DiffOptions = {}): Generator<RowChange> {
-  const { range = {}, onEvent, tally = { events: 0, orders: 0 }, pageSize = 1024 } = options
+  const { range = {}, onEvent, tally = { events: 0, orders: 0 }, pageSize = 128 } = options
   const stored = storedRows(sqlite, range, pageSize)
   let row = stored.next().value
   const count = (): void => {
