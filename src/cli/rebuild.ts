@@ -1,3 +1,4 @@
+import { statSync } from 'node:fs'
 import { availableParallelism } from 'node:os'
 import type { Command } from 'commander'
 import type { RebuildResult } from '../orders/rebuild.js'
@@ -6,41 +7,50 @@ import { startProgress } from './progress.js'
 
 export interface RebuildOptions {
   /**
-   * Worker threads that fold; 0 folds on this thread. Default: 2 when the log
-   * holds at least `parallelFrom` events and the machine has 2 cores, else 0
-   * (starting a worker costs more than it saves on a small log).
+   * Worker threads that fold; 0 folds on this thread. Default: 2 when the
+   * database file holds at least `parallelFromBytes` and the machine has 2
+   * cores, else 0 (starting a worker costs more than it saves on a small log).
    */
   workers?: number
 }
 
-const parallelFrom = 20_000
+// About 15,000 events (a log with its projection takes ~1.1 KB per event).
+const parallelFromBytes = 16 << 20
 
 /** Rebuilds the projections of a database with progress; prints the summary line to `summaryStream`. */
 export async function rebuildDatabase (dbPath: string, summaryStream: NodeJS.WritableStream = process.stdout, options: RebuildOptions = {}): Promise<RebuildResult> {
-  // Loaded here, not at start-up: main.ts imports this file for the command's definition only.
-  const [{ openDatabase }, { migrateToLatest }, { rebuildProjections, rebuildProjectionsInParallel }] = await Promise.all([
-    import('../db/database.js'), import('../db/migrate.js'), import('../orders/rebuild.js')
-  ])
-  const database = openDatabase(dbPath)
+  const count = options.workers ?? (statSync(dbPath).size >= parallelFromBytes && availableParallelism() >= 2 ? 2 : 0)
+  // The workers load and open their connections while this thread loads Kysely (~0.3 s) and migrates.
+  const { FoldWorkers } = await import('../orders/rebuild-workers.js')
+  const workers = count > 0 ? new FoldWorkers(dbPath, count) : undefined
   try {
-    await migrateToLatest(database.db)
-    // The last position is the event count (gap-free under one writer), read without count(*)'s scan of an index.
-    const total = database.sqlite.prepare('SELECT coalesce(max(position), 0) FROM events').pluck().get() as number
-    const workers = options.workers ?? (total >= parallelFrom && availableParallelism() >= 2 ? 2 : 0)
-    const progress = startProgress({ label: 'rebuild', total, summaryStream })
-    let result: RebuildResult
+    // Loaded here, not at start-up: main.ts imports this file for the command's definition only.
+    const [{ openDatabase }, { migrateToLatest }, { rebuildProjections, rebuildProjectionsInParallel }] = await Promise.all([
+      import('../db/database.js'), import('../db/migrate.js'), import('../orders/rebuild.js')
+    ])
+    const database = openDatabase(dbPath)
     try {
-      result = workers > 0
-        ? await rebuildProjectionsInParallel(database.sqlite, dbPath, { workers, onEvents: n => { progress.increment(n) } })
-        : rebuildProjections(database.sqlite, () => { progress.increment() })
-    } catch (error) {
-      progress.stop()
-      throw error
+      await migrateToLatest(database.db)
+      // The last position is the event count (gap-free under one writer), read without count(*)'s scan of an index.
+      const total = database.sqlite.prepare('SELECT coalesce(max(position), 0) FROM events').pluck().get() as number
+      const progress = startProgress({ label: 'rebuild', total, summaryStream })
+      let result: RebuildResult
+      try {
+        result = workers !== undefined
+          ? await rebuildProjectionsInParallel(database.sqlite, workers, { onEvents: n => { progress.increment(n) } })
+          : rebuildProjections(database.sqlite, () => { progress.increment() })
+      } catch (error) {
+        progress.stop()
+        throw error
+      }
+      progress.finish(`${result.orders} orders, checkpoint at position ${result.lastPosition}`)
+      return result
+    } finally {
+      await database.close()
     }
-    progress.finish(`${result.orders} orders, checkpoint at position ${result.lastPosition}`)
-    return result
   } finally {
-    await database.close()
+    // Already gone after a fold; stopped here when something failed before or during it.
+    await workers?.terminate()
   }
 }
 

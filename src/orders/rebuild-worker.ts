@@ -6,9 +6,10 @@ import SQLite from 'better-sqlite3'
 import { projectionChanges, type DiffTally } from './projection-diff.js'
 import { maxBatchesInFlight, type FoldWorkerData, type FromFoldWorker, type ToFoldWorker, type WireChange } from './rebuild-workers.js'
 import type { OrderRange } from './fold-streams.js'
+import type { ViewContext } from './order-fold.js'
 
 const port = parentPort!
-const { path, context, inFlight: shared } = workerData as FoldWorkerData
+const { path, inFlight: shared } = workerData as FoldWorkerData
 const inFlight = new Int32Array(shared)
 const batchSize = 256
 const progressEvery = 8192
@@ -21,7 +22,7 @@ function post (message: FromFoldWorker): void {
   port.postMessage(message)
 }
 
-function fold (range: OrderRange): void {
+function fold (range: OrderRange, context: ViewContext): void {
   const tally: DiffTally = { events: 0, orders: 0 }
   let reported = 0
   let batch: WireChange[] = []
@@ -52,7 +53,7 @@ function fold (range: OrderRange): void {
 
 port.on('message', (message: ToFoldWorker) => {
   if (message.kind === 'fold') {
-    fold(message.range)
+    fold(message.range, message.context)
     return
   }
   sqlite.close()

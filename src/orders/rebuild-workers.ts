@@ -9,12 +9,11 @@ export type WireChange = { kind: 'write', orderId: string, values: Cell[] } | { 
 
 export interface FoldWorkerData {
   path: string
-  context: ViewContext
   /** One Int32: batches of changes posted and not yet written (flow control, see maxBatchesInFlight). */
   inFlight: SharedArrayBuffer
 }
 
-export type ToFoldWorker = { kind: 'fold', range: OrderRange } | { kind: 'stop' }
+export type ToFoldWorker = { kind: 'fold', range: OrderRange, context: ViewContext } | { kind: 'stop' }
 
 export type FromFoldWorker =
   | { kind: 'changes', changes: WireChange[] }
@@ -40,79 +39,127 @@ const youngGenerationMb = 8
 const entry = new URL(import.meta.url.endsWith('.ts') ? './rebuild-worker.ts' : './rebuild-worker.js', import.meta.url)
 
 export interface FoldJob {
-  path: string
   context: ViewContext
   ranges: readonly OrderRange[]
-  workers: number
   onEvents?: ((count: number) => void) | undefined
 }
 
+interface Thread {
+  worker: Worker
+  inFlight: Int32Array
+}
+
+type ThreadEvent = { kind: 'message', message: FromFoldWorker } | { kind: 'error', error: Error } | { kind: 'exit', code: number }
+
 /**
- * Folds `ranges` on worker threads (rebuild-worker.ts), each taking the next
- * range when it finishes one, and hands every batch of row changes to
- * `write` on this thread as it arrives. Resolves with the totals once every
- * range is folded and the workers have closed their connections; rejects on
- * the first error (a worker's or `write`'s) after stopping the others.
+ * The fold worker threads of one rebuild (rebuild-worker.ts). They start
+ * loading and open their read connections as soon as they are created, so
+ * that happens while the caller is still opening and migrating the
+ * database; they read nothing until fold() hands them ranges.
  */
-export async function foldOnWorkers (job: FoldJob, write: (changes: WireChange[]) => void): Promise<DiffTally> {
-  const pending = [...job.ranges]
-  const tally: DiffTally = { events: 0, orders: 0 }
-  const count = Math.max(1, Math.min(job.workers, pending.length))
-  const workers: Worker[] = []
-  return await new Promise<DiffTally>((resolve, reject) => {
-    let failed = false
-    let running = count
-    const fail = (error: unknown): void => {
-      if (failed) return
-      failed = true
-      const rejectWith = (): void => { reject(error) }
-      Promise.all(workers.map(async worker => await worker.terminate())).then(rejectWith, rejectWith)
-    }
-    const next = (worker: Worker): void => {
-      const range = pending.shift()
-      worker.postMessage(range === undefined ? { kind: 'stop' } : { kind: 'fold', range } satisfies ToFoldWorker)
-    }
-    for (let i = 0; i < count; i++) {
+export class FoldWorkers {
+  readonly #threads: Thread[] = []
+  #handle: ((thread: Thread, event: ThreadEvent) => void) | undefined
+  #early: Error | undefined
+
+  constructor (path: string, count: number) {
+    for (let i = 0; i < Math.max(1, count); i++) {
       const inFlight = new Int32Array(new SharedArrayBuffer(4))
-      const workerData: FoldWorkerData = { path: job.path, context: job.context, inFlight: inFlight.buffer as SharedArrayBuffer }
-      const worker = new Worker(entry, { workerData, resourceLimits: { maxYoungGenerationSizeMb: youngGenerationMb } })
-      workers.push(worker)
-      worker.on('message', (message: FromFoldWorker) => {
-        if (failed) return
-        try {
-          switch (message.kind) {
-            case 'changes':
-              write(message.changes)
-              Atomics.sub(inFlight, 0, 1)
-              Atomics.notify(inFlight, 0)
-              return
-            case 'progress':
-              tally.events += message.events
-              job.onEvents?.(message.events)
-              return
-            case 'folded':
-              tally.events += message.events
-              job.onEvents?.(message.events)
-              tally.orders += message.orders
-              next(worker)
-          }
-        } catch (error) {
-          fail(error)
-        }
-      })
-      worker.on('error', fail)
-      worker.on('exit', code => {
-        if (failed) return
-        if (code !== 0) {
-          fail(new Error(`a rebuild worker exited with code ${code}`))
-        } else if (--running === 0) {
-          if (pending.length > 0) fail(new Error('the rebuild workers stopped before every range was folded'))
-          else resolve(tally)
-        }
-      })
-      next(worker)
+      const workerData: FoldWorkerData = { path, inFlight: inFlight.buffer as SharedArrayBuffer }
+      const thread = { worker: new Worker(entry, { workerData, resourceLimits: { maxYoungGenerationSizeMb: youngGenerationMb } }), inFlight }
+      this.#threads.push(thread)
+      thread.worker.on('message', (message: FromFoldWorker) => { this.#dispatch(thread, { kind: 'message', message }) })
+      thread.worker.on('error', error => { this.#dispatch(thread, { kind: 'error', error }) })
+      thread.worker.on('exit', code => { this.#dispatch(thread, { kind: 'exit', code }) })
     }
-  })
+  }
+
+  /**
+   * Folds `ranges`, each worker taking the next range when it finishes one,
+   * and hands every batch of row changes to `write` on this thread as it
+   * arrives. Resolves with the totals once every range is folded and the
+   * workers have closed their connections and exited; rejects on the first
+   * error (a worker's or `write`'s) after stopping the others. Once only.
+   */
+  async fold (job: FoldJob, write: (changes: WireChange[]) => void): Promise<DiffTally> {
+    if (this.#handle !== undefined) throw new Error('these workers have folded already')
+    const pending = [...job.ranges]
+    const tally: DiffTally = { events: 0, orders: 0 }
+    return await new Promise<DiffTally>((resolve, reject) => {
+      let running = this.#threads.length
+      let failed = false
+      const fail = (error: unknown): void => {
+        if (failed) return
+        failed = true
+        const rejectWith = (): void => { reject(error) }
+        this.terminate().then(rejectWith, rejectWith)
+      }
+      const next = (thread: Thread): void => {
+        const range = pending.shift()
+        thread.worker.postMessage(range === undefined ? { kind: 'stop' } : { kind: 'fold', range, context: job.context } satisfies ToFoldWorker)
+      }
+      this.#handle = (thread, event) => {
+        if (failed) return
+        if (event.kind === 'error') {
+          fail(event.error)
+        } else if (event.kind === 'exit') {
+          if (event.code !== 0) fail(new Error(`a rebuild worker exited with code ${event.code}`))
+          else if (--running === 0 && pending.length > 0) fail(new Error('the rebuild workers stopped before every range was folded'))
+          else if (running === 0) resolve(tally)
+        } else {
+          try {
+            this.#receive(thread, event.message, tally, job, write, next)
+          } catch (error) {
+            fail(error)
+          }
+        }
+      }
+      if (this.#early !== undefined) {
+        fail(this.#early)
+        return
+      }
+      for (const thread of this.#threads) next(thread)
+    })
+  }
+
+  get count (): number {
+    return this.#threads.length
+  }
+
+  /** Stops every worker now (after an error, or when fold() is not to be called). */
+  async terminate (): Promise<void> {
+    await Promise.all(this.#threads.map(async thread => await thread.worker.terminate()))
+  }
+
+  #receive (thread: Thread, message: FromFoldWorker, tally: DiffTally, job: FoldJob, write: (changes: WireChange[]) => void, next: (thread: Thread) => void): void {
+    switch (message.kind) {
+      case 'changes':
+        write(message.changes)
+        Atomics.sub(thread.inFlight, 0, 1)
+        Atomics.notify(thread.inFlight, 0)
+        return
+      case 'progress':
+        tally.events += message.events
+        job.onEvents?.(message.events)
+        return
+      case 'folded':
+        tally.events += message.events
+        job.onEvents?.(message.events)
+        tally.orders += message.orders
+        next(thread)
+    }
+  }
+
+  // Before fold() a failure is kept for it to report (an exit then is a failure: nothing asked them to stop).
+  #dispatch (thread: Thread, event: ThreadEvent): void {
+    if (this.#handle !== undefined) {
+      this.#handle(thread, event)
+    } else if (event.kind === 'error') {
+      this.#early ??= event.error
+    } else if (event.kind === 'exit') {
+      this.#early ??= new Error(`a rebuild worker exited with code ${event.code} before it was given work`)
+    }
+  }
 }
 
 /**

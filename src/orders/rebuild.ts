@@ -3,7 +3,7 @@ import { deriveContext } from './fold-streams.js'
 import type { ViewContext } from './order-fold.js'
 import { projectionChanges, type DiffTally, type RowChange } from './projection-diff.js'
 import { orderColumns, ordersProjection } from './projector.js'
-import { foldOnWorkers, splitOrderRanges } from './rebuild-workers.js'
+import { splitOrderRanges, type FoldWorkers } from './rebuild-workers.js'
 
 export interface RebuildResult {
   events: number
@@ -36,8 +36,6 @@ export function rebuildProjections (sqlite: SQLite.Database, onEvent?: () => voi
 }
 
 export interface ParallelRebuildOptions {
-  /** Worker threads that fold (each with its own read connection); at least 1. */
-  workers: number
   /** Called with the number of events folded since the last call. */
   onEvents?: ((count: number) => void) | undefined
 }
@@ -48,14 +46,14 @@ export interface ParallelRebuildOptions {
  * thread holds the write transaction and writes the rows that differ. The
  * workers read the last committed state, which is this transaction's view of
  * the log: it began IMMEDIATE, so no other connection can commit until it
- * ends. Needs a database file (`path`, the one `sqlite` has open).
+ * ends. `workers` must be on the database `sqlite` has open.
  */
-export async function rebuildProjectionsInParallel (sqlite: SQLite.Database, path: string, options: ParallelRebuildOptions): Promise<RebuildResult> {
+export async function rebuildProjectionsInParallel (sqlite: SQLite.Database, workers: FoldWorkers, options: ParallelRebuildOptions = {}): Promise<RebuildResult> {
   sqlite.exec('BEGIN IMMEDIATE')
   try {
     const rebuild = startRebuild(sqlite)
-    const ranges = splitOrderRanges(sqlite, options.workers * 4)
-    const tally = await foldOnWorkers({ path, context: rebuild.context, ranges, workers: options.workers, onEvents: options.onEvents }, changes => {
+    const ranges = splitOrderRanges(sqlite, workers.count * 4)
+    const tally = await workers.fold({ context: rebuild.context, ranges, onEvents: options.onEvents }, changes => {
       for (const change of changes) rebuild.apply(change)
     })
     const result = rebuild.finish(tally)
