@@ -40,7 +40,7 @@ export interface DiffOptions {
 export function * projectionChanges (sqlite: SQLite.Database, context: ViewContext, options: DiffOptions = {}): Generator<RowChange> {
   const { range = {}, onEvent, tally = { events: 0, orders: 0 }, pageSize = 128 } = options
   const stored = storedRows(sqlite, range, pageSize)
-  let row = stored.next().value
+  let row = stored()
   const count = (): void => {
     tally.events++
     onEvent?.()
@@ -49,34 +49,38 @@ export function * projectionChanges (sqlite: SQLite.Database, context: ViewConte
     tally.orders++
     while (row !== undefined && precedes(row[0]!, orderId)) {
       yield { kind: 'delete', orderId: row[0]!, stored: row }
-      row = stored.next().value
+      row = stored()
     }
     const values = foldedRowValues(state, context)
     if (row !== undefined && row[0] === orderId) {
       if (!sameRow(row, values)) yield { kind: 'write', orderId, values, stored: row }
-      row = stored.next().value
+      row = stored()
     } else {
       yield { kind: 'write', orderId, values, stored: undefined }
     }
   }
   while (row !== undefined) {
     yield { kind: 'delete', orderId: row[0]!, stored: row }
-    row = stored.next().value
+    row = stored()
   }
 }
 
-/** The stored rows of a range in order id order, a page at a time. */
-function * storedRows (sqlite: SQLite.Database, range: OrderRange, pageSize: number): Generator<Cell[], undefined> {
+/** A cursor over the stored rows of a range in order id order, read a page at a time: undefined after the last. */
+function storedRows (sqlite: SQLite.Database, range: OrderRange, pageSize: number): () => Cell[] | undefined {
   const upTo = range.to === undefined ? '' : 'AND order_id < ?'
   const bounds = range.to === undefined ? [] : [range.to]
   const select = (from: '>=' | '>'): SQLite.Statement<unknown[], Cell[]> =>
     sqlite.prepare(`SELECT ${orderColumns.join(', ')} FROM orders WHERE order_id ${from} ? ${upTo} ORDER BY order_id LIMIT ?`).raw() as SQLite.Statement<unknown[], Cell[]>
+  const after = select('>')
   let rows = select('>=').all(range.from ?? '', ...bounds, pageSize)
-  const next = select('>')
-  for (;;) {
-    yield * rows
-    if (rows.length < pageSize) return
-    rows = next.all(rows[rows.length - 1]![0], ...bounds, pageSize)
+  let i = 0
+  return () => {
+    if (i === rows.length) {
+      if (rows.length < pageSize) return undefined
+      rows = after.all(rows[rows.length - 1]![0], ...bounds, pageSize)
+      i = 0
+    }
+    return rows[i++]
   }
 }
 
