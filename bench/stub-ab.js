@@ -5,14 +5,14 @@
 // each build's last round is also run under `node --cpu-prof` and summarized.
 // Usage: node bench/stub-ab.js [--profile] DIST_A DIST_B … (e.g. .perf-c/base dist)
 import { spawn } from 'node:child_process'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { basename, dirname, join, resolve } from 'node:path'
 import { createBodyGenerator } from './lib/bodies.js'
 import { runLoad } from './lib/load.js'
 import { root } from './lib/machine.js'
 import { summarizeProfile } from './lib/profile-summary.js'
-import { cpuSeconds, freePort } from './lib/servers.js'
+import { freePort } from './lib/servers.js'
 import { summarize } from './lib/stats.js'
 
 const args = process.argv.slice(2)
@@ -23,6 +23,13 @@ if (dists.length === 0) throw new Error('usage: node bench/stub-ab.js [--profile
 const rounds = Number(process.env.BENCH_AB_ROUNDS ?? 4)
 const amount = Number(process.env.BENCH_AB_REQUESTS ?? 20_000)
 const warmup = 3000
+
+/** User and system CPU seconds of a process so far, from /proc (Linux reports clock ticks at 100 Hz). */
+function cpuTimes (pid) {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  return { user: Number(fields[11]) / 100, system: Number(fields[12]) / 100 }
+}
 
 async function startStub (dist, profileFile) {
   const port = await freePort()
@@ -59,10 +66,12 @@ async function measure (dist, tag, profileFile) {
   try {
     const generator = createBodyGenerator({ prefix: `ab${process.pid}${tag}` })
     await runLoad({ url: server.url, generator, amount: warmup })
-    const before = cpuSeconds(server.pid)
+    const before = cpuTimes(server.pid)
     const load = await runLoad({ url: server.url, generator, amount })
     if (load.ok !== amount) throw new Error(`${dist}: ${amount - load.ok} of ${amount} requests not acked`)
-    return { cpu: (cpuSeconds(server.pid) - before) * 1e6 / amount, reqPerSec: load.reqPerSec }
+    const after = cpuTimes(server.pid)
+    const perRequest = seconds => seconds * 1e6 / amount
+    return { cpu: perRequest(after.user + after.system - before.user - before.system), system: perRequest(after.system - before.system), reqPerSec: load.reqPerSec }
   } finally {
     await server.stop()
   }
@@ -74,13 +83,14 @@ for (let round = 0; round < rounds; round++) {
     const k = (i + round) % dists.length
     const run = await measure(dists[k], `r${round}d${k}`)
     runs[k].push(run)
-    process.stderr.write(`round ${round} ${dists[k]}: ${run.cpu.toFixed(1)} µs/req, ${Math.round(run.reqPerSec)} req/s\n`)
+    process.stderr.write(`round ${round} ${dists[k]}: ${run.cpu.toFixed(1)} µs/req (system ${run.system.toFixed(1)}), ${Math.round(run.reqPerSec)} req/s\n`)
   }
 }
 for (let k = 0; k < dists.length; k++) {
   const cpu = summarize(runs[k].map(r => r.cpu))
+  const system = summarize(runs[k].map(r => r.system))
   const rate = summarize(runs[k].map(r => r.reqPerSec))
-  console.log(`${dists[k]}: CPU µs/req min ${cpu.min.toFixed(1)} / median ${cpu.median.toFixed(1)} / max ${cpu.max.toFixed(1)}; req/s median ${Math.round(rate.median)}`)
+  console.log(`${dists[k]}: CPU µs/req min ${cpu.min.toFixed(1)} / median ${cpu.median.toFixed(1)} / max ${cpu.max.toFixed(1)} (system median ${system.median.toFixed(1)}); req/s median ${Math.round(rate.median)}`)
 }
 if (profile) {
   for (const dist of dists) {

@@ -18,19 +18,28 @@ export function decodeUtf8 (body: Buffer, field = 'body'): string {
  */
 export function parseForm (text: string, decode: (s: string) => string = decodeURIComponent): Map<string, string> {
   const params = new Map<string, string>()
-  for (const pair of text.split('&')) {
-    if (pair === '') continue
-    const eq = pair.indexOf('=')
-    let key: string
-    let value: string
-    try {
-      key = decodeFormComponent(eq === -1 ? pair : pair.slice(0, eq), decode)
-      value = eq === -1 ? '' : decodeFormComponent(pair.slice(eq + 1), decode)
-    } catch {
-      throw new MalformedError('has invalid percent-encoding', 'body')
+  // indexOf rather than split('&') (which runs in V8's runtime and builds an array of pairs).
+  // nextEq is the first '=' at or after `start`, kept across pairs without one, so the
+  // scan stays linear in the body's length however many pairs it holds.
+  let nextEq = text.indexOf('=')
+  for (let start = 0; start < text.length;) {
+    let end = text.indexOf('&', start)
+    if (end === -1) end = text.length
+    if (end > start) {
+      if (nextEq !== -1 && nextEq < start) nextEq = text.indexOf('=', start)
+      const eq = nextEq !== -1 && nextEq < end ? nextEq : end
+      let key: string
+      let value: string
+      try {
+        key = decodeFormComponent(text.slice(start, eq), decode)
+        value = eq === end ? '' : decodeFormComponent(text.slice(eq + 1, end), decode)
+      } catch {
+        throw new MalformedError('has invalid percent-encoding', 'body')
+      }
+      if (params.has(key)) throw new MalformedError('is repeated', key)
+      params.set(key, value)
     }
-    if (params.has(key)) throw new MalformedError('is repeated', key)
-    params.set(key, value)
+    start = end + 1
   }
   return params
 }
@@ -69,21 +78,46 @@ export function parseFlatJson (text: string): Map<string, string> {
 /**
  * The signing string of the generic and Alipay schemes: parameters sorted by
  * name, empty values and the excluded names left out, `k=v` joined by `&`.
- * The default sort orders by UTF-16 code units, as `<` does on strings; keys
- * of a Map are distinct, so no two compare equal.
+ * Built by plain concatenation over the sorted names: the entry arrays,
+ * filter/map closures and join of the obvious version were half its cost.
  */
 export function signingString (params: Map<string, string>, exclude: readonly string[] = ['sign', 'sign_type']): string {
   const keys: string[] = []
-  for (const [key, value] of params) {
-    if (value !== '' && !exclude.includes(key)) keys.push(key)
+  for (const key of params.keys()) {
+    if (params.get(key) !== '' && !exclude.includes(key)) keys.push(key)
   }
-  keys.sort()
+  sortNames(keys)
   let signed = ''
   for (let i = 0; i < keys.length; i++) {
     const key = keys[i]!
-    signed += `${i === 0 ? '' : '&'}${key}=${params.get(key)!}`
+    if (i > 0) signed += '&'
+    signed += key
+    signed += '='
+    signed += params.get(key)!
   }
   return signed
+}
+
+/**
+ * Sorts names by UTF-16 code units (what `<` compares; names in a Map are
+ * distinct). A callback carries a handful of fields: insertion sort needs no
+ * allocation for them, where Array#sort allocated ~0.9 KB per call; a body
+ * with many fields goes to Array#sort, so the cost stays O(n log n).
+ */
+function sortNames (names: string[]): void {
+  if (names.length > 16) {
+    names.sort()
+    return
+  }
+  for (let i = 1; i < names.length; i++) {
+    const name = names[i]!
+    let j = i - 1
+    while (j >= 0 && names[j]! > name) {
+      names[j + 1] = names[j]!
+      j--
+    }
+    names[j + 1] = name
+  }
 }
 
 const idPattern = /^[\x21-\x7e]{1,128}$/
