@@ -1,9 +1,12 @@
 // A/B of the HTTP thread's CPU per accepted callback: bench/stub-store-server.js
 // (the real app, the append answered without SQLite) started from two or more
 // builds in turn, side by side, several rounds with the order rotating each
-// round; CPU µs per request of the server process from /proc. With --profile,
-// each build's last round is also run under `node --cpu-prof` and summarized.
-// Usage: node bench/stub-ab.js [--profile] DIST_A DIST_B … (e.g. .perf-c/base dist)
+// round; CPU µs per request of the server process from /proc (user + system:
+// far steadier than req/s on a shared machine; judge by min and median). With
+// --profile, one more run of each is taken under `node --cpu-prof` and summarized
+// (shares are the thing to read: on a loaded machine the sampler loses samples).
+// `ceiling` in place of a build runs bench/ceiling-server.js, the bare route, for scale.
+// Usage: node bench/stub-ab.js [--profile] [ceiling] DIST_A DIST_B … (e.g. .perf-c/base dist)
 import { spawn } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -33,7 +36,6 @@ function cpuTimes (pid) {
 
 async function startStub (dist, profileFile) {
   const port = await freePort()
-  // `ceiling` stands for bench/ceiling-server.js (the bare route), for scale.
   const script = dist === ceiling ? 'ceiling-server.js' : 'stub-store-server.js'
   const env = { PATH: process.env.PATH, PORT: String(port), BENCH_DIST: dist }
   // The whole process is profiled (V8's --cpu-prof, 100 µs sampling): start-up shows as module loading and compiling.
