@@ -217,15 +217,14 @@ export function foldInto (state: FoldingState, event: FoldEvent): FoldOutcome {
   return apply(state, state, event, ownRecords)
 }
 
-/** A folding state as the OrderState evolve would have reached. */
-export function foldedState (state: FoldingState): OrderState {
-  return { ...state, facts: Object.fromEntries(state.facts), deliveries: Object.fromEntries(state.deliveries) }
-}
-
 // The key order of every OrderState JSON: evolve copies its input's keys in order, from initialOrderState.
 const stateKeys = Object.keys(initialOrderState('')) as Array<keyof OrderState>
 
-/** JSON.stringify(foldedState(state)), written without turning the records' keys into properties. */
+/**
+ * The JSON of the OrderState evolve reaches from the same events (JSON.stringify
+ * of it, byte for byte: test/orders/rebuild.test.ts), written without turning
+ * the records' keys into properties.
+ */
 export function foldingStateJson (state: FoldingState): string {
   let json = '{'
   for (const key of stateKeys) {

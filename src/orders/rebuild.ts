@@ -1,9 +1,9 @@
 import type SQLite from 'better-sqlite3'
 import { deriveContext } from './fold-streams.js'
 import type { ViewContext } from './order-fold.js'
-import { projectionChanges, type DiffTally, type RowChange } from './projection-diff.js'
+import { projectionChanges, type DiffTally } from './projection-diff.js'
 import { orderColumns, ordersProjection } from './projector.js'
-import { splitOrderRanges, type FoldWorkers } from './rebuild-workers.js'
+import { splitOrderRanges, type FoldWorkers, type WireChange } from './rebuild-workers.js'
 
 export interface RebuildResult {
   events: number
@@ -67,7 +67,7 @@ export async function rebuildProjectionsInParallel (sqlite: SQLite.Database, wor
 
 interface Rebuild {
   context: ViewContext
-  apply: (change: Pick<RowChange, 'kind' | 'orderId'> & { values?: unknown[] }) => void
+  apply: (change: WireChange) => void
   finish: (tally: DiffTally) => RebuildResult
 }
 
