@@ -56,7 +56,11 @@ export class WriterThread implements EventAppender {
 
   /** Starts the writer on an existing, migrated database file; resolves when it is ready to append. */
   static async start (settings: WriterSettings, options: WriterThreadOptions = {}): Promise<WriterThread> {
-    const worker = new Worker(options.entry ?? defaultEntry, { workerData: settings })
+    const entry = options.entry ?? defaultEntry
+    // A compiled (.js) writer needs none of the module hooks the process was started with (under
+    // tap, a TypeScript compiler in every worker costs seconds per start); other flags still apply.
+    const execArgv = /\.[cm]?js$/.test(entry.pathname) ? process.execArgv.filter(arg => !/^--(import|loader|experimental-loader|require)\b/.test(arg)) : undefined
+    const worker = new Worker(entry, { workerData: settings, execArgv })
     const tail = await new Promise<Tail>((resolve, reject) => {
       const onError = (error: Error): void => { settle(); reject(new StoreUnavailableError(`the writer thread did not start: ${error.message}`, { cause: error })) }
       const onExit = (code: number): void => { onError(new Error(`exit code ${code}`)) }

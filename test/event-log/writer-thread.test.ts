@@ -15,9 +15,12 @@ interface Teardown { teardown: (fn: () => unknown) => void }
 
 // The service's writer (a worker thread with its own connection) must keep the contract of the
 // in-process EventLog: the same cases run against both, judged only through the database.
+// The built worker (npm test builds first), as `serve` runs it: a worker started on the .ts
+// source compiles it through the TypeScript loader again on every start (seconds each).
+const entry = new URL('../../dist/event-log/writer-worker.js', import.meta.url)
 const modes = {
   inline: async (path: string, options: StoreOptions) => await openStore(path, options),
-  thread: async (path: string, options: StoreOptions) => await openThreadedStore(path, options)
+  thread: async (path: string, options: StoreOptions) => await openThreadedStore(path, { ...options, entry })
 } as const
 
 async function open (t: Teardown, mode: keyof typeof modes, options: StoreOptions = {}): Promise<ServiceStore & { path: string }> {
@@ -140,6 +143,6 @@ t.test('thread: a writer that dies fails what is in flight with 503 and reports 
 
 t.test('thread: a writer that cannot open the database fails the start', async t => {
   const path = join(tempDir(t), 'missing', 'none.db')
-  await t.rejects(WriterThread.start({ path, synchronous: 'FULL', busyTimeoutMs: 1000, maxBatchSize: 10 }),
+  await t.rejects(WriterThread.start({ path, synchronous: 'FULL', busyTimeoutMs: 1000, maxBatchSize: 10 }, { entry }),
     { statusCode: 503, message: /writer thread did not start/ })
 })
