@@ -128,7 +128,12 @@ export class FoldWorkers {
 
   /** Stops every worker now (after an error, or when fold() is not to be called). */
   async terminate (): Promise<void> {
-    await Promise.all(this.#threads.map(async thread => await thread.worker.terminate()))
+    await Promise.all(this.#threads.map(async thread => {
+      // Wakes a worker waiting on its writer, which will not write anything more.
+      Atomics.store(thread.inFlight, 0, 0)
+      Atomics.notify(thread.inFlight, 0)
+      await thread.worker.terminate()
+    }))
   }
 
   #receive (thread: Thread, message: FromFoldWorker, tally: DiffTally, job: FoldJob, write: (changes: WireChange[]) => void, next: (thread: Thread) => void): void {
