@@ -11,7 +11,7 @@ import { runLoad } from './lib/load.js'
 import { machineInfo } from './lib/machine.js'
 import { summarizeProfile } from './lib/profile-summary.js'
 import { saveResult, writeReport } from './lib/report.js'
-import { cpuSeconds, startCeiling, startPaynotify } from './lib/servers.js'
+import { cpuSeconds, startCeiling, startPaynotify, threadCpuSeconds } from './lib/servers.js'
 
 const amount = Number(process.env.BENCH_PROFILE_REQUESTS ?? 30_000)
 
@@ -24,10 +24,12 @@ async function profileServer (label, key, env) {
     if (result.ok !== amount) throw new Error(`${label}: ${amount - result.ok} of ${amount} requests were not acked`)
     await server.stop()
     server.cleanup()
-    const file = readdirSync(dir).find(name => name.endsWith('.cpuprofile'))
-    if (file === undefined) throw new Error('the server wrote no profile')
+    // One profile per thread, named CPU.<date>.<time>.<pid>.<thread>.<seq>: thread 0 is the HTTP thread, the other the writer.
+    const files = readdirSync(dir).filter(name => name.endsWith('.cpuprofile')).sort((a, b) => a.split('.')[4] - b.split('.')[4])
+    if (files.length === 0) throw new Error('the server wrote no profile')
     process.stderr.write(`[profile] ${label}: ${Math.round(result.reqPerSec)} req/s while profiled\n`)
-    return { label, requests: amount, reqPerSec: result.reqPerSec, ...summarizeProfile(join(dir, file), 15) }
+    const writer = files.length > 1 ? summarizeProfile(join(dir, files[1]), 15) : undefined
+    return { label, requests: amount, reqPerSec: result.reqPerSec, ...summarizeProfile(join(dir, files[0]), 15), ...(writer === undefined ? {} : { writer }) }
   } finally {
     rmSync(dir, { recursive: true, force: true })
   }
@@ -52,9 +54,15 @@ async function attribution () {
         const generator = createBodyGenerator({ prefix: `a${process.pid}r${round}${kind}` })
         await runLoad({ url: server.url, generator, amount: 2000 })
         const before = cpuSeconds(server.pid)
+        const threadsBefore = threadCpuSeconds(server.pid)
         const load = await runLoad({ url: server.url, generator, amount: 20_000 })
         if (load.ok !== 20_000) throw new Error(`${kind}: ${20_000 - load.ok} requests not acked`)
-        runs[kind].push({ reqPerSec: load.reqPerSec, cpuMicrosPerRequest: (cpuSeconds(server.pid) - before) * 1e6 / 20_000 })
+        const threadsAfter = threadCpuSeconds(server.pid)
+        runs[kind].push({
+          reqPerSec: load.reqPerSec,
+          cpuMicrosPerRequest: (cpuSeconds(server.pid) - before) * 1e6 / 20_000,
+          mainThreadCpuMicrosPerRequest: (threadsAfter.main - threadsBefore.main) * 1e6 / 20_000
+        })
       } finally {
         await server.stop()
         server.cleanup()
@@ -65,6 +73,7 @@ async function attribution () {
   return Object.fromEntries(Object.entries(runs).map(([kind, list]) => [kind, {
     reqPerSec: median(list.map(r => r.reqPerSec)),
     cpuMicrosPerRequest: median(list.map(r => r.cpuMicrosPerRequest)),
+    mainThreadCpuMicrosPerRequest: median(list.map(r => r.mainThreadCpuMicrosPerRequest)),
     runs: list
   }]))
 }
