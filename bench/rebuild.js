@@ -4,6 +4,7 @@
 // last tenth of the log only: memory that does not grow with the log is constant.
 // Usage: node bench/rebuild.js (BENCH_ROUNDS, BENCH_EVENTS).
 import { execFileSync, spawnSync } from 'node:child_process'
+import SQLite from 'better-sqlite3'
 import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -48,11 +49,19 @@ try {
   const generated = JSON.parse(execFileSync(process.execPath, [join(root, 'bench', 'generate-log.js'), dbPath, String(events)], { cwd: root, encoding: 'utf8', timeout: 30 * 60_000 }).trim())
   log(`generated in ${generated.seconds.toFixed(1)} s: ${JSON.stringify(generated.counts)}`)
   const smallAfter = Math.floor(events * 0.9)
-  const runs = { rebuild: [], export: [], exportSmall: [] }
+  const runs = { rebuild: [], rebuildEmptied: [], export: [], exportSmall: [] }
   for (let round = 0; round < rounds; round++) {
     const rebuild = timed(['rebuild', '--db', dbPath])
     runs.rebuild.push({ ...rebuild, eventsPerSecond: events / rebuild.seconds })
     log(`rebuild: ${rebuild.seconds.toFixed(2)} s, ${Math.round(events / rebuild.seconds)} events/s, peak RSS ${rebuild.peakRssMb.toFixed(0)} MB (${rebuild.output})`)
+    // The log's projection is intact, so rebuild compares every fresh row with the stored one and writes none:
+    // also time the case where every row must be written (after a projection is lost, or before its first build).
+    const db = new SQLite(dbPath)
+    db.exec('DELETE FROM orders')
+    db.close()
+    const emptied = timed(['rebuild', '--db', dbPath])
+    runs.rebuildEmptied.push({ ...emptied, eventsPerSecond: events / emptied.seconds })
+    log(`rebuild into an emptied orders table: ${emptied.seconds.toFixed(2)} s, ${Math.round(events / emptied.seconds)} events/s, peak RSS ${emptied.peakRssMb.toFixed(0)} MB (${emptied.output})`)
     const out = join(dir, 'export.ndjson')
     const exported = timed(['export', '--db', dbPath, '--out', out])
     runs.export.push({ ...exported, eventsPerSecond: events / exported.seconds, bytes: statSync(out).size })
@@ -90,6 +99,12 @@ try {
       ownEventsPerSecond: summarize(runs.rebuild.map(r => events / r.ownSeconds)),
       eventsPerSecond: summarize(runs.rebuild.map(r => r.eventsPerSecond)),
       peakRssMb: summarize(runs.rebuild.map(r => r.peakRssMb))
+    },
+    rebuildEmptied: {
+      seconds: summarize(runs.rebuildEmptied.map(r => r.seconds)),
+      ownEventsPerSecond: summarize(runs.rebuildEmptied.map(r => events / r.ownSeconds)),
+      eventsPerSecond: summarize(runs.rebuildEmptied.map(r => r.eventsPerSecond)),
+      peakRssMb: summarize(runs.rebuildEmptied.map(r => r.peakRssMb))
     },
     export: {
       seconds: summarize(runs.export.map(r => r.seconds)),
