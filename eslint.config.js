@@ -3,7 +3,7 @@ import neostandard from 'neostandard'
 export default [
   ...neostandard({
     ts: true,
-    ignores: ['dist/**', 'node_modules/**', 'bench/peers/**', '.tap/**', 'coverage/**']
+    ignores: ['dist/**', 'node_modules/**', 'bench/peers/**', '.tap/**', 'coverage/**', '.perf-*/**']
   }),
   {
     rules: {
