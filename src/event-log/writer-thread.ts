@@ -96,13 +96,16 @@ export class WriterThread implements EventAppender {
     if (this.#closing !== undefined) return Promise.reject(new StoreUnavailableError('event log is closed'))
     if (this.#dead !== undefined) return Promise.reject(new StoreUnavailableError('the event store writer stopped', { cause: this.#dead }))
     return new Promise((resolve, reject) => {
+      // Encoded here, where the objects are: the writer stores these exact strings. Encoded before
+      // anything is queued, so an event that cannot be encoded fails its own append only.
+      const fields: string[] = []
+      for (const event of events) fields.push(event.streamId, event.type, JSON.stringify(event.data), JSON.stringify(event.metadata))
       const id = this.#nextId++
       this.#pending.set(id, { events, resolve, reject })
       const outbox = this.#outbox
       outbox.ids.push(id)
       outbox.counts.push(events.length)
-      // Encoded here, where the objects are: the writer stores these exact strings.
-      for (const event of events) outbox.fields.push(event.streamId, event.type, JSON.stringify(event.data), JSON.stringify(event.metadata))
+      for (const field of fields) outbox.fields.push(field)
       if (!this.#scheduled) {
         this.#scheduled = true
         // After this turn's I/O callbacks: every request parsed meanwhile goes in the same message.
