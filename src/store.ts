@@ -1,6 +1,6 @@
 import { openDatabase, type DatabaseOptions, type OpenDatabase } from './db/database.js'
 import { migrateToLatest } from './db/migrate.js'
-import { EventLog, type EventAppender } from './event-log/event-log.js'
+import { EventLog, type EventAppender, type Tail } from './event-log/event-log.js'
 import { WriterThread, type WriterThreadOptions } from './event-log/writer-thread.js'
 import { OrderProjector } from './orders/projector.js'
 
@@ -11,7 +11,7 @@ export interface StoreOptions extends DatabaseOptions {
 
 /** What the service needs of a store: reads on `sqlite`/`db`, appends through `eventLog`. */
 export interface ServiceStore extends OpenDatabase {
-  eventLog: EventAppender & { readonly tail: { position: number, hash: string }, readonly batches: number }
+  eventLog: EventAppender & { readonly tail: Tail, readonly batches: number }
 }
 
 /** A store whose log and projector run on this thread, on the `sqlite` connection. */

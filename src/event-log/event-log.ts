@@ -37,6 +37,14 @@ export interface EventLogOptions {
   clock?: () => Date
 }
 
+/** Position and hash of the last event of a log (position 0 and the genesis hash when it is empty). */
+export interface Tail { position: number, hash: string }
+
+export function readTail (sqlite: SQLite.Database): Tail {
+  const row = sqlite.prepare('SELECT position, hash FROM events ORDER BY position DESC LIMIT 1').get() as Tail | undefined
+  return row ?? { position: 0, hash: genesisHash }
+}
+
 /** What the routes need of the log: the in-process EventLog and the writer thread both provide it. */
 export interface EventAppender {
   /** Appends the events of one request atomically; resolves after they are durable. */
@@ -77,11 +85,10 @@ export class EventLog implements EventAppender {
   readonly #clock: () => Date
   readonly #insert: SQLite.Statement
   readonly #streamVersion: SQLite.Statement<[string], { v: number | null }>
-  readonly #tailQuery: SQLite.Statement<[], { position: number, hash: string }>
   #queue: PendingAppend[] = []
   #scheduled = false
   #closed = false
-  #tail: { position: number, hash: string }
+  #tail: Tail
   #batches = 0
 
   constructor (sqlite: SQLite.Database, options: EventLogOptions = {}) {
@@ -94,12 +101,11 @@ export class EventLog implements EventAppender {
       (position, stream_id, stream_version, type, schema_version, data, metadata, recorded_at, hash)
       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`)
     this.#streamVersion = sqlite.prepare('SELECT max(stream_version) AS v FROM events WHERE stream_id = ?')
-    this.#tailQuery = sqlite.prepare('SELECT position, hash FROM events ORDER BY position DESC LIMIT 1')
-    this.#tail = this.#readTail()
+    this.#tail = readTail(sqlite)
   }
 
   /** Position and hash of the last committed event. */
-  get tail (): { position: number, hash: string } {
+  get tail (): Tail {
     return { ...this.#tail }
   }
 
@@ -204,13 +210,9 @@ export class EventLog implements EventAppender {
     }
   }
 
-  #readTail (): { position: number, hash: string } {
-    return this.#tailQuery.get() ?? { position: 0, hash: genesisHash }
-  }
-
-  #safeReadTail (fallback: { position: number, hash: string }): { position: number, hash: string } {
+  #safeReadTail (fallback: Tail): Tail {
     try {
-      return this.#readTail()
+      return readTail(this.#sqlite)
     } catch {
       return fallback
     }

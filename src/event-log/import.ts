@@ -1,7 +1,7 @@
 import type SQLite from 'better-sqlite3'
 import type { RecordedEvent } from '../orders/events.js'
-import type { OnAppend } from './event-log.js'
-import { chainHash, genesisHash } from './hash.js'
+import { readTail, type OnAppend } from './event-log.js'
+import { chainHash } from './hash.js'
 import { ExportLineError, type ExportSummary, type ImportedRow } from './ndjson.js'
 import { rowToEvent, type EventRow } from './read.js'
 
@@ -17,13 +17,6 @@ import { rowToEvent, type EventRow } from './read.js'
  *   recorded time, data and metadata unchanged.
  */
 export type ImportMode = 'verbatim' | 'reappend'
-
-export interface Tail { position: number, hash: string }
-
-export function readTail (sqlite: SQLite.Database): Tail {
-  const row = sqlite.prepare('SELECT position, hash FROM events ORDER BY position DESC LIMIT 1').get() as Tail | undefined
-  return row ?? { position: 0, hash: genesisHash }
-}
 
 /** Picks the import mode for a file that passed ChainChecker. */
 export function planImport (sqlite: SQLite.Database, summary: ExportSummary): ImportMode {

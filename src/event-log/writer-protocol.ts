@@ -1,4 +1,5 @@
 import type { SynchronousMode } from '../db/database.js'
+import type { Tail } from './event-log.js'
 
 /** What the writer thread is started with (workerData). */
 export interface WriterSettings {
@@ -28,8 +29,3 @@ export type FromWriter =
   | { kind: 'committed', ids: number[], first: number, recordedAt: string, streamVersions: number[], hashes: string[] }
   | { kind: 'failed', ids: number[], message: string, code: string | undefined }
   | { kind: 'closed' }
-
-export interface Tail {
-  position: number
-  hash: string
-}

@@ -1,8 +1,9 @@
 import { Worker } from 'node:worker_threads'
+import { workerExecArgv, workerSource } from '../worker-source.js'
 import { StoreUnavailableError } from '../errors.js'
 import { currentSchemaVersion, type RecordedEvent } from '../orders/events.js'
-import type { EventAppender, NewEvent } from './event-log.js'
-import type { FromWriter, Tail, ToWriter, WriterSettings } from './writer-protocol.js'
+import type { EventAppender, NewEvent, Tail } from './event-log.js'
+import type { FromWriter, ToWriter, WriterSettings } from './writer-protocol.js'
 
 export type { WriterSettings } from './writer-protocol.js'
 
@@ -19,8 +20,7 @@ export interface WriterThreadOptions {
   entry?: URL
 }
 
-// Under tap's TypeScript loader this module is the .ts source, and the worker inherits the loader.
-const defaultEntry = new URL(import.meta.url.endsWith('.ts') ? './writer-worker.ts' : './writer-worker.js', import.meta.url)
+const defaultEntry = workerSource(import.meta.url, 'writer-worker').entry
 
 /**
  * The event log as the service runs it: EventLog and the order projector on
@@ -57,10 +57,7 @@ export class WriterThread implements EventAppender {
   /** Starts the writer on an existing, migrated database file; resolves when it is ready to append. */
   static async start (settings: WriterSettings, options: WriterThreadOptions = {}): Promise<WriterThread> {
     const entry = options.entry ?? defaultEntry
-    // A compiled (.js) writer needs none of the module hooks the process was started with (under
-    // tap, a TypeScript compiler in every worker costs seconds per start); other flags still apply.
-    const execArgv = /\.[cm]?js$/.test(entry.pathname) ? process.execArgv.filter(arg => !/^--(import|loader|experimental-loader|require)\b/.test(arg)) : undefined
-    const worker = new Worker(entry, { workerData: settings, execArgv })
+    const worker = new Worker(entry, { workerData: settings, execArgv: workerExecArgv(entry) })
     const tail = await new Promise<Tail>((resolve, reject) => {
       const onError = (error: Error): void => { settle(); reject(new StoreUnavailableError(`the writer thread did not start: ${error.message}`, { cause: error })) }
       const onExit = (code: number): void => { onError(new Error(`exit code ${code}`)) }
