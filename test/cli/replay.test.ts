@@ -29,6 +29,17 @@ async function exportAll (t: Parameters<typeof tempDir>[0], source: TestApp, env
   return file
 }
 
+/** An exported incident and a running service to replay it to. */
+async function incidentAndService (t: Parameters<typeof tempDir>[0], seed: (source: TestApp) => Promise<unknown>): Promise<{ source: TestApp, target: TestApp, env: Record<string, string>, file: string, url: string }> {
+  const source = await buildTestApp(t)
+  await seed(source)
+  const env = isolatedEnv(t)
+  const file = await exportAll(t, source, env)
+  const target = await buildTestApp(t)
+  const url = await target.app.listen({ host: '127.0.0.1', port: 0 })
+  return { source, target, env, file, url }
+}
+
 t.test('replay into a fresh local database prints the same states (--json), and a table', async t => {
   const source = await buildTestApp(t)
   await seedWithStripe(source)
@@ -59,12 +70,7 @@ t.test('replay into a fresh local database prints the same states (--json), and 
 })
 
 t.test('replay --to re-delivers the recorded callbacks to a running service: same states', async t => {
-  const source = await buildTestApp(t)
-  await seedWithStripe(source)
-  const env = isolatedEnv(t)
-  const file = await exportAll(t, source, env)
-  const target = await buildTestApp(t)
-  const url = await target.app.listen({ host: '127.0.0.1', port: 0 })
+  const { source, target, env, file, url } = await incidentAndService(t, seedWithStripe)
 
   const run = await runCli(['replay', file, '--to', url, '--secret', testSecrets.genericSecret, '--merchant-token', testSecrets.merchantToken, '--speed', '1000'], env)
   t.equal(run.code, 0, run.stdout + run.stderr)
@@ -89,12 +95,7 @@ t.test('replay --to re-delivers the recorded callbacks to a running service: sam
 })
 
 t.test('replay --to exits 1 when the service refuses deliveries', async t => {
-  const source = await buildTestApp(t)
-  await seedScenarios(source)
-  const env = isolatedEnv(t)
-  const file = await exportAll(t, source, env)
-  const target = await buildTestApp(t)
-  const url = await target.app.listen({ host: '127.0.0.1', port: 0 })
+  const { target, env, file, url } = await incidentAndService(t, seedScenarios)
   const run = await runCli(['replay', file, '--to', url, '--secret', 'not-the-service-secret-000'], env)
   t.equal(run.code, 1)
   t.match(run.stdout, /PaymentSucceeded {2}→ 401 .*bad_signature/)
