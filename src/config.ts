@@ -81,11 +81,13 @@ export class ConfigError extends Error {}
  */
 export function loadConfig (env: NodeJS.ProcessEnv): Config {
   const data: Record<string, string> = {}
-  // Empty variables count as unset, as in most shells' `VAR= cmd`.
+  // Empty variables count as unset, as in most shells' `VAR= cmd`: so `.env.example`, whose
+  // secrets and gateway keys are empty, works as an env file (`node --env-file`, `set -a; . ./.env`).
   for (const [key, value] of Object.entries(env)) if (key.startsWith('PAYNOTIFY_') && value !== undefined && value !== '') data[key] = value
   let parsed: Env
   try {
-    parsed = envSchema<Env>({ schema: EnvSchema, data, dotenv: false })
+    // env: false, or env-schema would merge process.env back in, empty values and all.
+    parsed = envSchema<Env>({ schema: EnvSchema, data, env: false, dotenv: false })
   } catch (error) {
     throw new ConfigError(`invalid configuration: ${describeEnvErrors(error)}`)
   }

@@ -1,5 +1,22 @@
+import { execFile } from 'node:child_process'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import t from 'tap'
 import { ConfigError, loadConfig } from '../src/config.js'
+import { tempDir } from './helpers.js'
+
+const repoRoot = fileURLToPath(new URL('..', import.meta.url))
+const cli = join(repoRoot, 'dist', 'cli', 'main.js')
+const envExample = join(repoRoot, '.env.example')
+
+/** Runs a command with only PATH in its environment (tap's own variables and loaders left out). */
+async function run (file: string, args: string[]): Promise<{ code: number, stdout: string, stderr: string }> {
+  return await new Promise(resolve => {
+    execFile(file, args, { env: { PATH: process.env.PATH ?? '' }, timeout: 60_000 }, (error, stdout, stderr) => {
+      resolve({ code: error === null ? 0 : typeof error.code === 'number' ? error.code : -1, stdout, stderr })
+    })
+  })
+}
 
 t.test('defaults', async t => {
   const config = loadConfig({})
@@ -48,6 +65,33 @@ t.test('an empty variable counts as unset', async t => {
   t.equal(config.port, 3000)
   t.equal(config.secrets.genericSecret, undefined)
   t.equal(config.defaultCurrency, 'CNY')
+})
+
+t.test('only the environment passed in is read, not the process environment', async t => {
+  const saved = { ...process.env }
+  t.teardown(() => {
+    for (const key of Object.keys(process.env)) if (!(key in saved)) Reflect.deleteProperty(process.env, key)
+    Object.assign(process.env, saved)
+  })
+  process.env.PAYNOTIFY_PORT = '4321'
+  process.env.PAYNOTIFY_GENERIC_SECRET = ''
+  process.env.PAYNOTIFY_STRIPE_WEBHOOK_SECRET = ''
+  const config = loadConfig({ PAYNOTIFY_HOST: '::1' })
+  t.equal(config.port, 3000, 'PAYNOTIFY_PORT of the process is not read')
+  t.equal(config.host, '::1')
+  t.equal(config.secrets.genericSecret, undefined)
+  t.equal(config.gateways.stripe.webhookSecret, undefined)
+})
+
+t.test('.env.example works as an env file, loaded by node or by a shell', async t => {
+  const dir = tempDir(t)
+  const byNode = await run(process.execPath, [`--env-file=${envExample}`, cli, 'migrate', '--db', join(dir, 'node.db')])
+  t.equal(byNode.code, 0, `node --env-file=.env.example: ${byNode.stderr}`)
+  t.match(byNode.stdout, /^migrated .*node\.db$/m)
+  const script = 'set -a; . "$1"; set +a; exec "$2" "$3" migrate --db "$4"'
+  const byShell = await run('sh', ['-c', script, 'sh', envExample, process.execPath, cli, join(dir, 'shell.db')])
+  t.equal(byShell.code, 0, `set -a; . ./.env.example: ${byShell.stderr}`)
+  t.match(byShell.stdout, /^migrated .*shell\.db$/m)
 })
 
 t.test('every invalid value stops with a message naming the variable', async t => {
