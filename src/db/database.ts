@@ -1,7 +1,6 @@
-import { mkdirSync } from 'node:fs'
-import { dirname } from 'node:path'
 import SQLite from 'better-sqlite3'
 import { Kysely, SqliteDialect, type Generated } from 'kysely'
+import { prepareDatabaseDirectory } from './data-directory.js'
 
 /** Every table, in one place (kysely style). */
 export interface Database {
@@ -81,7 +80,7 @@ export interface OpenDatabase {
  * batch.
  */
 export function openDatabase (path: string, options: DatabaseOptions = {}): OpenDatabase {
-  if (path !== ':memory:' && !options.readonly) mkdirSync(dirname(path), { recursive: true })
+  if (!options.readonly) prepareDatabaseDirectory(path)
   const sqlite = new SQLite(path, { readonly: options.readonly ?? false, fileMustExist: options.readonly ?? false })
   configureConnection(sqlite, options)
   const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) })

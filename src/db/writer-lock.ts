@@ -1,6 +1,6 @@
-import { existsSync, mkdirSync } from 'node:fs'
-import { dirname } from 'node:path'
+import { existsSync } from 'node:fs'
 import SQLite from 'better-sqlite3'
+import { prepareDatabaseDirectory } from './data-directory.js'
 
 /**
  * The service's claim on a database. WAL mode lets any number of connections
@@ -39,7 +39,7 @@ function tryLock (connection: SQLite.Database): boolean {
 export function acquireWriterLock (dbPath: string): WriterLock {
   const path = writerLockPath(dbPath)
   if (dbPath === ':memory:') return { path, release: () => {} }
-  mkdirSync(dirname(path), { recursive: true })
+  prepareDatabaseDirectory(dbPath)
   const connection = new SQLite(path)
   if (!tryLock(connection)) {
     connection.close()

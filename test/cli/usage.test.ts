@@ -1,8 +1,10 @@
-import { writeFileSync } from 'node:fs'
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import t from 'tap'
 import { tempDir } from '../helpers.js'
-import { isolatedEnv, runCli, type Run } from './toolkit-helpers.js'
+import { cli, isolatedEnv, runCli, type Run } from './toolkit-helpers.js'
 
 t.test('bad usage exits 2 with a message; --help exits 0 on every command', async t => {
   const env = isolatedEnv(t)
@@ -61,4 +63,71 @@ t.test('a command that reads PAYNOTIFY_DB validates the whole environment first:
     t.equal(runs[i]!.code, 2, `${command}: exit 2 ${runs[i]!.stderr.slice(0, 300)}`)
     t.match(runs[i]!.stderr, /^paynotify: invalid configuration: PAYNOTIFY_PORT must be integer/, command)
   }
+})
+
+/**
+ * Runs the CLI in `cwd` until it exits. A command that starts serving instead
+ * (the old bare `paynotify`) is stopped as soon as it says so, and reported
+ * as code 'served'.
+ */
+async function runIn (cwd: string, args: string[], env: Record<string, string> = {}): Promise<{ code: number | string, stdout: string, stderr: string }> {
+  const child = spawn(process.execPath, [cli, ...args], { cwd, env: { PATH: process.env.PATH ?? '', PAYNOTIFY_PORT: '0', ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+  let stdout = ''
+  let stderr = ''
+  let served = false
+  const onData = (): void => {
+    if (!served && /listening on/.test(stdout + stderr)) {
+      served = true
+      child.kill('SIGKILL')
+    }
+  }
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => { stdout += chunk; onData() })
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => { stderr += chunk; onData() })
+  const [code] = await once(child, 'exit') as [number | null]
+  return { code: served ? 'served' : code ?? 'signal', stdout, stderr }
+}
+
+t.test('a bare paynotify prints help and starts nothing; --version; a mistyped command is an unknown command', async t => {
+  const dir = tempDir(t)
+  const bare = await runIn(dir, [])
+  t.equal(bare.code, 2, `bare: exit 2 ${bare.stderr.slice(0, 300)}`)
+  t.match(bare.stderr, /^Usage: paynotify \[options\] \[command\]/m)
+  t.match(bare.stderr, /serve +start the HTTP service/)
+  t.same(readdirSync(dir), [], 'no database, data directory or secrets file appeared in the current directory')
+
+  const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
+  for (const flag of ['--version', '-V']) {
+    const run = await runIn(dir, [flag])
+    t.equal(run.code, 0, flag)
+    t.equal(run.stdout, `${version}\n`, `${flag} prints the package version`)
+  }
+
+  const typo = await runIn(dir, ['srve'])
+  t.equal(typo.code, 2)
+  t.match(typo.stderr, /^error: unknown command 'srve'/m)
+  t.match(typo.stderr, /Did you mean serve\?/)
+  t.notMatch(typo.stderr, /too many arguments/, 'serve is not blamed')
+  t.same(readdirSync(dir), [])
+})
+
+t.test('a database in a missing directory is refused (exit 2); only the default ./data is created', async t => {
+  const dir = tempDir(t)
+  const missing = join(dir, 'no-such-dir', 'x.db')
+  const expected = new RegExp(`^paynotify: the directory of the database ${missing.replaceAll('.', '\\.')} does not exist: create ${join(dir, 'no-such-dir').replaceAll('.', '\\.')} first \\(only the default \\./data is created for you\\)`, 'm')
+  const runs: Array<[string, string[], Record<string, string>]> = [
+    ['serve', ['serve'], { PAYNOTIFY_DB: missing }],
+    ['migrate', ['migrate'], { PAYNOTIFY_DB: missing }],
+    ['migrate --db', ['migrate', '--db', missing], {}]
+  ]
+  for (const [name, args, env] of runs) {
+    const run = await runIn(dir, args, env)
+    t.equal(run.code, 2, `${name}: exit 2 ${run.stderr.slice(0, 300)}`)
+    t.match(run.stderr, expected, name)
+  }
+  t.same(readdirSync(dir), [], 'the missing directory was not created')
+
+  const fresh = await runIn(dir, ['migrate'])
+  t.equal(fresh.code, 0, fresh.stderr)
+  t.ok(statSync(join(dir, 'data', 'paynotify.db')).isFile(), 'the default ./data/paynotify.db is created in the current directory')
+  t.equal(statSync(join(dir, 'data')).mode & 0o777, 0o700, 'the data directory is private')
 })
