@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto'
-import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { chmodSync, readFileSync, writeFileSync } from 'node:fs'
 import { dirname, join, resolve } from 'node:path'
 import type { Config } from './config.js'
+import { prepareDatabaseDirectory } from './db/data-directory.js'
 
 export interface Secrets {
   readonly genericSecret: string
@@ -53,9 +54,32 @@ export function resolveSecrets (config: Config): ResolvedSecrets {
     merchantToken: pick('merchantToken', config.secrets.merchantToken)
   })
   if (generated.length > 0) {
-    mkdirSync(dirname(file), { recursive: true })
+    prepareDatabaseDirectory(config.dbPath)
     writeFileSync(file, JSON.stringify(stored, null, 2) + '\n', { mode: 0o600 })
     chmodSync(file, 0o600)
   }
   return { secrets, generated, file }
+}
+
+/** The variable that sets each secret, as the banner names it. */
+const variableNames: Record<keyof Secrets, string> = {
+  genericSecret: 'PAYNOTIFY_GENERIC_SECRET',
+  adminToken: 'PAYNOTIFY_ADMIN_TOKEN',
+  merchantToken: 'PAYNOTIFY_MERCHANT_TOKEN'
+}
+
+/**
+ * The lines a start that generated secrets prints for the person who ran it.
+ * The values are shown only on a terminal: piped into a log collector they
+ * would sit in every log store and backup, so then only the file is named.
+ */
+export function describeGeneratedSecrets (resolved: ResolvedSecrets, toTerminal: boolean): string {
+  if (resolved.generated.length === 0) return ''
+  const names = resolved.generated.map(name => variableNames[name])
+  if (!toTerminal) {
+    return `paynotify generated ${names.join(', ')} and stored them in ${resolved.file} (mode 0600); ` +
+      'their values are not printed because this output is not a terminal\n'
+  }
+  return `paynotify generated secrets (stored in ${resolved.file}, shown only now):\n` +
+    resolved.generated.map(name => `  ${variableNames[name]}=${resolved.secrets[name]}\n`).join('')
 }

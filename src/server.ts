@@ -1,9 +1,10 @@
 import closeWithGrace from 'close-with-grace'
 import { buildApp } from './app.js'
 import type { Config } from './config.js'
+import { prepareDatabaseDirectory } from './db/data-directory.js'
 import { acquireWriterLock } from './db/writer-lock.js'
 import { checkChainSinceCheckpoint, describeChainBreak } from './event-log/chain-checkpoint.js'
-import { resolveSecrets } from './secrets.js'
+import { describeGeneratedSecrets, resolveSecrets } from './secrets.js'
 import { openStore, openThreadedStore } from './store.js'
 
 /** How long a graceful stop lets open requests finish before cutting their connections (well under the 10 s grace). */
@@ -14,7 +15,9 @@ const shutdownDrainMs = 3000
  * close on signals that lets committing batches finish before the database closes.
  */
 export async function startServer (config: Config): Promise<{ close: () => Promise<void>, address: string }> {
-  const { secrets, generated, file } = resolveSecrets(config)
+  prepareDatabaseDirectory(config.dbPath)
+  const resolvedSecrets = resolveSecrets(config)
+  const { secrets } = resolvedSecrets
   // Held while serving: a second service, and rebuild/import without --force, refuse this database.
   const lock = acquireWriterLock(config.dbPath)
   const storeOptions = { synchronous: config.synchronous, batchMaxSize: config.batchMaxSize, busyTimeoutMs: config.busyTimeoutMs }
@@ -36,12 +39,8 @@ export async function startServer (config: Config): Promise<{ close: () => Promi
   } else {
     app.log.warn({ broken: describeChainBreak(chain) }, 'serving a broken event log chain (PAYNOTIFY_ALLOW_BROKEN_CHAIN)')
   }
-  if (generated.length > 0) {
-    // Printed once, on the start that generated them; kept in the file (mode 0600) afterwards.
-    const shown: Record<string, string> = { genericSecret: 'PAYNOTIFY_GENERIC_SECRET', adminToken: 'PAYNOTIFY_ADMIN_TOKEN', merchantToken: 'PAYNOTIFY_MERCHANT_TOKEN' }
-    process.stdout.write(`paynotify generated secrets (stored in ${file}, shown only now):\n`)
-    for (const name of generated) process.stdout.write(`  ${shown[name]}=${secrets[name]}\n`)
-  }
+  // Once, on the start that generated them, to stderr: stdout is the JSON log, and holds nothing else.
+  process.stderr.write(describeGeneratedSecrets(resolvedSecrets, process.stderr.isTTY === true))
   const close = async (): Promise<void> => {
     // Node stops enforcing the header and request deadlines once the server closes, so a client
     // still sending its request would hold the shutdown until the grace period kills the process.
@@ -66,6 +65,6 @@ export async function startServer (config: Config): Promise<{ close: () => Promi
     // Every append in flight was answered 503 (nothing acked without its commit); what is left is a clean stop.
     close().finally(() => process.exit(1)).catch(() => {})
   }
-  const address = await app.listen({ host: config.host, port: config.port })
+  const address = await app.listen({ host: config.host, port: config.port, listenTextResolver: address => `paynotify listening on ${address}` })
   return { close, address }
 }

@@ -1,14 +1,15 @@
-import { chmodSync, readFileSync, statSync, writeFileSync } from 'node:fs'
+import { chmodSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import t from 'tap'
 import { loadConfig } from '../src/config.js'
-import { resolveSecrets, secretsFilePath } from '../src/secrets.js'
+import { describeGeneratedSecrets, resolveSecrets, secretsFilePath } from '../src/secrets.js'
 import { tempDir } from './helpers.js'
 
 const names = ['genericSecret', 'adminToken', 'merchantToken'] as const
 
 t.test('generated on first start, stored beside the database with mode 0600, reused on the next', async t => {
   const dir = tempDir(t)
+  mkdirSync(join(dir, 'data'))
   const config = loadConfig({ PAYNOTIFY_DB: join(dir, 'data', 'paynotify.db') })
   const first = resolveSecrets(config)
   t.equal(first.file, join(dir, 'data', 'paynotify.secrets.json'))
@@ -73,4 +74,19 @@ t.test('an unreadable secrets file stops the start', async t => {
     chmodSync(secretsFilePath(config.dbPath), 0o000)
     t.throws(() => resolveSecrets(config), { message: /^cannot read / }, 'a file the service may not read')
   }
+})
+
+t.test('generated secrets are shown only on a terminal; otherwise only where they are kept', async t => {
+  const dir = tempDir(t)
+  const env = { PAYNOTIFY_DB: join(dir, 'paynotify.db'), PAYNOTIFY_ADMIN_TOKEN: 'a-token-from-the-environment' }
+  const resolved = resolveSecrets(loadConfig(env))
+  t.same(resolved.generated, ['genericSecret', 'merchantToken'])
+  const shown = describeGeneratedSecrets(resolved, true)
+  t.equal(shown, `paynotify generated secrets (stored in ${resolved.file}, shown only now):\n` +
+    `  PAYNOTIFY_GENERIC_SECRET=${resolved.secrets.genericSecret}\n  PAYNOTIFY_MERCHANT_TOKEN=${resolved.secrets.merchantToken}\n`)
+  const piped = describeGeneratedSecrets(resolved, false)
+  t.equal(piped, `paynotify generated PAYNOTIFY_GENERIC_SECRET, PAYNOTIFY_MERCHANT_TOKEN and stored them in ${resolved.file} (mode 0600); ` +
+    'their values are not printed because this output is not a terminal\n')
+  for (const name of names) t.notMatch(piped, resolved.secrets[name], `${name} is not in the piped line`)
+  t.equal(describeGeneratedSecrets(resolveSecrets(loadConfig(env)), true), '', 'nothing to say when nothing was generated')
 })

@@ -31,8 +31,9 @@ interface Running {
 
 interface Teardown { teardown: (fn: () => unknown) => void }
 
-function startCli (t: Teardown, args: string[], env: Record<string, string>): Running {
+function startCli (t: Teardown, args: string[], env: Record<string, string>, cwd?: string): Running {
   const child = spawn(process.execPath, [main, ...args], {
+    cwd,
     env: { PATH: process.env.PATH ?? '', ...env },
     stdio: ['ignore', 'pipe', 'pipe']
   })
@@ -78,17 +79,20 @@ t.test('serve: a signed form POST over real HTTP gets success; SIGTERM closes cl
   const dir = tempDir(t)
   const dbPath = join(dir, 'data', 'paynotify.db')
   const port = await freePort()
-  const env = { PAYNOTIFY_HOST: '127.0.0.1', PAYNOTIFY_PORT: String(port), PAYNOTIFY_DB: dbPath }
+  // As on a fresh machine: no PAYNOTIFY_DB, so the default ./data is created in the current directory.
+  const env = { PAYNOTIFY_HOST: '127.0.0.1', PAYNOTIFY_PORT: String(port) }
 
-  const first = startCli(t, ['serve'], env)
-  const listening = await waitFor(first, () => first.output().stdout.includes('paynotify listening on'), 30_000)
+  const first = startCli(t, ['serve'], env, dir)
+  const listening = await waitFor(first, () => first.output().stderr.includes('paynotify listening on'), 30_000)
   t.equal(listening, 'done', `the service started (stderr: ${first.output().stderr.slice(0, 500)})`)
   if (listening !== 'done') return
-  const { stdout } = first.output()
-  t.match(stdout, `paynotify listening on http://127.0.0.1:${port}`)
-  t.match(stdout, /paynotify generated secrets \(stored in .*paynotify\.secrets\.json, shown only now\)/)
-  const secrets = JSON.parse(readFileSync(join(dir, 'data', 'paynotify.secrets.json'), 'utf8')) as Record<string, string>
-  t.match(stdout, `PAYNOTIFY_GENERIC_SECRET=${secrets.genericSecret}`, 'the generated secret is printed once')
+  const { stderr } = first.output()
+  t.match(stderr, `paynotify listening on http://127.0.0.1:${port}`, 'a person reads the address on stderr')
+  const secretsFile = join(dir, 'data', 'paynotify.secrets.json')
+  const secrets = JSON.parse(readFileSync(secretsFile, 'utf8')) as Record<string, string>
+  // stderr is a pipe here, as under a supervisor that ships it to a log collector: the values stay in the file.
+  t.match(stderr, `paynotify generated PAYNOTIFY_GENERIC_SECRET, PAYNOTIFY_ADMIN_TOKEN, PAYNOTIFY_MERCHANT_TOKEN and stored them in ${secretsFile} (mode 0600); their values are not printed because this output is not a terminal`)
+  for (const value of Object.values(secrets)) t.notMatch(first.output().stdout + stderr, value, 'no generated secret is printed when the output is not a terminal')
 
   const body = signedBody({ order_id: 'SRV-1', amount: '100', status: '1' }, secrets.genericSecret!)
   const res = await fetch(`http://127.0.0.1:${port}/notify/generic`, {
@@ -108,8 +112,11 @@ t.test('serve: a signed form POST over real HTTP gets success; SIGTERM closes cl
 
   const exit = await stop(first, 20_000)
   t.same(exit, { code: 0, signal: null }, 'SIGTERM: exit code 0 after a graceful close')
-  const logs = first.output().stdout.split('\n').filter(line => !line.startsWith('  PAYNOTIFY_')).join('\n')
-  t.notMatch(logs, secrets.genericSecret!, 'the secret does not reach the log')
+  const logLines = first.output().stdout.split('\n').filter(line => line !== '')
+  t.ok(logLines.length > 0, 'the service logs on stdout')
+  t.same(logLines.filter(line => { try { JSON.parse(line); return false } catch { return true } }), [], 'every line on stdout is JSON (the log), nothing else')
+  t.ok(logLines.some(line => (JSON.parse(line) as { msg?: string }).msg === `paynotify listening on http://127.0.0.1:${port}`), 'listening is a JSON log line too')
+  t.notMatch(first.output().stdout, secrets.genericSecret!, 'the secret does not reach the log')
   t.notMatch(first.output().stdout + first.output().stderr, body.split('sign=')[1]!, 'nor does the signature')
 
   // What was acked is on disk, with an intact chain.
@@ -119,9 +126,9 @@ t.test('serve: a signed form POST over real HTTP gets success; SIGTERM closes cl
   t.match(verifyChain(db), { ok: true, checked: 1 })
   db.close()
 
-  const second = startCli(t, ['serve'], env)
-  t.equal(await waitFor(second, () => second.output().stdout.includes('paynotify listening on'), 30_000), 'done', 'restarted')
-  t.notMatch(second.output().stdout, /generated secrets/, 'nothing generated on the second start')
+  const second = startCli(t, ['serve'], env, dir)
+  t.equal(await waitFor(second, () => second.output().stderr.includes('paynotify listening on'), 30_000), 'done', 'restarted')
+  t.notMatch(second.output().stderr, /generated/, 'nothing generated on the second start')
   const order = await fetch(`http://127.0.0.1:${port}/admin/orders/SRV-1`, { headers: { authorization: `Bearer ${secrets.adminToken}` } })
   t.equal(order.status, 200)
   t.match(await order.json(), { orderId: 'SRV-1', status: 'paid', paidAmount: 10000 })

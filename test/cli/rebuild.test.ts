@@ -98,10 +98,10 @@ t.test('rebuild and import refuse while the service runs on the database, unless
     }
   })
   let output = ''
-  service.stdout.setEncoding('utf8')
+  service.stderr.setEncoding('utf8')
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => { reject(new Error(`service did not start: ${output}`)) }, 30_000)
-    service.stdout.on('data', (chunk: string) => {
+    service.stderr.on('data', (chunk: string) => {
       output += chunk
       if (output.includes('listening on')) {
         clearTimeout(timer)
