@@ -1,7 +1,7 @@
-import { existsSync } from 'node:fs'
 import type { Command } from 'commander'
 import type { ImportResult } from '../event-log/import.js'
 import type { ExportSummary } from '../event-log/ndjson.js'
+import { inputName, unreadableInput, withRereadableInput } from './input-file.js'
 import { dbOptionHelp, refuseWhileServing, resolveDbPath, usageError } from './options.js'
 import { startProgress } from './progress.js'
 
@@ -53,7 +53,8 @@ export async function importFile (file: string, dbPath: string, log: (line: stri
 }
 
 function describeImport (summary: ExportSummary, result: ImportResult): string {
-  const source = summary.first === undefined ? 'an empty file' : `positions ${summary.first.position}-${summary.last!.position} of the file`
+  if (summary.first === undefined) return 'the file holds no events: nothing imported'
+  const source = `positions ${summary.first.position}-${summary.last!.position} of the file`
   const span = result.written === 0 ? 'nothing new' : `positions ${result.firstPosition}-${result.lastPosition}`
   const unproven = summary.unanchored ? ` (the first line has no prevHash: its link to the log before position ${summary.first!.position} is unproven)` : ''
   if (result.mode === 'verbatim') {
@@ -68,7 +69,7 @@ function describeImport (summary: ExportSummary, result: ImportResult): string {
 export function registerImportCommand (program: Command): Command {
   return program.command('import')
     .description("verify an export's hash chain and append it to a database (nothing is written if any line is broken)")
-    .argument('<file>', 'NDJSON export (paynotify export, the admin NDJSON stream, events/*.ndjson)')
+    .argument('<file>', 'NDJSON export (paynotify export, the admin NDJSON stream, events/*.ndjson); - reads stdin')
     .option('--db <path>', dbOptionHelp)
     .option('--force', 'write even though a service is running on the database', false)
     .addHelpText('after', `
@@ -78,15 +79,16 @@ file (one order, a range) is re-appended after the tail with new positions and a
 Exit codes: 0 imported, 1 the file is broken (the line is named) or cannot be written,
 2 bad usage or the service is running on the database.`)
     .action(async function (this: Command, file: string, options: { db?: string, force: boolean }) {
-      if (!existsSync(file)) usageError(this, `no file ${file}`)
+      const unreadable = unreadableInput(file)
+      if (unreadable !== undefined) usageError(this, unreadable)
       const dbPath = await resolveDbPath(options.db)
       refuseWhileServing(this, dbPath, options.force)
       const { ExportLineError } = await import('../event-log/ndjson.js')
       try {
-        await importFile(file, dbPath, line => { process.stdout.write(`${line}\n`) })
+        await withRereadableInput(file, async path => await importFile(path, dbPath, line => { process.stdout.write(`${line}\n`) }))
       } catch (error) {
         if (!(error instanceof ExportLineError)) throw error
-        process.stderr.write(`paynotify import: ${file} ${error.message}; nothing was imported\n`)
+        process.stderr.write(`paynotify import: ${inputName(file)} ${error.message}; nothing was imported\n`)
         process.exitCode = 1
       }
     })

@@ -6,6 +6,7 @@ import type { Command } from 'commander'
 import { formatMinorUnits } from '../orders/money.js'
 import type { OrderView } from '../orders/order-fold.js'
 import type { OrderRow } from '../orders/queries.js'
+import { inputName, unreadableInput, withRereadableInput } from './input-file.js'
 import { httpUrl, positiveNumber, refuseWhileServing, resolveDbPath, storedSecrets, usageError } from './options.js'
 import { formatSummary, startProgress } from './progress.js'
 
@@ -24,7 +25,7 @@ const info = (line: string): void => { process.stderr.write(`${line}\n`) }
 async function refuseBrokenFile (file: string, error: unknown): Promise<void> {
   const { ExportLineError } = await import('../event-log/ndjson.js')
   if (!(error instanceof ExportLineError)) throw error
-  process.stderr.write(`paynotify replay: ${file} ${error.message}; nothing was replayed\n`)
+  process.stderr.write(`paynotify replay: ${inputName(file)} ${error.message}; nothing was replayed\n`)
   process.exitCode = 1
 }
 
@@ -70,7 +71,7 @@ async function replayLocally (command: Command, file: string, options: ReplayOpt
   const dbPath = options.db ?? join(dir!, 'replay.db')
   try {
     try {
-      await importFile(file, dbPath, info)
+      await withRereadableInput(file, async path => await importFile(path, dbPath, info))
     } catch (error) {
       await refuseBrokenFile(file, error)
       return
@@ -91,7 +92,8 @@ async function replayLocally (command: Command, file: string, options: ReplayOpt
   }
 }
 
-async function replayTo (command: Command, file: string, to: URL, options: ReplayOptions): Promise<void> {
+/** `path` is what is read, `file` what the user named (for messages). */
+async function replayTo (file: string, path: string, to: URL, options: ReplayOptions): Promise<void> {
   const [{ loadConfig }, { checkExportFile, readCheckedRows }, { createSender, prepareReplay, recordedRequests }] = await Promise.all([
     import('../config.js'), import('./export-file.js'), import('./replay-deliver.js')
   ])
@@ -100,7 +102,7 @@ async function replayTo (command: Command, file: string, to: URL, options: Repla
   const secret = options.secret ?? config.secrets.genericSecret ?? stored.genericSecret
   const merchantToken = options.merchantToken ?? config.secrets.merchantToken ?? stored.merchantToken
   try {
-    await checkExportFile(file)
+    await checkExportFile(path)
   } catch (error) {
     await refuseBrokenFile(file, error)
     return
@@ -114,7 +116,7 @@ async function replayTo (command: Command, file: string, to: URL, options: Repla
   let previousAt: number | undefined
   const say = (line: string): void => { process.stdout.write(`${line}\n`) }
   try {
-    for await (const request of recordedRequests(readCheckedRows(file))) {
+    for await (const request of recordedRequests(readCheckedRows(path))) {
       const plan = prepareReplay(request, secret, merchantToken, new Date())
       if (plan.prepared === undefined) {
         skipped.set(plan.skip!, (skipped.get(plan.skip!) ?? 0) + 1)
@@ -154,7 +156,7 @@ async function replayTo (command: Command, file: string, to: URL, options: Repla
 export function registerReplayCommand (program: Command): Command {
   return program.command('replay')
     .description('replay an export: into a fresh local database, printing the resulting order states; or, with --to, re-deliver its recorded callbacks to a running service')
-    .argument('<file>', 'NDJSON export (paynotify export, the admin NDJSON stream, events/*.ndjson)')
+    .argument('<file>', 'NDJSON export (paynotify export, the admin NDJSON stream, events/*.ndjson); - reads stdin')
     .option('--db <path>', 'local mode: keep the fresh database in this file (default: a temporary file, removed); --to mode: where to find the secrets file')
     .option('--json', 'local mode: print the order states as JSON; --to mode: one JSON line per answer', false)
     .option('--to <url>', 'service root to re-deliver to, e.g. http://127.0.0.1:3000', httpUrl)
@@ -171,14 +173,16 @@ x-paynotify-replay-of: <position>. Generic callbacks are re-signed with the loca
 (alipay, wechatpay, stripe, standard) are skipped and counted.
 Exit codes: 0 ok, 1 the file is broken or a delivery was refused, 2 bad usage.`)
     .action(async function (this: Command, file: string, options: ReplayOptions) {
-      if (!existsSync(file)) usageError(this, `no file ${file}`)
+      const unreadable = unreadableInput(file)
+      if (unreadable !== undefined) usageError(this, unreadable)
       if (options.to === undefined) {
         if (options.speed !== undefined || options.secret !== undefined || options.merchantToken !== undefined) {
           usageError(this, '--speed, --secret and --merchant-token need --to')
         }
         await replayLocally(this, file, options)
       } else {
-        await replayTo(this, file, options.to, options)
+        const to = options.to
+        await withRereadableInput(file, async path => { await replayTo(file, path, to, options) })
       }
     })
 }

@@ -1,10 +1,11 @@
+import { execFile } from 'node:child_process'
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import t from 'tap'
 import { checkExportFile } from '../../src/cli/export-file.js'
 import { chainHash } from '../../src/event-log/hash.js'
 import { adminAuth, buildTestApp, tempDir } from '../helpers.js'
-import { copyDatabase, isolatedEnv, runCli, seedScenarios, tableRows } from './toolkit-helpers.js'
+import { cli, copyDatabase, isolatedEnv, runCli, seedScenarios, tableRows } from './toolkit-helpers.js'
 
 interface Line { position: number, streamId: string, streamVersion: number, prevHash: string, hash: string, type: string }
 
@@ -191,4 +192,67 @@ t.test('the admin NDJSON stream (no prevHash) imports too, each line proven by t
   writeFileSync(join(dir, 'edited.ndjson'), edited)
   await t.rejects(checkExportFile(join(dir, 'edited.ndjson')), { message: /^line 6: hash does not match the content of position 6/ })
   await t.rejects(checkExportFile(await stream('type=PaymentSucceeded')), { message: /^line 4: has no prevHash and the line before is not position 8, so it cannot be checked/ })
+})
+
+/** Runs a bash command line (pipes, process substitution) with only PATH in its environment. */
+async function runShell (script: string, args: string[]): Promise<{ code: number, stdout: string, stderr: string }> {
+  return await new Promise(resolve => {
+    execFile('bash', ['--norc', '--noprofile', '-c', script, 'bash', ...args], { env: { PATH: process.env.PATH ?? '' }, timeout: 60_000 }, (error, stdout, stderr) => {
+      resolve({ code: error === null ? 0 : typeof error.code === 'number' ? error.code : -1, stdout, stderr })
+    })
+  })
+}
+
+t.test('import and replay read stdin (-), /dev/stdin and <(…) once: every event is written', async t => {
+  const source = await buildTestApp(t)
+  await seedScenarios(source)
+  const dir = tempDir(t)
+  const file = join(dir, 'full.ndjson')
+  t.equal((await runCli(['export', '--db', source.dbPath, '--out', file], isolatedEnv(t))).code, 0)
+  const expected = tableRows(source.dbPath, 'events', 'position') as Array<{ hash: string }>
+  const node = process.execPath
+  const imports: Array<[string, string]> = [
+    ['import - < file', '"$1" "$2" import - --db "$4" < "$3"'],
+    ['cat file | import /dev/stdin', 'cat "$3" | "$1" "$2" import /dev/stdin --db "$4"'],
+    ['import <(cat file)', '"$1" "$2" import <(cat "$3") --db "$4"']
+  ]
+  for (const [i, [name, script]] of imports.entries()) {
+    const dbPath = join(dir, `import-${i}.db`)
+    const run = await runShell(script, [node, cli, file, dbPath])
+    t.equal(run.code, 0, `${name}: ${run.stderr}`)
+    t.match(run.stdout, /^imported 16 events as recorded/, name)
+    const written = existsSync(dbPath) ? tableRows(dbPath, 'events', 'position') as Array<{ hash: string }> : []
+    t.same(written.map(e => e.hash), expected.map(e => e.hash), `${name}: every event, as exported`)
+  }
+
+  const replays: Array<[string, string]> = [
+    ['cat file | replay -', 'cat "$3" | "$1" "$2" replay - --json'],
+    ['cat file | replay /dev/stdin', 'cat "$3" | "$1" "$2" replay /dev/stdin --json'],
+    ['replay <(cat file)', '"$1" "$2" replay <(cat "$3") --json']
+  ]
+  const fromFile = await runCli(['replay', file, '--json'], isolatedEnv(t))
+  t.equal(fromFile.code, 0, fromFile.stderr)
+  t.equal((JSON.parse(fromFile.stdout) as unknown[]).length, 7)
+  for (const [name, script] of replays) {
+    const run = await runShell(script, [node, cli, file])
+    t.equal(run.code, 0, `${name}: ${run.stderr}`)
+    t.same(run.code === 0 ? JSON.parse(run.stdout) : undefined, JSON.parse(fromFile.stdout), `${name}: the same orders as from the file`)
+    t.match(run.stderr, /replay: 16 events → 7 orders/, name)
+  }
+
+  const broken = await runShell('printf "{}\\n" | "$1" "$2" import - --db "$3"', [node, cli, join(dir, 'broken.db')])
+  t.equal(broken.code, 1)
+  t.match(broken.stderr, /^paynotify import: stdin line 1: position must be a positive integer; nothing was imported$/m, 'stdin is named as such')
+  const directory = await runCli(['import', dir, '--db', join(dir, 'dir.db')], isolatedEnv(t))
+  t.equal(directory.code, 2)
+  t.match(directory.stderr, /is a directory/)
+})
+
+t.test('an empty file imports nothing, and says so', async t => {
+  const dir = tempDir(t)
+  const file = join(dir, 'empty.ndjson')
+  writeFileSync(file, '\n')
+  const run = await runCli(['import', file, '--db', join(dir, 'x.db')], isolatedEnv(t))
+  t.equal(run.code, 0, run.stderr)
+  t.equal(run.stdout, 'the file holds no events: nothing imported\n')
 })

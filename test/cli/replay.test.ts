@@ -1,10 +1,12 @@
-import { existsSync } from 'node:fs'
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import t from 'tap'
 import type { OrderView } from '../../src/orders/order-fold.js'
 import { rowToView, type OrderRow } from '../../src/orders/queries.js'
 import { buildTestApp, tempDir, testSecrets, type TestApp } from '../helpers.js'
-import { isolatedEnv, runCli, seedScenarios, tableRows } from './toolkit-helpers.js'
+import { cli, isolatedEnv, runCli, seedScenarios, tableRows } from './toolkit-helpers.js'
 
 /** The scenarios, plus one Stripe callback whose signature a developer's machine cannot re-make. */
 async function seedWithStripe (source: TestApp): Promise<void> {
@@ -101,4 +103,18 @@ t.test('replay --to exits 1 when the service refuses deliveries', async t => {
   t.match(run.stdout, /PaymentSucceeded {2}→ 401 .*bad_signature/)
   t.match(run.stdout, /replay: 13 requests, 0 acked, 13 refused, 3 skipped \(3 × OrderPlaced: no merchant token to register orders \(--merchant-token\)\)/)
   t.same(tableRows(target.dbPath, 'events', 'position'), [], 'nothing entered the log')
+})
+
+t.test('replay --to reads an export from stdin (-) once: every recorded request is sent', async t => {
+  const { env, file, url } = await incidentAndService(t, seedScenarios)
+  const child = spawn(process.execPath, [cli, 'replay', '-', '--to', url, '--secret', testSecrets.genericSecret, '--merchant-token', testSecrets.merchantToken],
+    { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['pipe', 'pipe', 'pipe'] })
+  let stdout = ''
+  let stderr = ''
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => { stdout += chunk })
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => { stderr += chunk })
+  child.stdin.end(readFileSync(file))
+  const [code] = await once(child, 'exit') as [number | null]
+  t.equal(code, 0, stdout + stderr)
+  t.match(stdout, /replay: 16 requests, 16 acked, 0 refused, 0 skipped → /, 'as from the file itself')
 })
