@@ -38,6 +38,12 @@ function validationMessage (errors: FastifySchemaValidationError[], context: str
   const path = first.instancePath.replace(/^\//, '').replaceAll('/', '.')
   const field = missing ?? (path === '' ? context : path)
   if (missing !== undefined) return `${field}: is required`
+  if (first.keyword === 'additionalProperties') {
+    // A misspelt name (?staus=, "currncy") would otherwise be ignored and its default used instead.
+    // The name is the client's: shown short and printable only.
+    const name = String(first.params.additionalProperty).slice(0, 64).replace(/[^\x20-\x7e]/g, '?')
+    return `${name}: unknown ${context === 'querystring' ? 'query parameter' : 'field'}`
+  }
   const allowed = errors.filter(error => error.keyword === 'const' && error.instancePath === first.instancePath).map(error => String(error.params.allowedValue))
   if (allowed.length > 0) return `${field}: must be one of ${allowed.join(', ')}`
   return `${field}: ${first.message ?? 'is invalid'}`

@@ -4,7 +4,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
 import type { Kysely } from 'kysely'
 import type { Database } from '../db/database.js'
-import { AppError } from '../errors.js'
+import { AppError, MalformedError } from '../errors.js'
 import type { EventAppender } from '../event-log/event-log.js'
 import { parseCurrency, parseDecimalAmount } from '../orders/money.js'
 import { findOrder } from '../orders/queries.js'
@@ -25,6 +25,10 @@ const orderBodyLimit = 4096
  * POST /orders — the merchant registers what it expects to be paid, as an
  * OrderPlaced event, so callbacks can be checked against it. Registering the
  * same order again with the same amount is a no-op; with another amount, 409.
+ * The amount is a decimal string in major units ("88.88"), as the generic
+ * gateway's callbacks carry it; a JSON number is refused, since every
+ * integer-amount API (Stripe, WeChat Pay, Standard Webhooks) means minor units
+ * by it and 8888 would be read as 8888.00.
  */
 export const merchantRoutes: FastifyPluginAsync<MerchantRoutesOptions> = async (plugin, options) => {
   const app = plugin.withTypeProvider<TypeBoxTypeProvider>()
@@ -52,10 +56,17 @@ export const merchantRoutes: FastifyPluginAsync<MerchantRoutesOptions> = async (
       security: [{ merchantToken: [] }],
       body: Type.Object({
         order_id: OrderId,
-        amount: Type.String({ description: 'decimal in major units, e.g. 88.88', maxLength: 32 }),
+        amount: Type.String({ description: 'decimal string in major units, e.g. "88.88" (a JSON number is refused)', maxLength: 32 }),
         currency: Type.Optional(Type.String({ description: 'ISO 4217, defaults to PAYNOTIFY_DEFAULT_CURRENCY' }))
-      }),
+      }, { additionalProperties: false }),
       response: { 200: OrderViewSchema, 201: OrderViewSchema, 409: ErrorBody }
+    },
+    // Before validation: the schema's type coercion would turn 8888 into "8888".
+    preValidation: async (request) => {
+      const body = request.body as Record<string, unknown> | null | undefined
+      if (typeof body === 'object' && body !== null && typeof body.amount === 'number') {
+        throw new MalformedError('must be a decimal string in major units such as "88.88" (a JSON number is refused: 8888 would be read as 8888.00, not 88.88)', 'amount')
+      }
     }
   }, async (request, reply) => {
     const { order_id: orderId } = request.body

@@ -101,6 +101,33 @@ t.test('400 for a malformed registration, naming the field; nothing appended', a
   t.equal(countEvents(store), 0)
 })
 
+t.test('a JSON number as amount is refused (400): amounts are decimal strings in major units', async t => {
+  const { app, store } = await buildTestApp(t)
+  for (const amount of [8888, 88.88, 0]) {
+    const res = await app.inject({ method: 'POST', url: '/orders', headers: merchantAuth, payload: { order_id: 'N-1', amount } })
+    t.equal(res.statusCode, 400, `amount ${amount}`)
+    t.same(res.json().error, { code: 'malformed', message: 'amount: must be a decimal string in major units such as "88.88" (a JSON number is refused: 8888 would be read as 8888.00, not 88.88)' })
+  }
+  t.equal(countEvents(store), 0, 'nothing registered')
+  const string = await app.inject({ method: 'POST', url: '/orders', headers: merchantAuth, payload: { order_id: 'N-1', amount: '88.88' } })
+  t.equal(string.statusCode, 201)
+  t.equal(string.json().expectedAmount, 8888, '"88.88" is 8888 minor units')
+})
+
+t.test('an unknown field is refused (400 naming it), so a misspelt currency is not replaced by the default', async t => {
+  const { app, store } = await buildTestApp(t)
+  const json = await app.inject({ method: 'POST', url: '/orders', headers: merchantAuth, payload: { order_id: 'U-1', amount: '10.00', currncy: 'USD' } })
+  t.equal(json.statusCode, 400)
+  t.same(json.json().error, { code: 'malformed', message: 'currncy: unknown field' })
+  const form = await app.inject({ method: 'POST', url: '/orders', headers: { ...merchantAuth, ...formHeaders }, payload: 'order_id=U-1&amount=10.00&amount_minor=1000' })
+  t.equal(form.statusCode, 400)
+  t.same(form.json().error, { code: 'malformed', message: 'amount_minor: unknown field' })
+  const long = await app.inject({ method: 'POST', url: '/orders', headers: merchantAuth, payload: { order_id: 'U-1', amount: '10.00', ['\u0007'.repeat(2) + 'x'.repeat(200)]: 1 } })
+  t.equal(long.statusCode, 400)
+  t.same(long.json().error.message, `??${'x'.repeat(62)}: unknown field`, 'the name is shown short and printable')
+  t.equal(countEvents(store), 0)
+})
+
 t.test('callbacks are checked against the registered order', async t => {
   const { app } = await buildTestApp(t)
   const register = async (orderId: string, amount: string): Promise<void> => {
