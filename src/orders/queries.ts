@@ -34,6 +34,7 @@ export interface OrderFilter {
   status?: string | undefined
   gateway?: string | undefined
   anomaly?: string | undefined
+  needsReview?: boolean | undefined
   /** Keyset cursor: the last order id of the previous page. */
   cursor?: string | undefined
   limit: number
@@ -48,6 +49,8 @@ export async function listOrders (db: Kysely<Database>, filter: OrderFilter): Pr
     const anomaly = filter.anomaly
     q = q.where(sql<boolean>`exists (select 1 from json_each(orders.anomalies) where json_each.value = ${anomaly})`)
   }
+  // A literal, not a parameter: only then can SQLite use the partial index orders_needs_review.
+  if (filter.needsReview !== undefined) q = q.where('needs_review', '=', sql.lit(filter.needsReview ? 1 : 0))
   if (filter.cursor !== undefined) q = q.where('order_id', '>', filter.cursor)
   const rows = await q.orderBy('order_id').limit(filter.limit + 1).execute()
   const page = rows.slice(0, filter.limit)

@@ -119,6 +119,45 @@ t.test('GET /admin/orders: filters and cursor paging across pages', async t => {
   t.equal((await get(app, '/admin/orders?limit=501')).statusCode, 400)
 })
 
+t.test('GET /admin/orders?needsReview: the review queue, and the rest', async t => {
+  const { app } = await buildTestApp(t)
+  await register(app, 'A-0', '10')
+  await notify(app, { order_id: 'A-0', amount: '10', status: '1' })
+  await register(app, 'A-1', '10')
+  await notify(app, { order_id: 'A-1', amount: '9', status: '1' })
+  await notify(app, { order_id: 'A-2', amount: '5', status: '1' })
+  await register(app, 'A-3', '1')
+  const ids = async (query: string): Promise<string[]> => ((await get(app, `/admin/orders?${query}`)).json() as { orders: Array<{ orderId: string }> }).orders.map(o => o.orderId)
+  t.same(await ids('needsReview=true'), ['A-1', 'A-2'], 'amount mismatch and unknown order')
+  t.same(await ids('needsReview=false'), ['A-0', 'A-3'])
+  t.same(await ids('needsReview=true&status=paid&limit=1'), ['A-1'], 'with other filters and paging')
+  t.same(await ids('needsReview=true&cursor=A-1'), ['A-2'])
+  const bad = await get(app, '/admin/orders?needsReview=yes')
+  t.equal(bad.statusCode, 400)
+  t.same(bad.json().error, { code: 'malformed', message: 'needsReview: must be boolean' })
+})
+
+t.test('every admin route refuses a query parameter it does not know, naming it', async t => {
+  const { app } = await buildTestApp(t)
+  await notify(app, { order_id: 'Q-1', amount: '1', status: '1' })
+  const cases: Array<[string, string]> = [
+    ['/admin/orders?staus=failed', 'staus'],
+    ['/admin/orders?status=paid&needsreview=true', 'needsreview'],
+    ['/admin/orders/Q-1?verbose=1', 'verbose'],
+    ['/admin/orders/Q-1/events?verbose=1', 'verbose'],
+    ['/admin/events?typ=PaymentSucceeded', 'typ'],
+    ['/admin/events?after=0&fromm=2026-01-01T00:00:00Z', 'fromm']
+  ]
+  for (const [url, name] of cases) {
+    const res = await get(app, url)
+    t.equal(res.statusCode, 400, url)
+    t.same(res.json().error, { code: 'malformed', message: `${name}: unknown query parameter` }, url)
+  }
+  t.equal((await get(app, '/admin/orders?staus=failed', {})).statusCode, 401, 'the token is checked first')
+  t.equal((await get(app, '/admin/orders/Q-1')).statusCode, 200, 'no parameters: fine')
+  t.equal((await get(app, '/admin/orders?status=paid')).statusCode, 200)
+})
+
 t.test('GET /admin/orders/:id/events: every delivery, repeats marked with the position of the first', async t => {
   const { app } = await buildTestApp(t)
   await register(app, 'T-1', '100')

@@ -45,6 +45,6 @@ t.test('/openapi.json documents the notify, merchant and admin routes', async t 
   t.ok(doc.paths['/orders']?.post !== undefined)
   t.same(doc.paths['/admin/orders']?.get?.security, [{ adminToken: [] }])
   t.same(doc.paths['/orders']?.post?.security, [{ merchantToken: [] }])
-  t.same(doc.paths['/admin/orders']?.get?.parameters?.map(p => p.name).sort(), ['anomaly', 'cursor', 'gateway', 'limit', 'status'])
+  t.same(doc.paths['/admin/orders']?.get?.parameters?.map(p => p.name).sort(), ['anomaly', 'cursor', 'gateway', 'limit', 'needsReview', 'status'])
   t.notOk('/openapi.json' in doc.paths, 'the document does not list itself')
 })
