@@ -1,11 +1,12 @@
-import { execFile, spawnSync } from 'node:child_process'
+import { execFile } from 'node:child_process'
 import type { AddressInfo } from 'node:net'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
 import { adminAuth, buildTestApp, testSecrets } from '../helpers.js'
+import { phpWithCurl, requireSystemProgram } from '../system-programs.js'
 
 // The seed's own sender: PHP with curl_* and http_build_query, run as a child process
-// against the real app on a real port. CI installs php-cli and php-curl (.ci/run).
+// against the real app on a real port. Installed here when missing and possible (root with apt-get).
 const sender = fileURLToPath(new URL('../fixtures/php/seed-sender.php', import.meta.url))
 
 interface Run { code: number | null, stdout: string, stderr: string }
@@ -19,17 +20,9 @@ async function runSender (args: string[]): Promise<Run> {
   })
 }
 
-const php = spawnSync('php', ['-m'], { encoding: 'utf8', timeout: 20_000 })
-const missing = php.error !== undefined
-  ? `php is not installed (${php.error.message})`
-  : php.status !== 0 || !/^curl$/m.test(php.stdout) ? 'php has no curl extension' : null
-
 t.test('the PHP seed sender posts signed form callbacks the service accepts', async t => {
-  if (missing !== null) {
-    // Not a skip: CI installs php-cli and php-curl, so a missing PHP is a broken environment.
-    t.fail(`${missing}: install Debian's php-cli and php-curl (.ci/run does) to run the seed-sender test`)
-    return
-  }
+  // Not a skip: a missing PHP that cannot be installed here is a broken environment, said in one line.
+  if (!await requireSystemProgram(t, phpWithCurl)) return
   const { app } = await buildTestApp(t)
   await app.listen({ host: '127.0.0.1', port: 0 })
   const url = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}/notify/generic`
