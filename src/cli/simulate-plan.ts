@@ -43,6 +43,8 @@ export interface ExpectedOrder {
   orderId: string
   /** What happens to the order, e.g. "failed, paid, refund partial". */
   scenario: string
+  /** Minor units: what the order costs (what the merchant registers). */
+  amount: number
   status: OrderStatus
   paidAmount: number
   refundedAmount: number
@@ -138,6 +140,7 @@ export function planSimulation (options: PlanOptions): SimulationPlan {
     expected.push({
       orderId,
       scenario: steps.join(', '),
+      amount,
       status: refunded >= amount ? OrderStatus.Refunded : refunded > 0 ? OrderStatus.PartiallyRefunded : OrderStatus.Paid,
       paidAmount: amount,
       refundedAmount: refunded,

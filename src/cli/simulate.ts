@@ -23,6 +23,8 @@ interface SimulateOptions {
   timeout: number
   verify: boolean
   adminToken?: string
+  register: boolean
+  merchantToken?: string
   json: boolean
 }
 
@@ -103,8 +105,8 @@ function printText (write: (line: string) => void, expected: readonly ExpectedOr
 }
 
 async function simulate (command: Command, options: SimulateOptions): Promise<void> {
-  const [{ loadConfig }, { deliverAll }, { planSimulation, signedGenericBody }] =
-    await Promise.all([import('../config.js'), import('./simulate-deliver.js'), import('./simulate-plan.js')])
+  const [{ loadConfig }, { deliverAll }, { planSimulation, signedGenericBody }, { registerOrders }] =
+    await Promise.all([import('../config.js'), import('./simulate-deliver.js'), import('./simulate-plan.js'), import('./simulate-register.js')])
   const config = loadConfig(process.env)
   // Secrets the service generated on its first start, read (never generated) from beside PAYNOTIFY_DB.
   const stored = storedSecrets(config.dbPath)
@@ -112,6 +114,7 @@ async function simulate (command: Command, options: SimulateOptions): Promise<vo
   if (secret === undefined) command.error('no generic secret: pass --secret, set PAYNOTIFY_GENERIC_SECRET, or run where PAYNOTIFY_DB has its secrets file', { exitCode: 2 })
   const adminToken = options.adminToken ?? config.secrets.adminToken ?? stored.adminToken
   if (options.verify && adminToken === undefined) command.error('--verify needs --admin-token, PAYNOTIFY_ADMIN_TOKEN or the secrets file', { exitCode: 2 })
+  const merchantToken = options.register ? options.merchantToken ?? config.secrets.merchantToken ?? stored.merchantToken : undefined
   let currency: string
   try {
     currency = parseCurrency(options.currency ?? config.defaultCurrency)
@@ -131,6 +134,18 @@ async function simulate (command: Command, options: SimulateOptions): Promise<vo
   const out = options.json ? process.stderr : process.stdout
   const log = (line: string): void => { out.write(`${line}\n`) }
   log(`simulate: ${plan.expected.length} orders (seed ${seed}), ${plan.callbacks.length} callbacks + ${duplicates} duplicates = ${plan.deliveries.length} deliveries${options.shuffle ? ', shuffled' : ''} → ${url}`)
+  if (merchantToken === undefined) {
+    log(`simulate: orders not registered (${options.register ? 'no merchant token' : '--no-register'}); on a service with registered orders their callbacks read unknown_order`)
+  } else {
+    const refused = await registerOrders(options.to, merchantToken, plan.expected, { concurrency: options.concurrency, timeoutMs: options.timeout })
+    if (refused.length > 0) {
+      for (const line of refused) log(`not registered: ${line}`)
+      log(`simulate: ${refused.length} of ${plan.expected.length} orders could not be registered; nothing was delivered`)
+      process.exitCode = 1
+      return
+    }
+    log(`simulate: registered ${plan.expected.length} orders with POST /orders`)
+  }
 
   const progress = startProgress({ label: 'simulate', unit: 'deliveries', total: plan.deliveries.length })
   let requests = 0
@@ -223,6 +238,8 @@ export function registerSimulateCommand (program: Command): Command {
     .option('--timeout <ms>', 'per-request timeout', integer(1, 600_000), 10_000)
     .option('--verify', 'afterwards, compare every order with GET /admin/orders/:id (exit 1 on any difference)', false)
     .option('--admin-token <token>', 'admin token for --verify (default: PAYNOTIFY_ADMIN_TOKEN, else the secrets file)')
+    .option('--merchant-token <token>', 'register the orders first with POST /orders, as a checkout does (default: PAYNOTIFY_MERCHANT_TOKEN, else the secrets file; none: not registered)')
+    .option('--no-register', 'do not register the orders first')
     .option('--json', 'print the result as JSON (summary, expected orders, unacked deliveries, mismatches)', false)
     .action(async function (this: Command, options: SimulateOptions) {
       await simulate(this, options)

@@ -154,6 +154,33 @@ t.test('--verify reports orders the service sees differently, with exit 1', asyn
   t.match(admin.json(), { anomalies: ['amount_mismatch'], expectedAmount: 1 })
 })
 
+t.test('on a service with registered orders, simulate registers its own first: --verify matches', async t => {
+  const { test, url, env } = await listen(t)
+  // The README's earlier step: the merchant registered an order, so callbacks for unregistered orders read unknown_order.
+  const placed = await test.app.inject({ method: 'POST', url: '/orders', headers: merchantAuth, payload: { order_id: 'A1001', amount: '88.88' } })
+  t.equal(placed.statusCode, 201)
+  const withToken = { ...env, PAYNOTIFY_MERCHANT_TOKEN: testSecrets.merchantToken }
+  const run = await runCli(['simulate', '--to', url, '--orders', '12', '--duplicates', '0.3', '--shuffle', '--refunds', '0.4', '--seed', '77', '--verify'], withToken)
+  t.equal(run.code, 0, run.stdout + run.stderr)
+  t.match(run.stdout, /^simulate: registered 12 orders with POST \/orders$/m)
+  t.match(run.stdout, /verified 12 orders with \/admin\/orders: 12 match, 0 differ/)
+  const plan = planSimulation({ orders: 12, duplicates: 0.3, refunds: 0.4, shuffle: true, seed: 77, prefix: `sim-${(77).toString(36)}`, currency: 'CNY' })
+  for (const order of plan.expected) t.match(await findOrder(test.store.db, order.orderId), { expectedAmount: order.amount, needsReview: false }, `${order.orderId} registered at its amount`)
+
+  // Without registering, each of them is an unknown order to this service: --verify says so.
+  const unregistered = await runCli(['simulate', '--to', url, '--orders', '3', '--seed', '78', '--verify', '--no-register'], withToken)
+  t.equal(unregistered.code, 1)
+  t.match(unregistered.stdout, /orders not registered \(--no-register\); on a service with registered orders their callbacks read unknown_order/)
+  t.match(unregistered.stdout, /verified 3 orders with \/admin\/orders: 0 match, 3 differ/)
+  t.match(unregistered.stdout, /mismatch: sim-26-0001 .*unknown_order/)
+
+  const wrongToken = await runCli(['simulate', '--to', url, '--orders', '2', '--seed', '79', '--merchant-token', 'not-the-merchant-token-000'], env)
+  t.equal(wrongToken.code, 1)
+  t.match(wrongToken.stdout, /^not registered: sim-27-0001: POST \/orders answered 401 .*\(check --merchant-token\)$/m)
+  t.match(wrongToken.stdout, /simulate: 2 of 2 orders could not be registered; nothing was delivered/)
+  t.equal(await findOrder(test.store.db, 'sim-27-0001'), undefined, 'nothing delivered')
+})
+
 t.test('bad usage exits 2 with a message', async t => {
   const env = { PAYNOTIFY_DB: join(tempDir(t), 'unused.db') }
   const cases: Array<[string[], RegExp]> = [
