@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process'
+import { execFile, spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
@@ -101,6 +101,12 @@ t.test('a bare paynotify prints help and starts nothing; --version; a mistyped c
     t.equal(run.code, 0, flag)
     t.equal(run.stdout, `${version}\n`, `${flag} prints the package version`)
   }
+
+  // The bin runs by itself (npx links to it): the build leaves it executable, whatever made dist/.
+  const direct = await new Promise<{ code: number | string | null, stdout: string }>(resolve => {
+    execFile(cli, ['--version'], { env: { PATH: process.env.PATH ?? '' } }, (error, stdout) => { resolve({ code: error === null ? 0 : error.code ?? null, stdout }) })
+  })
+  t.same(direct, { code: 0, stdout: `${version}\n` }, 'dist/cli/main.js --version, run as a program')
 
   const typo = await runIn(dir, ['srve'])
   t.equal(typo.code, 2)
