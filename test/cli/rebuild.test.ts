@@ -70,7 +70,7 @@ t.test('rebuild gives byte-identical order rows to the live projection', async t
     }
   }
   const migrated = schema(source.dbPath)
-  t.equal(migrated.length, 4, 'the table, its primary key and two indexes')
+  t.equal(migrated.length, 5, 'the table, its primary key and three indexes (status, gateway, the partial needs-review index)')
   const emptiedDb = new SQLite(emptied)
   emptiedDb.exec('DELETE FROM orders')
   emptiedDb.close()
