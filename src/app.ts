@@ -83,6 +83,7 @@ export async function buildApp (deps: AppDeps): Promise<FastifyInstance> {
     gateways: deps.gateways ?? createGatewayRegistry(config, secrets, app.log),
     eventLog: store.eventLog,
     bodyLimit: config.bodyLimit,
+    acceptReplays: config.acceptReplays,
     now
   })
   await app.register(merchantRoutes, {
