@@ -95,6 +95,35 @@ t.test('forged, tampered, stale and replayed callbacks: 401 and nothing appended
   }
 })
 
+t.test('a signed JSON body with a repeated key is refused by every JSON gateway and by POST /orders (issue 10 §2)', async t => {
+  const { app, gateways, rows } = await setup(t)
+  // The first value is the one a reader of the raw body sees, the last the one JSON.parse keeps.
+  const repeats: Record<string, { field: string, value: string, named: RegExp }> = {
+    stripe: { field: 'amount_received', value: '1000,"amount_received":99999', named: /data\.object\.amount_received: is repeated/ },
+    standard: { field: 'amount', value: '1000,"amount":99999', named: /data\.amount: is repeated/ },
+    wechatpay: { field: 'amount.total', value: '1000,"total":99999', named: /resource\.amount\.total: is repeated/ }
+  }
+  t.same(gateways.filter(g => g !== 'generic' && g !== 'alipay' && repeats[g] === undefined), [], 'every JSON gateway is tried (add a new one here)')
+  for (const [gateway, repeat] of Object.entries(repeats)) {
+    const signed = genuineCallback(gateway, { field: repeat.field, value: repeat.value })!
+    // WeChat Pay's repeat is inside the encrypted resource.
+    if (gateway !== 'wechatpay') t.match(signed.body, repeat.value, `${gateway}: the signed body holds the repeat`)
+    const before = rows()
+    const response = await post(app, gateway, signed)
+    t.equal(response.statusCode, 400, `${gateway}: 400`, { body: response.body })
+    t.match(response.body, repeat.named, `${gateway}: the answer names the field`)
+    t.equal(rows(), before, `${gateway}: nothing appended`)
+  }
+  const order = await app.inject({ method: 'POST', url: '/orders', headers: { ...merchantAuth, 'content-type': 'application/json' }, payload: '{"order_id":"DUP-O","amount":"1.00","amount":"999.00"}' })
+  t.equal(order.statusCode, 400, 'POST /orders: 400')
+  t.match(order.json(), { error: { code: 'malformed', message: 'amount: is repeated' } })
+  t.equal(rows(), 0, 'POST /orders: nothing appended')
+  const fine = await app.inject({ method: 'POST', url: '/orders', headers: { ...merchantAuth, 'content-type': 'application/json' }, payload: '{"order_id":"DUP-O","amount":"1.00"}' })
+  t.equal(fine.statusCode, 201, 'POST /orders without the repeat: 201')
+  const poisoned = await app.inject({ method: 'POST', url: '/orders', headers: { ...merchantAuth, 'content-type': 'application/json' }, payload: '{"order_id":"P-1","amount":"1.00","__proto__":{"x":1}}' })
+  t.equal(poisoned.statusCode, 400, 'POST /orders keeps Fastify\'s prototype-poisoning refusal')
+})
+
 t.test('admin and merchant routes refuse missing, wrong and swapped tokens', async t => {
   const { app } = await setup(t)
   const openapi = (await app.inject({ method: 'GET', url: '/openapi.json' })).json() as { paths: Record<string, Record<string, { security?: Array<Record<string, unknown>> }>> }
