@@ -10,7 +10,8 @@ import { MalformedError } from '../errors.js'
  * parser with a dependency of its own, and json-bigint's `strict` mode swaps
  * JSON.parse for a slower parser and a bignumber dependency. This is one
  * linear pass over text JSON.parse has already accepted, skipping string
- * contents with indexOf: about 10 µs for a 10 KB Stripe event.
+ * contents with indexOf: it costs about what JSON.parse does (12 µs for a
+ * 4.5 KB Stripe event, 2.5 µs for a 220-byte one, measured in a loop).
  */
 
 interface Frame {
@@ -35,16 +36,6 @@ function stringEnd (text: string, start: number): number {
   }
 }
 
-/** True when the next character that is not JSON whitespace is `:` (the string before it is a key). */
-function followedByColon (text: string, from: number): boolean {
-  for (let i = from; i < text.length; i++) {
-    const c = text.charCodeAt(i)
-    if (c === 0x3a) return true
-    if (c !== 0x20 && c !== 0x09 && c !== 0x0a && c !== 0x0d) return false
-  }
-  return false
-}
-
 const join = (path: string, key: string): string => (path === '' ? key : `${path}.${key}`)
 
 /**
@@ -55,25 +46,31 @@ const join = (path: string, key: string): string => (path === '' ? key : `${path
  */
 export function assertNoDuplicateKeys (text: string, prefix = ''): void {
   const stack: Frame[] = []
+  let frame: Frame | undefined
+  // Valid JSON: in an object, the string after `{` or `,` is a key; every other string is a value.
+  let expectKey = false
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i)
     if (c === quote) {
       const end = stringEnd(text, i)
-      const frame = stack[stack.length - 1]
-      if (frame !== undefined && frame.keys !== null && followedByColon(text, end + 1)) {
+      if (expectKey) {
         const raw = text.slice(i + 1, end)
         const key = raw.includes('\\') ? JSON.parse(text.slice(i, end + 1)) as string : raw
-        if (frame.keys.has(key)) throw new MalformedError('is repeated', join(frame.path, key))
-        frame.keys.add(key)
-        frame.lastKey = key
+        if (frame!.keys!.has(key)) throw new MalformedError('is repeated', join(frame!.path, key))
+        frame!.keys!.add(key)
+        frame!.lastKey = key
+        expectKey = false
       }
       i = end
     } else if (c === 0x7b || c === 0x5b) {
-      const parent = stack[stack.length - 1]
-      const path = parent === undefined ? prefix : parent.keys === null ? `${parent.path}[]` : join(parent.path, parent.lastKey)
-      stack.push({ keys: c === 0x7b ? new Set() : null, path, lastKey: '' })
+      const path = frame === undefined ? prefix : frame.keys === null ? `${frame.path}[]` : join(frame.path, frame.lastKey)
+      if (frame !== undefined) stack.push(frame)
+      frame = { keys: c === 0x7b ? new Set() : null, path, lastKey: '' }
+      expectKey = c === 0x7b
     } else if (c === 0x7d || c === 0x5d) {
-      stack.pop()
+      frame = stack.pop()
+    } else if (c === 0x2c) {
+      expectKey = frame!.keys !== null
     }
   }
 }
