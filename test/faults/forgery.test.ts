@@ -124,6 +124,29 @@ t.test('a signed JSON body with a repeated key is refused by every JSON gateway 
   t.equal(poisoned.statusCode, 400, 'POST /orders keeps Fastify\'s prototype-poisoning refusal')
 })
 
+t.test('every gateway refuses a body over its own limit (413) before reading it, under PAYNOTIFY_BODY_LIMIT (issue 10 §1)', async t => {
+  const { app, store, config } = await buildTestApp(t, { env: allGatewaysEnv })
+  const rows = (): number => store.sqlite.prepare('SELECT count(*) FROM events').pluck().get() as number
+  const registry = createGatewayRegistry(config, testSecrets)
+  const limits = Object.fromEntries([...registry].map(([name, adapter]) => [name, adapter.bodyLimit]))
+  t.same(limits, { generic: 8192, stripe: 65536, standard: 16384, alipay: 16384, wechatpay: 32768 }, 'each gateway\'s realistic maximum')
+  for (const [gateway, limit] of Object.entries(limits)) {
+    const over = genuineCallback(gateway, { value: 'x'.repeat(limit) })!
+    t.ok(Buffer.byteLength(over.body) > limit, `${gateway}: the padded body is over ${limit} bytes`)
+    const before = rows()
+    t.equal((await post(app, gateway, over)).statusCode, 413, `${gateway}: 413 over its limit`)
+    t.equal(rows(), before, `${gateway}: nothing appended`)
+    const under = genuineCallback(gateway, { value: 'x'.repeat(limit / 2) })!
+    const accepted = await post(app, gateway, under)
+    t.ok(accepted.statusCode >= 200 && accepted.statusCode < 300, `${gateway}: accepted at half its limit (${accepted.statusCode})`, { body: accepted.body })
+  }
+  // PAYNOTIFY_BODY_LIMIT is the ceiling: a lower one wins over every gateway's own.
+  const tight = await buildTestApp(t, { env: { ...allGatewaysEnv, PAYNOTIFY_BODY_LIMIT: '2048' } })
+  for (const gateway of Object.keys(limits)) {
+    t.equal((await post(tight.app, gateway, genuineCallback(gateway, { value: 'x'.repeat(2048) })!)).statusCode, 413, `${gateway}: 413 over PAYNOTIFY_BODY_LIMIT=2048`)
+  }
+})
+
 t.test('admin and merchant routes refuse missing, wrong and swapped tokens', async t => {
   const { app } = await setup(t)
   const openapi = (await app.inject({ method: 'GET', url: '/openapi.json' })).json() as { paths: Record<string, Record<string, { security?: Array<Record<string, unknown>> }>> }
