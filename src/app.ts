@@ -1,9 +1,10 @@
 import { randomUUID } from 'node:crypto'
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyServerOptions } from 'fastify'
 import swagger from '@fastify/swagger'
 import type { Config } from './config.js'
 import { createGatewayRegistry, type GatewayRegistry } from './gateways/registry.js'
 import { adminRoutes } from './http/admin.js'
+import { AppError } from './errors.js'
 import { toAppError } from './http/errors.js'
 import { healthRoutes } from './http/health.js'
 import { merchantRoutes } from './http/merchant.js'
@@ -50,7 +51,15 @@ export async function buildApp (deps: AppDeps): Promise<FastifyInstance> {
     maxRequestsPerSocket: 1000,
     // Node enforces the two deadlines on a timer (every 30 s by default): check often enough that they bite on time.
     http: { headersTimeout: config.limits.headersTimeoutMs, connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(config.limits.headersTimeoutMs / 4))) },
-    ajv: { customOptions: { removeAdditional: false, coerceTypes: true, allErrors: false } }
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: true, allErrors: false } },
+    // Fastify's own answers to a bad or over-long URL quote the whole path: ours name no part of it.
+    frameworkErrors: (error, _request, reply) => {
+      const tooLong = error.code === 'FST_ERR_MAX_PARAM_LENGTH'
+      const appError = tooLong
+        ? new AppError(414, 'uri_too_long', 'url: a path segment is over 100 characters')
+        : new AppError(400, 'malformed', 'url: is not a valid URL')
+      return (reply as FastifyReply).code(appError.statusCode).send({ error: { code: appError.code, message: appError.message } })
+    }
   })
 
   // A connection flood is refused at the socket beyond this many open connections.
@@ -83,6 +92,7 @@ export async function buildApp (deps: AppDeps): Promise<FastifyInstance> {
     gateways: deps.gateways ?? createGatewayRegistry(config, secrets, app.log),
     eventLog: store.eventLog,
     bodyLimit: config.bodyLimit,
+    acceptReplays: config.acceptReplays,
     now
   })
   await app.register(merchantRoutes, {

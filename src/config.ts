@@ -22,6 +22,7 @@ const EnvSchema = Type.Object({
   PAYNOTIFY_IDLE_TIMEOUT_MS: Type.Integer({ default: 30000, minimum: 100, maximum: 600000 }),
   PAYNOTIFY_MAX_CONNECTIONS: Type.Integer({ default: 1024, minimum: 1, maximum: 65536 }),
   PAYNOTIFY_ALLOW_BROKEN_CHAIN: Type.Union([Type.Literal('0'), Type.Literal('1'), Type.Literal('false'), Type.Literal('true')], { default: '0' }),
+  PAYNOTIFY_ACCEPT_REPLAYS: Type.Union([Type.Literal('0'), Type.Literal('1'), Type.Literal('false'), Type.Literal('true')], { default: '0' }),
   // Other gateways: each is enabled only when its keys are set (otherwise /notify/<name> is 404).
   PAYNOTIFY_ALIPAY_PUBLIC_KEY: Type.Optional(Type.String({ minLength: 1 })),
   PAYNOTIFY_ALIPAY_APP_ID: Type.Optional(Type.String({ minLength: 1 })),
@@ -57,6 +58,8 @@ export interface Config {
   }
   /** Serve even when the start-time chain check finds a broken log (an operator's explicit choice). */
   readonly allowBrokenChain: boolean
+  /** Honour `x-paynotify-replay-of` on callbacks (a service `replay --to` delivers to); otherwise such a callback is refused (403). */
+  readonly acceptReplays: boolean
   /** Keys of the other gateways, as given (adapters parse and validate them). */
   readonly gateways: {
     readonly alipay: { readonly publicKey?: string | undefined, readonly appId?: string | undefined, readonly sellerId?: string | undefined }
@@ -113,6 +116,7 @@ export function loadConfig (env: NodeJS.ProcessEnv): Config {
       maxConnections: parsed.PAYNOTIFY_MAX_CONNECTIONS
     }),
     allowBrokenChain: parsed.PAYNOTIFY_ALLOW_BROKEN_CHAIN === '1' || parsed.PAYNOTIFY_ALLOW_BROKEN_CHAIN === 'true',
+    acceptReplays: parsed.PAYNOTIFY_ACCEPT_REPLAYS === '1' || parsed.PAYNOTIFY_ACCEPT_REPLAYS === 'true',
     gateways: Object.freeze({
       alipay: Object.freeze({ publicKey: parsed.PAYNOTIFY_ALIPAY_PUBLIC_KEY, appId: parsed.PAYNOTIFY_ALIPAY_APP_ID, sellerId: parsed.PAYNOTIFY_ALIPAY_SELLER_ID }),
       wechatpay: Object.freeze({ platformKeys: parsed.PAYNOTIFY_WECHATPAY_PLATFORM_KEYS, apiV3Key: parsed.PAYNOTIFY_WECHATPAY_APIV3_KEY }),

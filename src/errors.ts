@@ -15,13 +15,32 @@ export class AppError extends Error {
   }
 }
 
-/** A field of a callback or request is missing or malformed (400). */
+const excerptLength = 40
+
+/**
+ * A short, printable-ASCII excerpt of text someone else chose (a field name
+ * from an unsigned body, a URL segment), for an answer or a log line: every
+ * character outside space..~ becomes `?`, and past 40 characters the rest is
+ * cut to `...`. Refusals of unsigned input then cost a bounded, inert line
+ * however large or strange the name sent.
+ */
+export function excerpt (text: string): string {
+  const head = text.length > excerptLength ? text.slice(0, excerptLength) : text
+  const printable = head.replace(/[^\x20-\x7e]/g, '?')
+  return text.length > excerptLength ? `${printable}...` : printable
+}
+
+/**
+ * A field of a callback or request is missing or malformed (400). The field
+ * name may come from the request itself, so only its excerpt() is kept.
+ */
 export class MalformedError extends AppError {
   readonly field: string | undefined
 
   constructor (message: string, field?: string) {
-    super(400, 'malformed', field === undefined ? message : `${field}: ${message}`)
-    this.field = field
+    const name = field === undefined ? undefined : excerpt(field)
+    super(400, 'malformed', name === undefined ? message : `${name}: ${message}`)
+    this.field = name
   }
 }
 

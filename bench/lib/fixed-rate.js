@@ -13,13 +13,15 @@ function percentile (sorted, p) {
  * `connections` keep-alive sockets. Latency runs from the due time to the
  * end of the response, so a server that falls behind is charged for the
  * wait (no coordinated omission) and a burst cannot hide in an average.
- * Bodies come from `generator`, built before the run. The first
+ * Bodies come from `generator`, built before the run, and go to `path`
+ * (the generic gateway unless said otherwise). The first
  * `warmupSeconds` of requests open the sockets and warm the client up: they
- * are sent and counted, but left out of the latency figures.
+ * are sent and counted, but left out of the latency figures. `statuses`
+ * counts the answers by status code.
  */
-export async function runFixedRate ({ url, generator, rate, amount, connections = 100, timeoutMs = 30_000, warmupSeconds = 1 }) {
+export async function runFixedRate ({ url, generator, rate, amount, connections = 100, timeoutMs = 30_000, warmupSeconds = 1, path = '/notify/generic', headers = formHeaders }) {
   const bodies = Array.from({ length: amount }, () => Buffer.from(generator.next()))
-  const target = new URL('/notify/generic', url)
+  const target = new URL(path, url)
   const agent = new http.Agent({ keepAlive: true, maxSockets: connections })
   const latencies = new Float64Array(amount)
   let ok = 0
@@ -27,15 +29,17 @@ export async function runFixedRate ({ url, generator, rate, amount, connections 
   let errors = 0
   let done = 0
   let sent = 0
+  const statuses = {}
   const start = performance.now() + 5
   const finished = await new Promise(resolve => {
     const complete = () => { if (++done === amount) resolve(performance.now()) }
     const send = i => {
       const due = start + (i * 1000) / rate
-      const req = http.request(target, { method: 'POST', agent, headers: { ...formHeaders, 'content-length': bodies[i].length }, timeout: timeoutMs }, res => {
+      const req = http.request(target, { method: 'POST', agent, headers: { ...headers, 'content-length': bodies[i].length }, timeout: timeoutMs }, res => {
         res.resume()
         res.on('end', () => {
           latencies[i] = performance.now() - due
+          statuses[res.statusCode] = (statuses[res.statusCode] ?? 0) + 1
           if (res.statusCode >= 200 && res.statusCode < 300) ok++
           else non2xx++
           complete()
@@ -63,6 +67,7 @@ export async function runFixedRate ({ url, generator, rate, amount, connections 
     ok,
     non2xx,
     errors,
+    statuses,
     timeouts: 0,
     latency: { p50: percentile(sorted, 0.5), p99: percentile(sorted, 0.99), max: sorted[sorted.length - 1] ?? NaN, mean: sorted.reduce((a, b) => a + b, 0) / sorted.length }
   }

@@ -92,7 +92,7 @@ async function stopChild (child, deadlineMs = 30_000) {
  * overrides them. Its log goes to a file beside the database, as a deployed
  * service's stdout would go to a file or the journal.
  */
-export async function startPaynotify ({ env = {}, nodeArgs = [] } = {}) {
+export async function startPaynotify ({ env = {}, nodeArgs = [], dist } = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'paynotify-bench-'))
   const dbPath = join(dir, 'paynotify.db')
   const port = await freePort()
@@ -107,9 +107,9 @@ export async function startPaynotify ({ env = {}, nodeArgs = [] } = {}) {
     PAYNOTIFY_MERCHANT_TOKEN: benchMerchantToken,
     ...env
   }
-  // BENCH_DIST points at another build of the service (an A/B comparison of two builds); dist/ by default.
-  const dist = process.env.BENCH_DIST ?? join(root, 'dist')
-  const child = spawnServer([...nodeArgs, join(dist, 'cli', 'main.js'), 'serve'], childEnv, join(dir, 'server.log'))
+  // `dist` or BENCH_DIST points at another build of the service (an A/B comparison of two builds); dist/ by default.
+  const build = dist ?? process.env.BENCH_DIST ?? join(root, 'dist')
+  const child = spawnServer([...nodeArgs, join(build, 'cli', 'main.js'), 'serve'], childEnv, join(dir, 'server.log'))
   const url = `http://127.0.0.1:${port}`
   await waitReady(`${url}/healthz`, child)
   return {

@@ -168,7 +168,8 @@ export function registerReplayCommand (program: Command): Command {
 Local mode: the file's chain is verified, imported into a fresh database, the projections
 rebuilt, and the order states printed (a table; --json for scripts).
 --to mode: each recorded request is sent again in log order with the header
-x-paynotify-replay-of: <position>. Generic callbacks are re-signed with the local secret
+x-paynotify-replay-of: <position>, which the service honours only when it was started with
+PAYNOTIFY_ACCEPT_REPLAYS=1 (otherwise 403). Generic callbacks are re-signed with the local secret
 (and a timestamp moved to now); gateways whose signatures cannot be re-made locally
 (alipay, wechatpay, stripe, standard) are skipped and counted.
 Exit codes: 0 ok, 1 the file is broken or a delivery was refused, 2 bad usage.`)

@@ -5,7 +5,7 @@ import { AppError, MalformedError, SignatureError } from '../errors.js'
 import { orderIdPattern, type PaymentEventType } from '../orders/events.js'
 import { parseDecimalAmount } from '../orders/money.js'
 import { charsetLabel, decodeCharset, parseFormBytes } from './form-bytes.js'
-import { optionalId } from './params.js'
+import { assertSignable, optionalId } from './params.js'
 import { parseRsaPublicKey } from './public-keys.js'
 import { safeEqual, sha256Hex } from './signing.js'
 import { type Ack, type GatewayAdapter, type PaymentNotification, type RawCallback } from './types.js'
@@ -40,13 +40,26 @@ const tradeStatusTypes: Record<string, PaymentEventType> = {
  * empty values left out, `k=v` joined by `&`, values percent-decoded but
  * still in the notification's charset (Alipay's SDKs verify
  * `content.getBytes(charset)`).
+ *
+ * Alipay's string escapes nothing either, so the generic rule applies
+ * (assertSignable: a MalformedError for a name or value that would let the
+ * string read two ways). Here the signer is Alipay itself, and the fields a
+ * merchant fills in (subject, body, passback_params) may hold `&`: the rule
+ * lets "Tom & Jerry" or "A&B" through and refuses only `&` followed by a name
+ * and `=`. Such a value cannot be told from a notification whose fields were
+ * moved into it (a merchant that puts a buyer's text in `subject` would hand
+ * the buyer that power), so it is refused rather than guessed at: Alipay gets
+ * `fail`, retries, and the refusal is logged naming the field.
  */
 export function alipaySigningBytes (fields: ReadonlyMap<string, Buffer>): Buffer {
   const parts: Buffer[] = []
   const names = [...fields.keys()].filter(name => !excluded.has(name) && fields.get(name)!.length > 0).sort()
   for (const name of names) {
+    const value = fields.get(name)!
+    // Only a value holding `&` (one byte, 0x26, in every charset Alipay uses) needs its text read.
+    assertSignable(name, value.includes(0x26) ? value.toString('latin1') : '')
     if (parts.length > 0) parts.push(Buffer.from('&'))
-    parts.push(Buffer.from(`${name}=`, 'latin1'), fields.get(name)!)
+    parts.push(Buffer.from(`${name}=`, 'latin1'), value)
   }
   return Buffer.concat(parts)
 }
@@ -75,6 +88,9 @@ export function createAlipayAdapter (options: AlipayOptions): GatewayAdapter<Ver
   return {
     name: 'alipay',
     mediaTypes: ['application/x-www-form-urlencoded'],
+    // About 40 documented fields; the longest (subject 256, body 400, passback_params 512
+    // characters, fund_bill_list, voucher_detail_list) stay under 8 KiB even percent-encoded GBK.
+    bodyLimit: 16 * 1024,
     // The signature travels in the body; the Content-Type (kept anyway) carries nothing signed.
     signatureHeaders: [],
 

@@ -1,5 +1,6 @@
 import { TextDecoder } from 'node:util'
 import { MalformedError } from '../errors.js'
+import { checkFormParamCount } from './params.js'
 
 /**
  * Form bodies whose charset is named inside the body (Alipay's `charset`):
@@ -39,11 +40,16 @@ const keyPattern = /^[\x21-\x7e]{1,64}$/
 
 /**
  * Parses application/x-www-form-urlencoded bytes into names and undecoded
- * value bytes. Names must be printable ASCII; a repeated name is an error
- * (the signed value and the used value could differ).
+ * value bytes. More than maxFormParams pieces is an error before any is
+ * decoded; names must be printable ASCII; a repeated name is an error (the
+ * signed value and the used value could differ). An empty value is the same
+ * as no parameter (signatures leave empty values out), so the map holds only
+ * non-empty values.
  */
 export function parseFormBytes (body: Buffer): Map<string, Buffer> {
+  checkFormParamCount(body)
   const fields = new Map<string, Buffer>()
+  let empties = false
   let start = 0
   while (start <= body.length) {
     let end = body.indexOf(0x26, start)
@@ -55,8 +61,11 @@ export function parseFormBytes (body: Buffer): Map<string, Buffer> {
     const key = percentDecodeBytes(eq === -1 ? pair : pair.subarray(0, eq)).toString('latin1')
     if (!keyPattern.test(key)) throw new MalformedError('has a field name that is not printable ASCII', 'body')
     if (fields.has(key)) throw new MalformedError('is repeated', key)
-    fields.set(key, eq === -1 ? Buffer.alloc(0) : percentDecodeBytes(pair.subarray(eq + 1)))
+    const value = eq === -1 ? Buffer.alloc(0) : percentDecodeBytes(pair.subarray(eq + 1))
+    fields.set(key, value)
+    if (value.length === 0) empties = true
   }
+  if (empties) for (const [key, value] of fields) if (value.length === 0) fields.delete(key)
   return fields
 }
 

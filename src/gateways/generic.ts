@@ -57,6 +57,8 @@ export function createGenericAdapter (options: GenericOptions): GatewayAdapter<V
   return {
     name: 'generic',
     mediaTypes: ['application/x-www-form-urlencoded', 'application/json'],
+    // A dozen short fields (ids of at most 128 characters, a 64-character sign): well under 2 KiB.
+    bodyLimit: 8 * 1024,
     signatureHeaders: [],
 
     verify (callback: RawCallback, now: Date): VerifiedGeneric {

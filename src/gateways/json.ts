@@ -1,5 +1,6 @@
 import { MalformedError, SignatureError } from '../errors.js'
 import { decodeUtf8 } from './params.js'
+import { parseStrictJson } from './strict-json.js'
 import type { RawCallback } from './types.js'
 
 /** A parsed JSON object whose fields are still unchecked. */
@@ -14,16 +15,9 @@ export function asJsonObject (value: unknown, field: string): JsonObject {
   return value
 }
 
-/** Strict UTF-8, then JSON, then an object: each failure is a 400 naming `field`. */
+/** Strict UTF-8, then JSON without repeated keys, then an object: each failure is a 400 naming `field`. */
 export function parseJsonObject (bytes: Buffer, field = 'body'): JsonObject {
-  const text = decodeUtf8(bytes, field)
-  let value: unknown
-  try {
-    value = JSON.parse(text)
-  } catch {
-    throw new MalformedError('is not valid JSON', field)
-  }
-  return asJsonObject(value, field)
+  return asJsonObject(parseStrictJson(decodeUtf8(bytes, field), field), field)
 }
 
 /**

@@ -68,6 +68,8 @@ export function createStandardWebhooksAdapter (options: StandardWebhooksOptions)
   return {
     name: 'standard',
     mediaTypes: ['application/json'],
+    // Our payload is a few short fields; room for a sender that adds its own.
+    bodyLimit: 16 * 1024,
     signatureHeaders: ['webhook-id', 'webhook-timestamp', 'webhook-signature'],
 
     verify (callback: RawCallback, now: Date): VerifiedStandardWebhook {

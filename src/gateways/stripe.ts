@@ -218,6 +218,8 @@ export function createStripeAdapter (options: StripeOptions): GatewayAdapter<Str
   return {
     name: 'stripe',
     mediaTypes: ['application/json'],
+    // An Event with its object: metadata alone may be 50 keys of 500-character values (about 27 KB).
+    bodyLimit: 64 * 1024,
     signatureHeaders: ['stripe-signature'],
 
     verify (callback: RawCallback, now: Date): StripeEvent {

@@ -35,6 +35,11 @@ export interface GatewayAdapter<Verified = unknown> {
   readonly name: string
   /** Media types this gateway posts; anything else is 415. */
   readonly mediaTypes: readonly string[]
+  /**
+   * The largest body this gateway realistically posts, in bytes: its route's
+   * limit (413 beyond it), never above PAYNOTIFY_BODY_LIMIT.
+   */
+  readonly bodyLimit: number
   /** Header names (lower case) kept with the raw body so a callback can be replayed. */
   readonly signatureHeaders: readonly string[]
   /** Checks the signature (and replay window) on the raw bytes; throws SignatureError or MalformedError. */

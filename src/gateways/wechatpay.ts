@@ -105,6 +105,8 @@ export function createWechatpayAdapter (options: WechatpayOptions): GatewayAdapt
   return {
     name: 'wechatpay',
     mediaTypes: ['application/json'],
+    // The envelope and its base64 resource; a transaction with promotion_detail and goods lists stays within a few KiB.
+    bodyLimit: 32 * 1024,
     signatureHeaders: ['wechatpay-serial', 'wechatpay-signature', 'wechatpay-timestamp', 'wechatpay-nonce', 'wechatpay-signature-type'],
 
     verify (callback: RawCallback, now: Date): VerifiedWechatpay {

@@ -31,13 +31,13 @@ async function exportAll (t: Parameters<typeof tempDir>[0], source: TestApp, env
   return file
 }
 
-/** An exported incident and a running service to replay it to. */
-async function incidentAndService (t: Parameters<typeof tempDir>[0], seed: (source: TestApp) => Promise<unknown>): Promise<{ source: TestApp, target: TestApp, env: Record<string, string>, file: string, url: string }> {
+/** An exported incident and a running service to replay it to (started to take replays unless `targetEnv` says otherwise). */
+async function incidentAndService (t: Parameters<typeof tempDir>[0], seed: (source: TestApp) => Promise<unknown>, targetEnv: Record<string, string> = { PAYNOTIFY_ACCEPT_REPLAYS: '1' }): Promise<{ source: TestApp, target: TestApp, env: Record<string, string>, file: string, url: string }> {
   const source = await buildTestApp(t)
   await seed(source)
   const env = isolatedEnv(t)
   const file = await exportAll(t, source, env)
-  const target = await buildTestApp(t)
+  const target = await buildTestApp(t, { env: targetEnv })
   const url = await target.app.listen({ host: '127.0.0.1', port: 0 })
   return { source, target, env, file, url }
 }
@@ -117,4 +117,13 @@ t.test('replay --to reads an export from stdin (-) once: every recorded request 
   const [code] = await once(child, 'exit') as [number | null]
   t.equal(code, 0, stdout + stderr)
   t.match(stdout, /replay: 16 requests, 16 acked, 0 refused, 0 skipped → /, 'as from the file itself')
+})
+
+t.test('replay --to a service not started with PAYNOTIFY_ACCEPT_REPLAYS=1: every callback refused, the flag named', async t => {
+  const { target, env, file, url } = await incidentAndService(t, seedScenarios, {})
+  const run = await runCli(['replay', file, '--to', url, '--secret', testSecrets.genericSecret], env)
+  t.equal(run.code, 1)
+  t.match(run.stdout, /PaymentSucceeded {2}→ 403 .*replays_not_accepted.*PAYNOTIFY_ACCEPT_REPLAYS=1/)
+  t.match(run.stdout, /replay: 13 requests, 0 acked, 13 refused/)
+  t.same(tableRows(target.dbPath, 'events', 'position'), [], 'nothing entered the log')
 })

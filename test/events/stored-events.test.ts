@@ -22,7 +22,7 @@ function stripeEvent (type: string, object: Record<string, unknown>): { payload:
 }
 
 t.test('every event stored after a mixed run of callbacks validates against its schema', async t => {
-  const { app, store } = await buildTestApp(t, { env: { PAYNOTIFY_STRIPE_WEBHOOK_SECRET: stripeSecret }, deps: { now }, store: { clock: now } })
+  const { app, store } = await buildTestApp(t, { env: { PAYNOTIFY_STRIPE_WEBHOOK_SECRET: stripeSecret, PAYNOTIFY_ACCEPT_REPLAYS: '1' }, deps: { now }, store: { clock: now } })
   const post = async (request: { url: string, headers: Record<string, string>, payload: string }, status = 200): Promise<void> => {
     const answer = await app.inject({ method: 'POST', ...request })
     t.equal(answer.statusCode, status, `${request.url} ${request.payload.slice(0, 60)}`)

@@ -95,6 +95,58 @@ t.test('forged, tampered, stale and replayed callbacks: 401 and nothing appended
   }
 })
 
+t.test('a signed JSON body with a repeated key is refused by every JSON gateway and by POST /orders (issue 10 §2)', async t => {
+  const { app, gateways, rows } = await setup(t)
+  // The first value is the one a reader of the raw body sees, the last the one JSON.parse keeps.
+  const repeats: Record<string, { field: string, value: string, named: RegExp }> = {
+    stripe: { field: 'amount_received', value: '1000,"amount_received":99999', named: /data\.object\.amount_received: is repeated/ },
+    standard: { field: 'amount', value: '1000,"amount":99999', named: /data\.amount: is repeated/ },
+    wechatpay: { field: 'amount.total', value: '1000,"total":99999', named: /resource\.amount\.total: is repeated/ }
+  }
+  t.same(gateways.filter(g => g !== 'generic' && g !== 'alipay' && repeats[g] === undefined), [], 'every JSON gateway is tried (add a new one here)')
+  for (const [gateway, repeat] of Object.entries(repeats)) {
+    const signed = genuineCallback(gateway, { field: repeat.field, value: repeat.value })!
+    // WeChat Pay's repeat is inside the encrypted resource.
+    if (gateway !== 'wechatpay') t.match(signed.body, repeat.value, `${gateway}: the signed body holds the repeat`)
+    const before = rows()
+    const response = await post(app, gateway, signed)
+    t.equal(response.statusCode, 400, `${gateway}: 400`, { body: response.body })
+    t.match(response.body, repeat.named, `${gateway}: the answer names the field`)
+    t.equal(rows(), before, `${gateway}: nothing appended`)
+  }
+  const order = await app.inject({ method: 'POST', url: '/orders', headers: { ...merchantAuth, 'content-type': 'application/json' }, payload: '{"order_id":"DUP-O","amount":"1.00","amount":"999.00"}' })
+  t.equal(order.statusCode, 400, 'POST /orders: 400')
+  t.match(order.json(), { error: { code: 'malformed', message: 'amount: is repeated' } })
+  t.equal(rows(), 0, 'POST /orders: nothing appended')
+  const fine = await app.inject({ method: 'POST', url: '/orders', headers: { ...merchantAuth, 'content-type': 'application/json' }, payload: '{"order_id":"DUP-O","amount":"1.00"}' })
+  t.equal(fine.statusCode, 201, 'POST /orders without the repeat: 201')
+  const poisoned = await app.inject({ method: 'POST', url: '/orders', headers: { ...merchantAuth, 'content-type': 'application/json' }, payload: '{"order_id":"P-1","amount":"1.00","__proto__":{"x":1}}' })
+  t.equal(poisoned.statusCode, 400, 'POST /orders keeps Fastify\'s prototype-poisoning refusal')
+})
+
+t.test('every gateway refuses a body over its own limit (413) before reading it, under PAYNOTIFY_BODY_LIMIT (issue 10 §1)', async t => {
+  const { app, store, config } = await buildTestApp(t, { env: allGatewaysEnv })
+  const rows = (): number => store.sqlite.prepare('SELECT count(*) FROM events').pluck().get() as number
+  const registry = createGatewayRegistry(config, testSecrets)
+  const limits = Object.fromEntries([...registry].map(([name, adapter]) => [name, adapter.bodyLimit]))
+  t.same(limits, { generic: 8192, stripe: 65536, standard: 16384, alipay: 16384, wechatpay: 32768 }, 'each gateway\'s realistic maximum')
+  for (const [gateway, limit] of Object.entries(limits)) {
+    const over = genuineCallback(gateway, { value: 'x'.repeat(limit) })!
+    t.ok(Buffer.byteLength(over.body) > limit, `${gateway}: the padded body is over ${limit} bytes`)
+    const before = rows()
+    t.equal((await post(app, gateway, over)).statusCode, 413, `${gateway}: 413 over its limit`)
+    t.equal(rows(), before, `${gateway}: nothing appended`)
+    const under = genuineCallback(gateway, { value: 'x'.repeat(limit / 2) })!
+    const accepted = await post(app, gateway, under)
+    t.ok(accepted.statusCode >= 200 && accepted.statusCode < 300, `${gateway}: accepted at half its limit (${accepted.statusCode})`, { body: accepted.body })
+  }
+  // PAYNOTIFY_BODY_LIMIT is the ceiling: a lower one wins over every gateway's own.
+  const tight = await buildTestApp(t, { env: { ...allGatewaysEnv, PAYNOTIFY_BODY_LIMIT: '2048' } })
+  for (const gateway of Object.keys(limits)) {
+    t.equal((await post(tight.app, gateway, genuineCallback(gateway, { value: 'x'.repeat(2048) })!)).statusCode, 413, `${gateway}: 413 over PAYNOTIFY_BODY_LIMIT=2048`)
+  }
+})
+
 t.test('admin and merchant routes refuse missing, wrong and swapped tokens', async t => {
   const { app } = await setup(t)
   const openapi = (await app.inject({ method: 'GET', url: '/openapi.json' })).json() as { paths: Record<string, Record<string, { security?: Array<Record<string, unknown>> }>> }

@@ -215,6 +215,8 @@ t.test('fuzzed callbacks for every configured gateway: never 5xx, never a hang, 
   // Legal but hostile content: stored verbatim through bound parameters, one row each.
   const printable = fc.oneof(fc.constantFrom("'OR'1'='1", '1;DROP/**/TABLE/**/events--', '<script>alert(1)</script>', '"><svg/onload=alert(1)>', '$' + '{7*7}', '\\x00'),
     fc.string({ unit: 'grapheme-ascii', minLength: 1, maxLength: 60 }).map(s => s.replaceAll(' ', '_')))
+    // `&name=` in a value would read as another field of the signing string: refused (400), not legal (README).
+    .filter(s => !/&[\w.-]+=/.test(s))
   await property(t, 'SQL and HTML in legal fields are stored verbatim, once', seed + 4, 500,
     fc.record({ orderId: fc.stringMatching(/^[A-Za-z0-9_.:-]{1,64}$/), tradeNo: printable, notifyId: printable }),
     async ({ orderId, tradeNo, notifyId }) => {

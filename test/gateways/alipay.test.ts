@@ -197,6 +197,46 @@ t.test('tampered, wrongly signed and misaddressed notifications are refused with
   t.equal(eventCount(test), 0)
 })
 
+t.test('a field moved into another\'s value is refused; & in a subject is not (issue 10 §2)', async t => {
+  const test = await buildTestApp(t, { env })
+  // A genuine refund notification; moving gmt_refund into gmt_payment's value keeps Alipay's
+  // signature valid and, read naively, turns the refund into a payment.
+  const refund = paid('AM1', '2026112722008801', '88.88', { refund_fee: '20.00', gmt_refund: '2026-11-28 10:00:00.123', out_biz_no: 'RF-1' })
+  const sign = docSign(refund)
+  const { gmt_refund: gmtRefund, ...rest } = refund
+  const moved = new URLSearchParams({ ...rest, gmt_payment: `${refund.gmt_payment!}&gmt_refund=${gmtRefund!}`, sign }).toString()
+  const res = await post(test.app, moved)
+  t.equal(res.statusCode, 400, res.body)
+  t.equal(res.body, 'fail')
+  t.equal(eventCount(test), 0, 'nothing appended')
+  t.equal(await order(test.app, 'AM1'), null)
+  await deliver(t, test, new URLSearchParams({ ...refund, sign }).toString())
+  t.equal((await order(test.app, 'AM1')).refundedAmount, 2000, 'the genuine notification is a refund')
+
+  // Text a merchant chose, with & and = in it, is accepted as Alipay signed it.
+  await deliver(t, test, signedBody(paid('AM2', '2026112722008802', '1.00', { subject: 'Tom & Jerry', body: 'x=1, A&B' })))
+  t.equal((await order(test.app, 'AM2')).status, 'paid')
+  // ... but not a subject that reads as a further field: it signs like one.
+  await refused(t, test, signedBody(paid('AM3', '2026112722008803', '1.00', { subject: 'Tom&total_amount=0.01' })), 400)
+})
+
+t.test('a body over 16 KiB or of more than 256 parameters is refused before any field is decoded', async t => {
+  const test = await buildTestApp(t, { env })
+  const params = paid('CAP1', '2026112722009901', '1.00')
+  await refused(t, test, `${signedBody(params)}&pad=${'x'.repeat(16 * 1024)}`, 413)
+  // 300 unsigned fields, the last one badly percent-encoded: the count refuses it first.
+  const flood = Array.from({ length: 299 }, (_, i) => `f${i}=%C9%CC`).join('&') + '&charset=gbk&last=%zz'
+  t.ok(flood.length < 16 * 1024)
+  const before = eventCount(test)
+  const res = await post(test.app, flood)
+  t.equal(res.statusCode, 413)
+  t.equal(res.body, 'fail')
+  t.equal(eventCount(test), before)
+  // Empty parameters are absent, but they count towards the cap: no signature covers them.
+  await deliver(t, test, `${signedBody(params)}${'&'.repeat(200)}`)
+  await refused(t, test, `${signedBody(params)}${'&'.repeat(300)}`, 413)
+})
+
 /** GBK bytes of the text used below, checked against Node's own GBK decoder in the test. */
 const gbk = {
   商品: Buffer.from([0xc9, 0xcc, 0xc6, 0xb7]),

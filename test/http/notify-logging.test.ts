@@ -43,3 +43,34 @@ t.test('at debug, an accepted callback is logged with its positions and orders',
   t.match(lines.filter(line => line.msg === 'callback recorded'), [{ level: 20, gateway: 'generic', positions: [1], orders: ['LOG-3'] }])
   t.ok(lines.some(line => line.level === 30 && line.req?.url === '/notify/generic'), 'the access line is back at debug')
 })
+
+t.test('a refusal of unsigned input echoes at most a short, printable excerpt of a name it was sent (issue 10 §5)', async t => {
+  const { logger, lines } = capture('info')
+  const { app } = await buildTestApp(t, { deps: { now: () => now, logger } })
+  const unprintable = /[^\x20-\x7e]/
+  const longName = `${'k'.repeat(3000)}\u0007\n\u202e`
+  // [what, url, body, whether our error handler logs a warning (Fastify answers a bad URL itself)]
+  const cases: Array<[string, string, string, boolean]> = [
+    ['a repeated 3,000-character name', '/notify/generic', `${encodeURIComponent(longName)}=1&${encodeURIComponent(longName)}=2`, true],
+    ['a control character in a name', '/notify/generic', `${encodeURIComponent('a\u0007\u001b[31mb')}=1&sign=${'0'.repeat(64)}`, true],
+    ['a 90-character gateway name', `/notify/${'g'.repeat(90)}`, 'a=1', true],
+    ['a 3,000-character gateway name', `/notify/${'g'.repeat(3000)}`, 'a=1', false],
+    ['a URL that is not valid percent-encoding', `/notify/${'g'.repeat(50)}%E0%A4%A`, 'a=1', false]
+  ]
+  for (const [what, url, payload, warned] of cases) {
+    lines.length = 0
+    const res = await app.inject({ method: 'POST', url, headers: formHeaders, payload })
+    t.ok(res.statusCode >= 400 && res.statusCode < 500, `${what}: refused (${res.statusCode})`)
+    const message = (res.json() as { error: { message: string } }).error.message
+    t.ok(message.length <= 120, `${what}: the answer is short (${message.length} characters)`)
+    t.notOk(unprintable.test(message) || message.includes('g'.repeat(41)), `${what}: the answer is printable ASCII, with at most 40 characters of the name`)
+    const warnings = lines.filter(line => line.level >= 40)
+    t.equal(warnings.length, warned ? 1 : 0, `${what}: ${warned ? 'one warning' : 'no warning'}`)
+    for (const line of warnings) {
+      const logged = JSON.stringify(line)
+      t.ok(logged.length <= 600, `${what}: the log line is short (${logged.length} characters)`)
+      t.notOk(logged.includes('k'.repeat(41)) || logged.includes('g'.repeat(41)), `${what}: no more than 40 characters of the name are logged`)
+      t.notOk(unprintable.test(line.msg) || unprintable.test(String(line.gateway ?? '')), `${what}: the message and gateway logged are printable ASCII`)
+    }
+  }
+})

@@ -1,5 +1,6 @@
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
 import t, { type Test } from 'tap'
+import { loadConfig } from '../../src/config.js'
 import { signGenericParams } from '../../src/gateways/generic.js'
 import type { Store } from '../../src/store.js'
 import { adminAuth, buildTestApp, formHeaders, signedForm, testSecrets } from '../helpers.js'
@@ -212,11 +213,87 @@ t.test('413 over PAYNOTIFY_BODY_LIMIT', async t => {
   t.equal((await postForm(app, fits)).statusCode, 200, 'a body under the limit is accepted')
 })
 
-t.test('the default body limit is 64 KiB', async t => {
+t.test('each gateway takes at most its own body limit (generic 8 KiB), and never more than PAYNOTIFY_BODY_LIMIT', async t => {
   const { app, store } = await buildTestApp(t, clock)
   const params = { order_id: 'B-2', amount: '1', status: '1' }
-  await expectRefused(t, store, async () => await postForm(app, signedForm({ ...params, note: 'x'.repeat(65536) })), { statusCode: 413, code: 'body_too_large' }, 'over 64 KiB')
-  t.equal((await postForm(app, signedForm({ ...params, note: 'x'.repeat(60000) }))).statusCode, 200)
+  const over = signedForm({ ...params, note: 'x'.repeat(8192) })
+  await expectRefused(t, store, async () => await postForm(app, over), { statusCode: 413, code: 'body_too_large' }, 'a generic body over 8 KiB, under the 64 KiB default')
+  await expectRefused(t, store, async () => await postForm(app, signedJson({ ...params, note: 'x'.repeat(8192) }), { 'content-type': 'application/json' }),
+    { statusCode: 413, code: 'body_too_large' }, 'the same as JSON')
+  const fits = signedForm({ ...params, note: 'x'.repeat(7000) })
+  t.ok(Buffer.byteLength(fits) <= 8192)
+  t.equal((await postForm(app, fits)).statusCode, 200, 'a generic body under 8 KiB is accepted')
+  // An unknown gateway is a 404 before its body is read, whatever its size or type.
+  await expectRefused(t, store, async () => await app.inject({ method: 'POST', url: '/notify/nope', headers: { 'content-type': 'text/plain' }, payload: 'x'.repeat(100_000) }),
+    { statusCode: 404, code: 'unknown_gateway' }, 'a large body to an unknown gateway')
+  const openapi = (await app.inject({ url: '/openapi.json' })).json() as { paths: Record<string, unknown> }
+  t.same(Object.keys(openapi.paths).filter(path => path.startsWith('/notify/')), ['/notify/{gateway}'], 'one documented notify route')
+})
+
+t.test('a value holding & and name= cannot move fields into or out of the signed set (issue 10 §2)', async t => {
+  const { app, store } = await buildTestApp(t, clock)
+  const stale = String(nowSeconds - 3600)
+  // The captured callback: signed with subject=Order and a timestamp one hour old.
+  const sign = signGenericParams({ order_id: 'AMB-1', amount: '10.00', status: '1', subject: 'Order', timestamp: stale }, testSecrets.genericSecret)
+  await expectRefused(t, store, async () => await postForm(app, new URLSearchParams({ order_id: 'AMB-1', amount: '10.00', status: '1', subject: 'Order', timestamp: stale, sign }).toString()),
+    { statusCode: 401, code: 'bad_signature', message: /outside the 300 s window/ }, 'as captured: stale')
+  // The same sign, the timestamp moved into subject's value: the signing string is unchanged.
+  const smuggled = new URLSearchParams({ order_id: 'AMB-1', amount: '10.00', status: '1', subject: `Order&timestamp=${stale}`, sign }).toString()
+  t.match(smuggled, /subject=Order%26timestamp%3D\d+/)
+  await expectRefused(t, store, async () => await postForm(app, smuggled), { statusCode: 400, code: 'malformed', message: /^subject: must not contain & followed by a name and =/ }, 'timestamp hidden in subject')
+  t.equal((await app.inject({ url: '/admin/orders/AMB-1', headers: adminAuth })).statusCode, 404, 'the order was not paid')
+
+  // A new delivery id: notify_time moved into notify_id.
+  const signed = { order_id: 'AMB-2', amount: '10.00', status: '1', notify_id: 'n-1', notify_time: '20260501' }
+  t.equal((await postForm(app, signedForm(signed))).statusCode, 200, 'the genuine callback')
+  const notifySign = signGenericParams(signed, testSecrets.genericSecret)
+  const renamed = new URLSearchParams({ order_id: 'AMB-2', amount: '10.00', status: '1', notify_id: 'n-1&notify_time=20260501', sign: notifySign }).toString()
+  await expectRefused(t, store, async () => await postForm(app, renamed), { statusCode: 400, code: 'malformed', message: /^notify_id: / }, 'notify_time hidden in notify_id')
+  // The same moves in a JSON body.
+  await expectRefused(t, store, async () => await postForm(app, JSON.stringify({ order_id: 'AMB-2', amount: '10.00', status: '1', notify_id: 'n-1&notify_time=20260501', sign: notifySign }), { 'content-type': 'application/json' }),
+    { statusCode: 400, code: 'malformed', message: /^notify_id: / }, 'the same in JSON')
+  await expectRefused(t, store, async () => await postForm(app, JSON.stringify({ 'order_id&x': '1', sign: notifySign }), { 'content-type': 'application/json' }),
+    { statusCode: 400, code: 'malformed', message: /^order_id&x: is not a name a signature can cover/ }, 'a name holding &')
+
+  // Text with & or = in it is still accepted: only `&name=` is ambiguous.
+  t.equal((await postForm(app, signedForm({ order_id: 'AMB-3', amount: '1', status: '1', subject: 'Tom & Jerry', note: 'a=b' }))).statusCode, 200)
+  // An empty parameter is an absent one: it changes nothing and signs alike.
+  const withEmpty = new URLSearchParams({ order_id: 'AMB-4', amount: '1', status: '1', currency: '', sign: signGenericParams({ order_id: 'AMB-4', amount: '1', status: '1' }, testSecrets.genericSecret) }).toString()
+  t.equal((await postForm(app, withEmpty)).statusCode, 200)
+  t.match((await app.inject({ url: '/admin/orders/AMB-4', headers: adminAuth })).json(), { status: 'paid', currency: 'CNY' })
+})
+
+t.test('a JSON body with a repeated key is refused, however the signature was made', async t => {
+  const { app, store } = await buildTestApp(t, clock)
+  const json = { 'content-type': 'application/json' }
+  const sign = signGenericParams({ order_id: 'DUP-1', amount: '10.00', status: '1' }, testSecrets.genericSecret)
+  const body = `{"order_id":"DUP-1","amount":"999.00","amount":"10.00","status":"1","sign":"${sign}"}`
+  await expectRefused(t, store, async () => await postForm(app, body, json), { statusCode: 400, code: 'malformed', message: /^amount: is repeated/ }, 'two amounts')
+  await expectRefused(t, store, async () => await postForm(app, body.replace('"amount":"10.00"', '"\\u0061mount":"10.00"'), json),
+    { statusCode: 400, code: 'malformed', message: /^amount: is repeated/ }, 'the second spelled with an escape')
+  t.equal((await postForm(app, body.replace('"amount":"999.00",', ''), json)).statusCode, 200, 'the same body without the repeat')
+})
+
+t.test('x-paynotify-replay-of is refused unless the service takes replays, and is a safe integer', async t => {
+  t.equal(loadConfig({}).acceptReplays, false, 'replays are off by default')
+  t.equal(loadConfig({ PAYNOTIFY_ACCEPT_REPLAYS: '1' }).acceptReplays, true)
+  t.throws(() => loadConfig({ PAYNOTIFY_ACCEPT_REPLAYS: 'yes' }), /PAYNOTIFY_ACCEPT_REPLAYS must be one of 0, 1, false, true/)
+
+  const { app, store } = await buildTestApp(t, clock)
+  const replayed = async (): Promise<LightMyRequestResponse> => await postForm(app, signedForm({ order_id: 'RP-1', amount: '1', status: '1' }), { ...formHeaders, 'x-paynotify-replay-of': '3' })
+  await expectRefused(t, store, replayed, { statusCode: 403, code: 'replays_not_accepted', message: /PAYNOTIFY_ACCEPT_REPLAYS=1/ }, 'a replay label on a service that takes none')
+
+  const target = await buildTestApp(t, { ...clock, env: { PAYNOTIFY_ACCEPT_REPLAYS: '1' } })
+  const post = async (orderId: string, position: string): Promise<LightMyRequestResponse> =>
+    await target.app.inject({ method: 'POST', url: '/notify/generic', headers: { ...formHeaders, 'x-paynotify-replay-of': position }, payload: signedForm({ order_id: orderId, amount: '1', status: '1' }) })
+  for (const position of ['9999999999999999', '9007199254740992', '0', '-1', '1.5', '1e3', '']) {
+    await expectRefused(t, target.store, async () => await post('RP-2', position), { statusCode: 400, code: 'malformed', message: /^x-paynotify-replay-of: must be a log position/ }, `replay-of ${JSON.stringify(position)}`)
+  }
+  for (const [orderId, position] of [['RP-3', '3'], ['RP-4', '9007199254740991']] as const) {
+    t.equal((await post(orderId, position)).statusCode, 200, `replay-of ${position}`)
+    const row = target.store.sqlite.prepare('SELECT metadata FROM events WHERE stream_id = ?').get(orderId) as { metadata: string }
+    t.equal(JSON.parse(row.metadata).replayOf, Number(position), 'kept exactly')
+  }
 })
 
 t.test('503 when the store cannot commit (database full), and nothing is acked or kept', async t => {
