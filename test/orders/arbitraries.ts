@@ -120,13 +120,14 @@ function twinOf (delivery: Delivery, bare: boolean): Delivery[] {
 
 /**
  * Unattributed reports (a Stripe event without order metadata): the same
- * pools, always with a transaction id, so some share one with an order's
- * facts and join it. Delivery ids are their own (`u0`, `u1` …), retries included.
+ * pools, always with a transaction id: some share one with an order's facts
+ * and join it, T3 is no order's. Delivery ids are their own (`u0`, `u1` …),
+ * retries included.
  */
 export function reportsArb (maxDistinct = 4): fc.Arbitrary<Delivery[]> {
   const report = paymentFields.map(({ type, ...data }) => ({
     gateway: 'stripe',
-    event: { type: 'UnattributedReportReceived', data: { reportedType: type, ...data, gateway: 'stripe', transactionId: data.transactionId ?? 'T1', reason: 'no metadata.order_id' } } as DomainEvent
+    event: { type: 'UnattributedReportReceived', data: { reportedType: type, ...data, gateway: 'stripe', transactionId: data.transactionId ?? 'T3', reason: 'no metadata.order_id' } } as DomainEvent
   }))
   return fc.array(report, { maxLength: maxDistinct }).chain(reports => {
     const distinct: Delivery[] = reports.map((r, i) => ({ ...r, deliveryId: `u${i}` }))
