@@ -80,6 +80,9 @@ export function isOrderStream (streamId: string): boolean {
   return !streamId.startsWith(unattributedStreamPrefix)
 }
 
+/** Every stream id the log can hold: an order id, or a gateway's unattributed reports (gateway names as in EventMetadata). */
+export const streamIdPattern = /^(?:[A-Za-z0-9_.:-]{1,64}|~unattributed:[a-z0-9_-]{1,32})$/
+
 /** The request as received, kept so a callback can be replayed byte for byte. */
 export interface RawRequest {
   body: string

@@ -401,6 +401,20 @@ export function anchorsOf (facts: Iterable<Fact>): Anchor[] {
 }
 
 /**
+ * The events among `events` that are unattributed reports joining an order
+ * with these facts, in log order: for a log in memory what
+ * UnattributedReports.linkedTo reads from the database.
+ */
+export function reportsJoining<E extends FoldEvent> (facts: Iterable<Fact>, events: Iterable<E>): E[] {
+  const anchors = new Set(anchorsOf(facts).map(anchor => `${anchor.gateway}|${anchor.transactionId}`))
+  const joining: E[] = []
+  for (const event of events) {
+    if (event.type === 'UnattributedReportReceived' && event.data.transactionId !== null && anchors.has(`${event.data.gateway}|${event.data.transactionId}`)) joining.push(event)
+  }
+  return joining.sort((a, b) => a.position - b.position)
+}
+
+/**
  * Derives status and anomalies from the distinct facts. Status precedence:
  * refunded › partially_refunded › paid › closed › failed › pending ›
  * awaiting_payment — money that moved outranks any later report, so a late

@@ -1,6 +1,6 @@
 import fc from 'fast-check'
 import { unattributedStreamId, type DomainEvent, type EventMetadata, type PaymentEventType, type RecordedEvent } from '../../src/orders/events.js'
-import { anchorsOf, type Fact, type OrderView } from '../../src/orders/order-fold.js'
+import { reportsJoining, type Fact, type OrderView } from '../../src/orders/order-fold.js'
 
 /**
  * The fast-check seed: PAYNOTIFY_FC_SEED replays a failure, otherwise a fresh
@@ -136,11 +136,9 @@ export function reportsArb (maxDistinct = 4): fc.Arbitrary<Delivery[]> {
   })
 }
 
-/** The reports (recorded) that join an order with these facts: those with the gateway and transaction id of one of its anchors. */
+/** The reports (recorded) that join an order with these facts, in log order. */
 export function linkedReports (facts: Iterable<Fact>, reports: readonly RecordedEvent[]): RecordedEvent[] {
-  const anchors = new Set(anchorsOf(facts).map(a => `${a.gateway}|${a.transactionId}`))
-  return reports.filter(r => r.type === 'UnattributedReportReceived' && anchors.has(`${r.data.gateway}|${r.data.transactionId ?? ''}`))
-    .sort((a, b) => a.position - b.position)
+  return reportsJoining(facts, reports)
 }
 
 /** Records reports in their own stream, as the log does. */
