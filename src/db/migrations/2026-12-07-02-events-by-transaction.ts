@@ -7,6 +7,8 @@ import { sql, type Kysely } from 'kysely'
  * arrived before it (src/orders/unattributed-reports.ts). An index on the log
  * itself, not a projection: SQLite keeps it exact, so a rebuild has nothing
  * of it to rebuild. Partial: events without a transaction id stay out.
+ * Its cost on append: ~1.8 µs of CPU per event (50k inserts in batches of
+ * 50, median of 11 runs: 7.9 → 9.7 µs), against ~90 µs per event in the writer.
  * Frozen once landed.
  */
 export async function up (db: Kysely<any>): Promise<void> {
