@@ -9,6 +9,7 @@
 //
 // Request ids are random UUIDs, so a regenerated file differs from the committed one
 // in requestId and hashes only. Committed samples are facts: regenerate only to add one.
+import { createHmac } from 'node:crypto'
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
@@ -25,7 +26,8 @@ const { signGenericParams } = await import(join(dist, 'gateways', 'generic.js'))
 const { formatMinorUnits } = await import(join(dist, 'orders', 'money.js'))
 const { findOrder } = await import(join(dist, 'orders', 'queries.js'))
 
-/** Public sample secrets: the raw bodies in the samples are signed with this generic secret. */
+/** Public sample secrets: the raw bodies in the samples are signed with this generic secret (and Stripe's with the whsec_ below). */
+const sampleStripeSecret = 'whsec_c2FtcGxlLXN0cmlwZS1zZWNyZXQtMDEyMzQ1Njc4OQ'
 const sampleSecrets = Object.freeze({
   genericSecret: 'sample-generic-secret-0123456789',
   adminToken: 'sample-admin-token-0123456789',
@@ -38,7 +40,8 @@ const minutes = m => m * 60
 /*
  * Steps: `order` registers an order (POST /orders); `callback` posts generic parameters
  * (signed here; `timestamp` is the clock unless given; `json: true` posts JSON instead of a
- * form); `resend` posts the exact bytes of an earlier step again; `answer` is the status the
+ * form); `stripe` posts a Stripe event ({ id, type, object }, signed here, `created` the
+ * clock); `resend` posts the exact bytes of an earlier step again; `answer` is the status the
  * service must give (200 unless said). `at` is seconds after the scenario starts. A step's
  * `expect` promises states right after it (a checkpoint); `expected` promises the final states.
  */
@@ -173,6 +176,49 @@ const scenarios = [
       'UO-7001': { status: 'paid', anomalies: [], expectedAmount: 4200, expectedCurrency: 'CNY', paidAmount: 4200, refundedAmount: 0, currency: 'CNY', duplicateCount: 0 },
       'UO-7999': { status: 'paid', anomalies: ['unknown_order'], expectedAmount: null, expectedCurrency: null, paidAmount: 4200, refundedAmount: 0, currency: 'CNY', duplicateCount: 0 }
     }
+  },
+  {
+    name: 'refund-checks',
+    title: 'Refunds checked like payments',
+    story: 'RC-8001 is paid 20.00 CNY and then reported refunded 2000 JPY: a refund in another currency is flagged and never summed (refund_currency_mismatch). RC-8002 is paid 100.00 and one refund of 50.00 is reported twice, once with trade_no and once without: counted once, partially refunded (duplicate_refund). RC-8003 is registered at 10.00 and a validly signed callback reports 0.00 paid: kept and flagged, never paid (zero_amount_payment).',
+    steps: [
+      { at: 0, order: { order_id: 'RC-8001', amount: '20.00' } },
+      { at: 1, order: { order_id: 'RC-8002', amount: '100.00' } },
+      { at: 2, order: { order_id: 'RC-8003', amount: '10.00' } },
+      { at: 20, callback: { order_id: 'RC-8001', amount: '20.00', currency: 'CNY', status: '1', notify_id: 'rc-8001-1', trade_no: 'T20260302RC8001' } },
+      { at: 30, callback: { order_id: 'RC-8001', amount: '2000', currency: 'JPY', status: '3', notify_id: 'rc-8001-2', trade_no: 'T20260302RC8001' } },
+      { at: 40, callback: { order_id: 'RC-8002', amount: '100.00', status: '1', notify_id: 'rc-8002-1', trade_no: 'T20260302RC8002' } },
+      { at: minutes(30), callback: { order_id: 'RC-8002', amount: '50.00', status: '3', notify_id: 'rc-8002-2', trade_no: 'T20260302RC8002' } },
+      { at: minutes(31), callback: { order_id: 'RC-8002', amount: '50.00', status: 'refunded', notify_id: 'rc-8002-3' } },
+      { at: minutes(40), callback: { order_id: 'RC-8003', amount: '0.00', status: '1', notify_id: 'rc-8003-1', trade_no: 'T20260302RC8003' } }
+    ],
+    expected: {
+      'RC-8001': { status: 'paid', anomalies: ['refund_currency_mismatch'], expectedAmount: 2000, expectedCurrency: 'CNY', paidAmount: 2000, refundedAmount: 0, currency: 'CNY', duplicateCount: 0 },
+      'RC-8002': { status: 'partially_refunded', anomalies: ['duplicate_refund'], expectedAmount: 10000, expectedCurrency: 'CNY', paidAmount: 10000, refundedAmount: 5000, currency: 'CNY', duplicateCount: 0 },
+      'RC-8003': { status: 'awaiting_payment', anomalies: ['amount_mismatch', 'zero_amount_payment'], expectedAmount: 1000, expectedCurrency: 'CNY', paidAmount: 0, refundedAmount: 0, currency: 'CNY', duplicateCount: 0 }
+    }
+  },
+  {
+    name: 'stripe-unattributed',
+    title: 'Stripe refunds without order metadata',
+    story: "A refund made in the Stripe Dashboard carries no order metadata. SU-9001's refund (charge.refunded) arrives before its payment: it is kept as an unattributed report and joins the order when the payment_intent.succeeded naming SU-9001 arrives with the same PaymentIntent, so the order ends refunded. A refund.failed about a PaymentIntent no order has stays unattributed (GET /admin/unattributed lists it). SU-9002 is paid 20.00 USD through Stripe and then reported refunded \"20.00\" by the generic gateway with no currency (so CNY): another gateway and another currency, flagged and not counted.",
+    steps: [
+      { at: 0, order: { order_id: 'SU-9001', amount: '20.00', currency: 'USD' } },
+      { at: 1, order: { order_id: 'SU-9002', amount: '20.00', currency: 'USD' } },
+      {
+        at: 20,
+        stripe: { id: 'evt_SU9001_refund', type: 'charge.refunded', object: { id: 'ch_SU9001', object: 'charge', amount: 2000, amount_refunded: 2000, currency: 'usd', payment_intent: 'pi_SU9001', refunded: true, metadata: {} } },
+        expect: { 'SU-9001': { status: 'awaiting_payment', anomalies: [], paidAmount: 0, refundedAmount: 0 } }
+      },
+      { at: 30, stripe: { id: 'evt_SU9001_paid', type: 'payment_intent.succeeded', object: { id: 'pi_SU9001', object: 'payment_intent', amount: 2000, amount_received: 2000, currency: 'usd', status: 'succeeded', metadata: { order_id: 'SU-9001' } } } },
+      { at: 40, stripe: { id: 'evt_SU0000_failed', type: 'refund.failed', object: { id: 're_SU0000', object: 'refund', amount: 500, currency: 'usd', status: 'failed', payment_intent: 'pi_SU0000', charge: 'ch_SU0000', metadata: {} } } },
+      { at: 50, stripe: { id: 'evt_SU9002_paid', type: 'payment_intent.succeeded', object: { id: 'pi_SU9002', object: 'payment_intent', amount: 2000, amount_received: 2000, currency: 'usd', status: 'succeeded', metadata: { order_id: 'SU-9002' } } } },
+      { at: 60, callback: { order_id: 'SU-9002', amount: '20.00', status: 'refunded', notify_id: 'su-9002-1' } }
+    ],
+    expected: {
+      'SU-9001': { status: 'refunded', anomalies: [], expectedAmount: 2000, expectedCurrency: 'USD', paidAmount: 2000, refundedAmount: 2000, currency: 'USD', duplicateCount: 0 },
+      'SU-9002': { status: 'paid', anomalies: ['gateway_mismatch', 'refund_currency_mismatch'], expectedAmount: 2000, expectedCurrency: 'USD', paidAmount: 2000, refundedAmount: 0, currency: 'USD', duplicateCount: 0 }
+    }
   }
 ]
 
@@ -182,6 +228,13 @@ function signedBody (params, secret, json) {
   return json
     ? { contentType: 'application/json', body: JSON.stringify(signed) }
     : { contentType: 'application/x-www-form-urlencoded', body: new URLSearchParams(signed).toString() }
+}
+
+function stripeRequest (event, clock) {
+  const seconds = Math.floor(clock / 1000)
+  const body = JSON.stringify({ id: event.id, object: 'event', created: seconds, livemode: false, type: event.type, data: { object: event.object } })
+  const signature = createHmac('sha256', sampleStripeSecret).update(`${seconds}.${body}`).digest('hex')
+  return { url: '/notify/stripe', headers: { 'content-type': 'application/json', 'stripe-signature': `t=${seconds},v1=${signature}` }, payload: body }
 }
 
 async function checkStates (store, promises, when) {
@@ -200,7 +253,7 @@ async function runScenario (scenario, outDir) {
   let clock = start
   const now = () => new Date(clock)
   const dbPath = join(dir, 'sample.db')
-  const config = loadConfig({ PAYNOTIFY_DB: dbPath, PAYNOTIFY_LOG_LEVEL: 'silent' })
+  const config = loadConfig({ PAYNOTIFY_DB: dbPath, PAYNOTIFY_LOG_LEVEL: 'silent', PAYNOTIFY_STRIPE_WEBHOOK_SECRET: sampleStripeSecret })
   const store = await openStore(dbPath, { clock: now })
   const app = await buildApp({ config, secrets: sampleSecrets, store, now, logger: false })
   const checkpoints = []
@@ -211,6 +264,8 @@ async function runScenario (scenario, outDir) {
       let request
       if (step.order !== undefined) {
         request = { url: '/orders', headers: { authorization: `Bearer ${sampleSecrets.merchantToken}`, 'content-type': 'application/json' }, payload: JSON.stringify(step.order) }
+      } else if (step.stripe !== undefined) {
+        request = stripeRequest(step.stripe, clock)
       } else {
         const { contentType, body } = step.resend !== undefined
           ? sent[step.resend]

@@ -1,4 +1,4 @@
-import { orderIdPattern } from '../orders/events.js'
+import { streamIdPattern } from '../orders/events.js'
 import { chainHash, genesisHash, type ChainedRow } from './hash.js'
 import type { EventRow } from './read.js'
 
@@ -85,7 +85,7 @@ export function parseExportLine (text: string, line: number): ImportedRow {
   }
   const v = value
   field('position', positiveInteger(v.position), 'a positive integer')
-  field('streamId', typeof v.streamId === 'string' && orderIdPattern.test(v.streamId), 'an order id')
+  field('streamId', typeof v.streamId === 'string' && streamIdPattern.test(v.streamId), 'an order id or ~unattributed:<gateway>')
   field('streamVersion', positiveInteger(v.streamVersion), 'a positive integer')
   field('type', typeof v.type === 'string' && typeName.test(v.type), 'an event type name')
   field('schemaVersion', positiveInteger(v.schemaVersion), 'a positive integer')

@@ -5,7 +5,7 @@ import { asJsonObject, parseJsonObject, singleHeader, type JsonObject } from './
 import { hmacSha256, safeEqual, withinTolerance } from './signing.js'
 import { jsonErrorAck, type GatewayAdapter, type PaymentNotification, type RawCallback } from './types.js'
 
-/** Where a verified event that names no order is reported (the app logger's warn). */
+/** Where a verified event that names no order is logged (the app logger's warn). */
 export type WarnLog = (details: Record<string, unknown>, message: string) => void
 
 export interface StripeOptions {
@@ -191,28 +191,25 @@ function mapEvent (event: StripeEvent): Mapped | null {
  * Stripe webhooks (docs.stripe.com/webhooks/signature): JSON Event objects
  * signed with `Stripe-Signature: t=…,v1=…`, HMAC-SHA256 of `${t}.${raw body}`
  * keyed by the whole `whsec_…` secret. The order id comes from the event
- * object's metadata; an event about no order we can name is acked and logged
- * (not stored), so Stripe neither retries it forever nor disables the endpoint.
+ * object's metadata. An event that names no order (a refund created in the
+ * Dashboard carries no metadata) is recorded as an unattributed report, acked
+ * and logged: the projection joins it to the order whose payment carries its
+ * PaymentIntent (or charge) id, whichever arrives first. Refusing it would
+ * make Stripe retry it for days and then disable the endpoint.
  */
 export function createStripeAdapter (options: StripeOptions): GatewayAdapter<StripeEvent> {
   const tolerance = options.toleranceSeconds ?? 300
   const { webhookSecret, orderIdKey } = options
   const warn = options.warn ?? (() => {})
 
-  const orderIdOf = (event: StripeEvent): string | null => {
+  /** The order the event names, or why it names none. */
+  const orderIdOf = (event: StripeEvent): { orderId: string } | { reason: string } => {
     const metadata = event.object.metadata
     let value: unknown = metadata !== null && typeof metadata === 'object' ? (metadata as JsonObject)[orderIdKey] : undefined
     // Checkout's own field for "your reference", when the session metadata does not carry the key.
     if ((value === undefined || value === '') && event.object.object === 'checkout.session') value = event.object.client_reference_id
-    if (typeof value === 'string' && orderIdPattern.test(value)) return value
-    warn({
-      gateway: 'stripe',
-      eventId: event.id,
-      eventType: event.type,
-      objectId: typeof event.object.id === 'string' ? event.object.id : null,
-      reason: value === undefined || value === null || value === '' ? `no metadata.${orderIdKey}` : `metadata.${orderIdKey} is not a valid order id`
-    }, 'stripe event names no order: acked, not recorded')
-    return null
+    if (typeof value === 'string' && orderIdPattern.test(value)) return { orderId: value }
+    return { reason: value === undefined || value === null || value === '' ? `no metadata.${orderIdKey}` : `metadata.${orderIdKey} is not a valid order id` }
   }
 
   return {
@@ -235,26 +232,30 @@ export function createStripeAdapter (options: StripeOptions): GatewayAdapter<Str
     parse (event: StripeEvent): PaymentNotification[] {
       const mapped = mapEvent(event)
       if (mapped === null) return []
-      const orderId = orderIdOf(event)
-      if (orderId === null) return []
       const rawCurrency = event.object.currency
       const currency = parseCurrency(typeof rawCurrency === 'string' ? rawCurrency.toUpperCase() : rawCurrency, 'data.object.currency')
       const amount = fromStripeAmount(event.object[mapped.amountField], currency, `data.object.${mapped.amountField}`)
-      return [{
-        type: mapped.type,
-        deliveryId: event.id,
-        data: {
-          orderId,
-          amount,
-          currency,
-          gateway: 'stripe',
-          transactionId: mapped.transactionId,
-          refundId: mapped.refundId,
-          cumulative: mapped.cumulative,
-          gatewayStatus: event.type,
-          gatewayTime: event.created === null ? null : String(event.created)
-        }
-      }]
+      const report = {
+        amount,
+        currency,
+        gateway: 'stripe',
+        transactionId: mapped.transactionId,
+        refundId: mapped.refundId,
+        cumulative: mapped.cumulative,
+        gatewayStatus: event.type,
+        gatewayTime: event.created === null ? null : String(event.created)
+      }
+      const named = orderIdOf(event)
+      if ('orderId' in named) return [{ type: mapped.type, deliveryId: event.id, data: { orderId: named.orderId, ...report } }]
+      warn({
+        gateway: 'stripe',
+        eventId: event.id,
+        eventType: event.type,
+        objectId: typeof event.object.id === 'string' ? event.object.id : null,
+        transactionId: mapped.transactionId,
+        reason: named.reason
+      }, 'stripe event names no order: recorded as unattributed')
+      return [{ type: 'UnattributedReportReceived', deliveryId: event.id, data: { reportedType: mapped.type, ...report, reason: named.reason } }]
     },
 
     ack (error) {

@@ -1,6 +1,6 @@
 import type { IncomingHttpHeaders } from 'node:http'
 import type { AppError } from '../errors.js'
-import type { PaymentData, PaymentEventType } from '../orders/events.js'
+import type { PaymentEvent, UnattributedReport } from '../orders/events.js'
 
 /** A callback exactly as it arrived: the raw bytes are what signatures cover. */
 export interface RawCallback {
@@ -12,10 +12,12 @@ export interface RawCallback {
   headers: IncomingHttpHeaders
 }
 
-/** One normalized fact reported by a callback; becomes one event in the log. */
-export interface PaymentNotification {
-  type: PaymentEventType
-  data: PaymentData
+/**
+ * One normalized fact reported by a callback; becomes one event in the log:
+ * in its order's stream, or, when it names no order, in the gateway's
+ * unattributed reports.
+ */
+export type PaymentNotification = (PaymentEvent | UnattributedReport) & {
   /** Delivery dedup key: equal on every retry of the same notification. */
   deliveryId: string
 }

@@ -9,6 +9,7 @@ import { readEvents, readStream, rowToEvent, type EventQuery } from '../event-lo
 import { eventTypes } from '../orders/events.js'
 import { evolve, initialOrderState, Anomaly, OrderStatus } from '../orders/order-fold.js'
 import { findOrder, listOrders } from '../orders/queries.js'
+import { listUnattributed } from '../orders/unattributed-reports.js'
 import { requireBearer } from './auth.js'
 import { ErrorBody, EventSchema, OrderId, OrderViewSchema, TimelineEntry } from './schemas.js'
 
@@ -109,6 +110,27 @@ export const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (plugin
     const rows = await readEvents(db, { ...filter, limit: pageSize + 1 })
     const page = rows.slice(0, pageSize).map(rowToEvent)
     return { events: page, nextCursor: rows.length > pageSize ? page[page.length - 1]!.position : null }
+  })
+
+  app.get('/admin/unattributed', {
+    schema: {
+      summary: 'Verified reports that name no order (a Stripe event without order metadata), in log order, each with the orders its transaction id joined it to',
+      security,
+      querystring: Type.Object({
+        after: Type.Integer({ minimum: 0, default: 0, description: 'cursor: the last position of the previous page' }),
+        limit: Type.Integer({ minimum: 1, maximum: 500, default: 100 }),
+        attributed: Type.Optional(Type.Boolean({ description: 'true: only reports that joined an order; false: only those no order claims yet' }))
+      }),
+      response: {
+        200: Type.Object({
+          events: Type.Array(Type.Intersect([EventSchema, Type.Object({ orders: Type.Array(Type.String(), { description: 'orders whose own events carry its gateway and transaction id' }) })])),
+          nextCursor: Type.Union([Type.Integer(), Type.Null()])
+        })
+      }
+    }
+  }, async (request) => {
+    const { reports, nextCursor } = await listUnattributed(db, request.query)
+    return { events: reports.map(({ orders, ...row }) => ({ ...rowToEvent(row), orders: JSON.parse(orders) as string[] })), nextCursor }
   })
 }
 

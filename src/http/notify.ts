@@ -5,7 +5,7 @@ import { AppError, excerpt, MalformedError } from '../errors.js'
 import type { EventAppender, NewEvent } from '../event-log/event-log.js'
 import type { GatewayRegistry } from '../gateways/registry.js'
 import { headerValue, jsonErrorAck, type Ack, type GatewayAdapter, type RawCallback } from '../gateways/types.js'
-import type { EventMetadata, RawRequest } from '../orders/events.js'
+import { streamIdOf, type EventMetadata, type RawRequest } from '../orders/events.js'
 import { toAppError } from './errors.js'
 
 export interface NotifyRoutesOptions {
@@ -147,7 +147,7 @@ export const notifyRoutes: FastifyPluginAsync<NotifyRoutesOptions> = async (app,
     const events = notifications.map((notification): NewEvent => {
       const metadata: EventMetadata = { gateway: adapter.name, deliveryId: notification.deliveryId, receivedAt: receivedAtIso, requestId: request.id, raw }
       if (replayHeader !== undefined) metadata.replayOf = Number(replayHeader)
-      return { streamId: notification.data.orderId, type: notification.type, data: notification.data, metadata } as NewEvent
+      return { streamId: streamIdOf(notification), type: notification.type, data: notification.data, metadata } as NewEvent
     })
     // A verified callback about nothing we track (e.g. a Stripe event type we do not map) is acked, not stored.
     const recorded = events.length === 0 ? [] : await eventLog.append(events)

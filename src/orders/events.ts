@@ -11,10 +11,17 @@ export const EventType = {
   PaymentRefunded: 'PaymentRefunded',
   /** A refund the gateway could not complete (WeChat Pay REFUND.ABNORMAL/CLOSED, Stripe refund.failed): no money moved. */
   RefundFailed: 'RefundFailed',
-  PaymentClosed: 'PaymentClosed'
+  PaymentClosed: 'PaymentClosed',
+  /**
+   * A verified report that names no order we can use (a Stripe event without
+   * order metadata). Kept in a stream of its own per gateway, never dropped;
+   * the projection joins it to every order whose own events carry its
+   * transaction id (order-fold.ts, unattributed-reports.ts).
+   */
+  UnattributedReportReceived: 'UnattributedReportReceived'
 } as const
 export type EventType = typeof EventType[keyof typeof EventType]
-export type PaymentEventType = Exclude<EventType, 'OrderPlaced'>
+export type PaymentEventType = Exclude<EventType, 'OrderPlaced' | 'UnattributedReportReceived'>
 
 export const eventTypes: readonly EventType[] = Object.values(EventType)
 
@@ -49,6 +56,33 @@ export interface PaymentData {
   gatewayTime: string | null
 }
 
+/** A report about money or a payment that names no order: the fields of PaymentData but orderId, and what it would have been. */
+export interface UnattributedReportData extends Omit<PaymentData, 'orderId'> {
+  /** The event it would have been, had it named an order. */
+  reportedType: PaymentEventType
+  /** Why it is unattributed, e.g. "no metadata.order_id". */
+  reason: string
+}
+
+/**
+ * Unattributed reports of a gateway share one stream. Its id starts with a
+ * character no order id has (orderIdPattern), so it never names an order
+ * and sorts after every order id.
+ */
+export const unattributedStreamPrefix = '~unattributed:'
+
+export function unattributedStreamId (gateway: string): string {
+  return `${unattributedStreamPrefix}${gateway}`
+}
+
+/** Whether a stream is an order's (every stream but the unattributed reports'). */
+export function isOrderStream (streamId: string): boolean {
+  return !streamId.startsWith(unattributedStreamPrefix)
+}
+
+/** Every stream id the log can hold: an order id, or a gateway's unattributed reports (gateway names as in EventMetadata). */
+export const streamIdPattern = /^(?:[A-Za-z0-9_.:-]{1,64}|~unattributed:[a-z0-9_-]{1,32})$/
+
 /** The request as received, kept so a callback can be replayed byte for byte. */
 export interface RawRequest {
   body: string
@@ -71,7 +105,13 @@ export interface EventMetadata {
 
 export type OrderPlaced = { type: 'OrderPlaced', data: OrderPlacedData }
 export type PaymentEvent = { type: PaymentEventType, data: PaymentData }
-export type DomainEvent = OrderPlaced | PaymentEvent
+export type UnattributedReport = { type: 'UnattributedReportReceived', data: UnattributedReportData }
+export type DomainEvent = OrderPlaced | PaymentEvent | UnattributedReport
+
+/** The stream an event belongs to: its order's, or its gateway's unattributed reports. */
+export function streamIdOf (event: DomainEvent): string {
+  return event.type === 'UnattributedReportReceived' ? unattributedStreamId(event.data.gateway) : event.data.orderId
+}
 
 /** An event as stored in the log. */
 export type RecordedEvent = DomainEvent & {

@@ -1,5 +1,5 @@
 import type SQLite from 'better-sqlite3'
-import { upcastEvent, type EventMetadata } from './events.js'
+import { isOrderStream, upcastEvent, type EventMetadata } from './events.js'
 import { foldInto, startFolding, type FoldEvent, type FoldingState, type ViewContext } from './order-fold.js'
 
 export interface FoldedStream {
@@ -37,7 +37,7 @@ type Row = [position: number, streamId: string, streamVersion: number, type: str
 
 /**
  * Folds the log one order at a time, in order id order, and yields each
- * order's final state. Memory stays constant in the size of the log: rows
+ * order's final state (the streams of unattributed reports are read, not folded). Memory stays constant in the size of the log: rows
  * come in pages along the (stream_id, stream_version) unique index, and only
  * the current order's state is held (folded in place: nothing else sees it
  * until it is yielded). Pages (not one long iterator) leave the connection
@@ -61,6 +61,11 @@ export function * foldStreams (sqlite: SQLite.Database, options: FoldStreamsOpti
   for (;;) {
     const rows = page.all(afterId, afterVersion, ...bounds, pageSize)
     for (const row of rows) {
+      // Unattributed reports are no order's: orderView joins them to the orders they name (projection-diff.ts).
+      if (!isOrderStream(row[1])) {
+        onEvent?.()
+        continue
+      }
       if (current !== undefined && current.orderId !== row[1]) {
         yield current
         current = undefined

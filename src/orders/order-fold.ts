@@ -1,4 +1,5 @@
 import type { DomainEvent, EventMetadata, PaymentData, PaymentEventType } from './events.js'
+import { gatewayInstant, laterInstant, tallyRefunds } from './refund-rules.js'
 
 /**
  * The pure fold from facts to order state. No I/O and no clock: time arrives
@@ -26,6 +27,14 @@ export const Anomaly = {
   ClosedAfterPaid: 'closed_after_paid',
   /** A refund failed at the gateway and no later report says it succeeded: the money is still with the merchant. */
   RefundFailed: 'refund_failed',
+  /** A refund in another currency than the payment: never summed into the order's totals. */
+  RefundCurrencyMismatch: 'refund_currency_mismatch',
+  /** A payment or refund reported by another gateway than the one that took the payment. */
+  GatewayMismatch: 'gateway_mismatch',
+  /** One refund reported two ways (with and without its refund or transaction id): counted once. */
+  DuplicateRefund: 'duplicate_refund',
+  /** A signed payment of zero: kept, never `paid`. */
+  ZeroAmountPayment: 'zero_amount_payment',
   UnknownOrder: 'unknown_order'
 } as const
 export type Anomaly = typeof Anomaly[keyof typeof Anomaly]
@@ -45,6 +54,13 @@ export interface Fact {
   conflicting: boolean
   /** Two reports of this fact disagreed on the currency (absent in states stored before it existed). */
   conflictingCurrency?: boolean
+  /**
+   * Refunds and failed refunds: the latest of the gateway's own times of its
+   * reports, in epoch milliseconds (null when none named an instant; absent
+   * in states stored before it existed). Tells which came last of a refund's
+   * success and failure.
+   */
+  at?: number | null
 }
 
 export interface OrderState {
@@ -284,32 +300,65 @@ function apply<S extends StateFields> (state: S, next: S, event: FoldEvent, reco
     case 'PaymentFailed':
     case 'PaymentRefunded':
     case 'RefundFailed':
-    case 'PaymentClosed': {
-      const key = factKey(event.type, event.data)
-      const existing = records.fact(state, key)
-      if (existing !== undefined) {
-        next.duplicateCount = state.duplicateCount + 1
-        // Two reports of one fact that disagree: keep the larger amount and the first currency code in
-        // sort order, so the result does not depend on arrival order; the view flags the disagreement.
-        if (event.data.amount !== existing.amount || event.data.currency !== existing.currency) {
-          records.setFact(next, state, key, {
-            ...existing,
-            amount: Math.max(existing.amount, event.data.amount),
-            currency: event.data.currency < existing.currency ? event.data.currency : existing.currency,
-            conflicting: existing.conflicting || event.data.amount !== existing.amount,
-            conflictingCurrency: existing.conflictingCurrency === true || event.data.currency !== existing.currency
-          })
-        }
-        return { kind: 'duplicate', reason: 'fact', duplicateOf: existing.firstPosition }
-      }
-      const { amount, currency, gateway, transactionId, refundId, cumulative } = event.data
-      records.setFact(next, state, key,
-        { type: event.type, amount, currency, gateway, transactionId, refundId, cumulative, firstPosition: event.position, conflicting: false })
-      return { kind: 'applied' }
+    case 'PaymentClosed':
+      return applyFact(state, next, event.type, event.data, event.position, records)
+    case 'UnattributedReportReceived': {
+      // Only folded into the view of an order its transaction id joins it to (orderView's `linked`).
+      const { reportedType, reason: _reason, ...report } = event.data
+      return applyFact(state, next, reportedType, { ...report, orderId: state.orderId }, event.position, records)
     }
     default:
       return assertNever(event)
   }
+}
+
+function isRefund (type: PaymentEventType): boolean {
+  return type === 'PaymentRefunded' || type === 'RefundFailed'
+}
+
+/** apply for one reported fact: a new fact, or a repeat merged into the fact it repeats. */
+function applyFact<S extends StateFields> (state: S, next: S, type: PaymentEventType, data: PaymentData, position: number, records: Records<S>): FoldOutcome {
+  const key = factKey(type, data)
+  const existing = records.fact(state, key)
+  if (existing !== undefined) {
+    next.duplicateCount = state.duplicateCount + 1
+    const merged = mergeReport(existing, type, data)
+    if (merged !== existing) records.setFact(next, state, key, merged)
+    return { kind: 'duplicate', reason: 'fact', duplicateOf: existing.firstPosition }
+  }
+  const { amount, currency, gateway, transactionId, refundId, cumulative } = data
+  const fact: Fact = { type, amount, currency, gateway, transactionId, refundId, cumulative, firstPosition: position, conflicting: false }
+  if (isRefund(type)) fact.at = gatewayInstant(data.gatewayTime)
+  records.setFact(next, state, key, fact)
+  return { kind: 'applied' }
+}
+
+/**
+ * A fact with one more report of it. Two reports that disagree keep the
+ * larger amount, the first currency code and transaction id in sort order
+ * and the later gateway time, so the result does not depend on arrival
+ * order; the view flags a disagreement on amount or currency. The same fact
+ * (not a copy) when the report adds nothing.
+ */
+function mergeReport (existing: Fact, type: PaymentEventType, data: PaymentData): Fact {
+  const transactionId = existing.transactionId === null || (data.transactionId !== null && data.transactionId < existing.transactionId)
+    ? data.transactionId
+    : existing.transactionId
+  const at = isRefund(type) ? laterInstant(existing.at ?? null, gatewayInstant(data.gatewayTime)) : undefined
+  const cumulative = existing.cumulative || data.cumulative
+  if (data.amount === existing.amount && data.currency === existing.currency && transactionId === existing.transactionId &&
+    cumulative === existing.cumulative && at === existing.at) return existing
+  const merged: Fact = {
+    ...existing,
+    amount: Math.max(existing.amount, data.amount),
+    currency: data.currency < existing.currency ? data.currency : existing.currency,
+    transactionId,
+    cumulative,
+    conflicting: existing.conflicting || data.amount !== existing.amount,
+    conflictingCurrency: existing.conflictingCurrency === true || data.currency !== existing.currency
+  }
+  if (at !== undefined) merged.at = at
+  return merged
 }
 
 function assertNever (value: never): never {
@@ -329,48 +378,106 @@ function firstSorted (values: Iterable<string | null>): string | null {
   return best
 }
 
+/** A gateway transaction id an order's own facts carry. */
+export interface Anchor {
+  gateway: string
+  transactionId: string
+}
+
+/**
+ * The transaction ids through which an unattributed report joins an order:
+ * those of its own facts whose key holds the transaction id (every fact but
+ * a refund keyed by its refund id), so each is exactly the transaction id of
+ * an event of the order (unattributed-reports.ts finds the same orders in
+ * the log by them).
+ */
+export function anchorsOf (facts: Iterable<Fact>): Anchor[] {
+  const anchors = new Map<string, Anchor>()
+  for (const fact of facts) {
+    if (fact.transactionId === null || (isRefund(fact.type) && fact.refundId !== null)) continue
+    anchors.set(`${fact.gateway}|${fact.transactionId}`, { gateway: fact.gateway, transactionId: fact.transactionId })
+  }
+  return [...anchors.values()]
+}
+
+/**
+ * The events among `events` that are unattributed reports joining an order
+ * with these facts, in log order: for a log in memory what
+ * UnattributedReports.linkedTo reads from the database.
+ */
+export function reportsJoining<E extends FoldEvent> (facts: Iterable<Fact>, events: Iterable<E>): E[] {
+  const anchors = new Set(anchorsOf(facts).map(anchor => `${anchor.gateway}|${anchor.transactionId}`))
+  const joining: E[] = []
+  for (const event of events) {
+    if (event.type === 'UnattributedReportReceived' && event.data.transactionId !== null && anchors.has(`${event.data.gateway}|${event.data.transactionId}`)) joining.push(event)
+  }
+  return joining.sort((a, b) => a.position - b.position)
+}
+
 /**
  * Derives status and anomalies from the distinct facts. Status precedence:
  * refunded › partially_refunded › paid › closed › failed › pending ›
  * awaiting_payment — money that moved outranks any later report, so a late
  * "failed" or "closed" never downgrades "paid".
+ *
+ * `linked` are the unattributed reports that join the order (events of type
+ * UnattributedReportReceived with one of its anchorsOf, in log order): they
+ * are folded into a copy of the state, never into the state itself, so
+ * whichever arrives first, the report or the payment that names its order,
+ * the view is the same.
  */
-export function orderView (state: OrderState, context: ViewContext): OrderView {
-  return viewOf(state, Object.values(state.facts), context)
+export function orderView (state: OrderState, context: ViewContext, linked: readonly FoldEvent[] = []): OrderView {
+  if (linked.length === 0) return viewOf(state, Object.values(state.facts), context)
+  return joinedView({ ...state, facts: new Map(Object.entries(state.facts)), deliveries: new Map(Object.entries(state.deliveries)) }, linked, context)
 }
 
 /** orderView of a folding state. */
-export function foldingView (state: FoldingState, context: ViewContext): OrderView {
-  return viewOf(state, [...state.facts.values()], context)
+export function foldingView (state: FoldingState, context: ViewContext, linked: readonly FoldEvent[] = []): OrderView {
+  if (linked.length === 0) return viewOf(state, [...state.facts.values()], context)
+  return joinedView({ ...state, facts: new Map(state.facts), deliveries: new Map(state.deliveries) }, linked, context)
+}
+
+function joinedView (joined: FoldingState, linked: readonly FoldEvent[], context: ViewContext): OrderView {
+  for (const event of linked) foldInto(joined, event)
+  return viewOf(joined, [...joined.facts.values()], context)
+}
+
+/**
+ * The currency the order's money is counted in: the one it was paid in (the
+ * registered one, when a payment is in it), else the registered one, else
+ * the first of its facts'. Money in any other currency is never summed.
+ */
+function orderCurrency (placed: OrderState['placed'], succeeded: readonly Fact[], facts: readonly Fact[]): string | null {
+  if (succeeded.length === 0) return placed?.currency ?? firstSorted(facts.map(fact => fact.currency))
+  if (placed !== null && succeeded.some(fact => fact.currency === placed.currency)) return placed.currency
+  return firstSorted(succeeded.map(fact => fact.currency))
 }
 
 function viewOf (state: StateFields, facts: readonly Fact[], context: ViewContext): OrderView {
   const succeeded = facts.filter(fact => fact.type === 'PaymentSucceeded')
-  const refunds = facts.filter(fact => fact.type === 'PaymentRefunded')
   const has = (type: PaymentEventType): boolean => facts.some(fact => fact.type === type)
-
-  const paidAmount = succeeded.reduce((sum, fact) => sum + fact.amount, 0)
-  const eachRefunded = refunds.filter(fact => !fact.cumulative).reduce((sum, fact) => sum + fact.amount, 0)
-  const totalRefunded = refunds.filter(fact => fact.cumulative).reduce((max, fact) => Math.max(max, fact.amount), 0)
-  const refundedAmount = Math.max(eachRefunded, totalRefunded)
-
-  const anomalies = new Set<Anomaly>()
   const placed = state.placed
+  const currency = orderCurrency(placed, succeeded, facts)
+  const payingGateways = new Set(succeeded.map(fact => fact.gateway))
+
+  const paidAmount = succeeded.reduce((sum, fact) => fact.currency === currency ? sum + fact.amount : sum, 0)
+  const refunds = tallyRefunds(facts, currency, payingGateways)
+  const refundedAmount = refunds.refundedAmount
+
+  const anomalies = new Set<Anomaly>(refunds.anomalies)
   for (const fact of succeeded) {
     if (placed !== null && fact.amount !== placed.amount) anomalies.add(Anomaly.AmountMismatch)
     if (placed !== null && fact.currency !== placed.currency) anomalies.add(Anomaly.CurrencyMismatch)
+    if (fact.amount === 0) anomalies.add(Anomaly.ZeroAmountPayment)
   }
   if (facts.some(fact => fact.conflicting)) anomalies.add(Anomaly.AmountMismatch)
   if (facts.some(fact => fact.conflictingCurrency === true)) anomalies.add(Anomaly.CurrencyMismatch)
   if (new Set(succeeded.map(fact => fact.currency)).size > 1) anomalies.add(Anomaly.CurrencyMismatch)
   if (succeeded.length > 1) anomalies.add(Anomaly.DuplicatePayment)
+  if (payingGateways.size > 1) anomalies.add(Anomaly.GatewayMismatch)
   if (paidAmount > 0 && refundedAmount > paidAmount) anomalies.add(Anomaly.RefundExceedsPaid)
   if (paidAmount === 0 && refundedAmount > 0) anomalies.add(Anomaly.RefundBeforePayment)
   if (paidAmount > 0 && has('PaymentClosed')) anomalies.add(Anomaly.ClosedAfterPaid)
-  const refundedIds = new Set(refunds.map(fact => `${fact.gateway}|${fact.refundId ?? ''}`))
-  if (facts.some(fact => fact.type === 'RefundFailed' && (fact.refundId === null || !refundedIds.has(`${fact.gateway}|${fact.refundId}`)))) {
-    anomalies.add(Anomaly.RefundFailed)
-  }
   if (context.ordersRegistered && placed === null && facts.length > 0) anomalies.add(Anomaly.UnknownOrder)
 
   let status: OrderStatus
@@ -385,7 +492,7 @@ function viewOf (state: StateFields, facts: readonly Fact[], context: ViewContex
   } else if (has('PaymentPending')) {
     status = OrderStatus.Pending
   } else {
-    // Only a registration, or only a refund that is held until its payment arrives.
+    // Only a registration, a payment of zero, or only a refund that is held until its payment arrives.
     status = OrderStatus.AwaitingPayment
   }
 
@@ -400,7 +507,7 @@ function viewOf (state: StateFields, facts: readonly Fact[], context: ViewContex
     expectedCurrency: placed?.currency ?? null,
     paidAmount,
     refundedAmount,
-    currency: firstSorted(moneyFacts.map(fact => fact.currency)) ?? placed?.currency ?? null,
+    currency,
     gateway: firstSorted(moneyFacts.map(fact => fact.gateway)),
     gatewayTradeNo: firstSorted(succeeded.map(fact => fact.transactionId)),
     duplicateCount: state.duplicateCount,

@@ -2,6 +2,7 @@ import type SQLite from 'better-sqlite3'
 import { foldStreams, type OrderRange } from './fold-streams.js'
 import type { ViewContext } from './order-fold.js'
 import { foldedRowValues, orderColumns } from './projector.js'
+import { UnattributedReports } from './unattributed-reports.js'
 
 export type Cell = string | number | null
 
@@ -40,6 +41,7 @@ export interface DiffOptions {
 export function * projectionChanges (sqlite: SQLite.Database, context: ViewContext, options: DiffOptions = {}): Generator<RowChange> {
   const { range = {}, onEvent, tally = { events: 0, orders: 0 }, pageSize = 128 } = options
   const stored = storedRows(sqlite, range, pageSize)
+  const reports = new UnattributedReports(sqlite)
   let row = stored()
   const count = (): void => {
     tally.events++
@@ -51,7 +53,7 @@ export function * projectionChanges (sqlite: SQLite.Database, context: ViewConte
       yield { kind: 'delete', orderId: row[0]!, stored: row }
       row = stored()
     }
-    const values = foldedRowValues(state, context)
+    const values = foldedRowValues(state, context, reports.linkedTo(state.facts.values()))
     if (row !== undefined && row[0] === orderId) {
       if (!sameRow(row, values)) yield { kind: 'write', orderId, values, stored: row }
       row = stored()

@@ -1,6 +1,7 @@
 import type SQLite from 'better-sqlite3'
-import type { RecordedEvent } from './events.js'
-import { evolve, foldingStateJson, foldingView, initialOrderState, orderView, type FoldingState, type FoldOutcome, type OrderState, type OrderView, type ViewContext } from './order-fold.js'
+import type { RecordedEvent, UnattributedReportData } from './events.js'
+import { evolve, foldingStateJson, foldingView, initialOrderState, orderView, type FoldEvent, type FoldingState, type FoldOutcome, type OrderState, type OrderView, type ViewContext } from './order-fold.js'
+import { UnattributedReports } from './unattributed-reports.js'
 
 export const ordersProjection = 'orders'
 
@@ -13,14 +14,18 @@ export const orderColumns = [
   'first_seen_at', 'updated_at', 'state'
 ] as const
 
-/** The columns of an order row, in the order the upsert binds them (orderColumns). */
-export function orderRowValues (state: OrderState, context: ViewContext): Array<string | number | null> {
-  return rowValues(orderView(state, context), JSON.stringify(state))
+/**
+ * The columns of an order row, in the order the upsert binds them
+ * (orderColumns): the view with the unattributed reports that join the order
+ * (`linked`, UnattributedReports.linkedTo), and the state of its own stream.
+ */
+export function orderRowValues (state: OrderState, context: ViewContext, linked: readonly FoldEvent[] = []): Array<string | number | null> {
+  return rowValues(orderView(state, context, linked), JSON.stringify(state))
 }
 
 /** orderRowValues of a folding state (rebuild, verify): the same row. */
-export function foldedRowValues (state: FoldingState, context: ViewContext): Array<string | number | null> {
-  return rowValues(foldingView(state, context), foldingStateJson(state))
+export function foldedRowValues (state: FoldingState, context: ViewContext, linked: readonly FoldEvent[] = []): Array<string | number | null> {
+  return rowValues(foldingView(state, context, linked), foldingStateJson(state))
 }
 
 function rowValues (view: OrderView, stateJson: string): Array<string | number | null> {
@@ -55,6 +60,7 @@ export class OrderProjector {
   readonly #upsert: SQLite.Statement
   readonly #checkpoint: SQLite.Statement
   readonly #readCheckpoint: SQLite.Statement<[string], { last_position: number, context: string }>
+  readonly #reports: UnattributedReports
   #context: ViewContext
 
   constructor (sqlite: SQLite.Database) {
@@ -64,6 +70,7 @@ export class OrderProjector {
     this.#checkpoint = sqlite.prepare(`INSERT INTO projections (name, last_position, context) VALUES (?, ?, ?)
       ON CONFLICT (name) DO UPDATE SET last_position = excluded.last_position, context = excluded.context`)
     this.#readCheckpoint = sqlite.prepare('SELECT last_position, context FROM projections WHERE name = ?')
+    this.#reports = new UnattributedReports(sqlite)
     this.#context = this.#readContext()
   }
 
@@ -81,8 +88,16 @@ export class OrderProjector {
     if (events.length === 0) return []
     const touched = new Map<string, OrderState>()
     const outcomes: FoldOutcome[] = []
+    const reports: UnattributedReportData[] = []
     let contextChanged = false
     for (const event of events) {
+      if (event.type === 'UnattributedReportReceived') {
+        // Not an order's event: it changes the view of every order it joins (below).
+        this.#reports.noteReport(event.data)
+        reports.push(event.data)
+        outcomes.push({ kind: 'applied' })
+        continue
+      }
       if (event.type === 'OrderPlaced' && !this.#context.ordersRegistered) {
         this.#context = { ...this.#context, ordersRegistered: true }
         contextChanged = true
@@ -92,7 +107,10 @@ export class OrderProjector {
       touched.set(event.streamId, state)
       outcomes.push(outcome)
     }
-    for (const state of touched.values()) this.#upsert.run(orderRowValues(state, this.#context))
+    for (const report of reports) {
+      for (const orderId of this.#reports.ordersJoined(report)) if (!touched.has(orderId)) touched.set(orderId, this.#loadState(orderId))
+    }
+    for (const state of touched.values()) this.#upsert.run(this.#rowValues(state))
     if (contextChanged) this.#rederiveAll()
     this.#checkpoint.run(ordersProjection, events[events.length - 1]!.position, JSON.stringify(this.#context))
     return outcomes
@@ -101,6 +119,11 @@ export class OrderProjector {
   /** Re-reads the checkpoint, e.g. after a rolled-back transaction or a rebuild. */
   reload (): void {
     this.#context = this.#readContext()
+    this.#reports.reload()
+  }
+
+  #rowValues (state: OrderState): Array<string | number | null> {
+    return orderRowValues(state, this.#context, this.#reports.linkedTo(Object.values(state.facts)))
   }
 
   #loadState (orderId: string): OrderState {
@@ -111,7 +134,7 @@ export class OrderProjector {
   // The first registered order changes every order's view once (unknown_order): rare, so a full pass is fine.
   #rederiveAll (): void {
     const rows = this.#sqlite.prepare('SELECT state FROM orders').all() as OrderRowState[]
-    for (const row of rows) this.#upsert.run(orderRowValues(JSON.parse(row.state) as OrderState, this.#context))
+    for (const row of rows) this.#upsert.run(this.#rowValues(JSON.parse(row.state) as OrderState))
   }
 
   #readContext (): ViewContext {

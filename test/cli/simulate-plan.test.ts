@@ -4,7 +4,7 @@ import t from 'tap'
 import { alipayRetryMinutes, retryDelayMs } from '../../src/cli/simulate-deliver.js'
 import { planSimulation, signedGenericBody, type PlanOptions } from '../../src/cli/simulate-plan.js'
 import { createGenericAdapter } from '../../src/gateways/generic.js'
-import type { RecordedEvent } from '../../src/orders/events.js'
+import { streamIdOf, type RecordedEvent } from '../../src/orders/events.js'
 import { evolve, initialOrderState, orderView, type OrderState } from '../../src/orders/order-fold.js'
 
 const secret = 'plan-test-secret-0123456789'
@@ -67,18 +67,19 @@ t.test('folding the callbacks in delivery order, through the real adapter, gives
     plan.deliveries.forEach((delivery, i) => {
       const callback = { body: Buffer.from(signedGenericBody({ ...delivery.callback.params, timestamp }, secret)), mediaType: 'application/x-www-form-urlencoded', contentType: 'application/x-www-form-urlencoded', headers: {} }
       for (const n of adapter.parse(adapter.verify(callback, now), callback)) {
+        const orderId = streamIdOf(n)
         const event = {
           type: n.type,
           data: n.data,
           position: i + 1,
-          streamId: n.data.orderId,
+          streamId: orderId,
           streamVersion: 0,
           schemaVersion: 1,
           metadata: { gateway: 'generic', deliveryId: n.deliveryId, receivedAt: now.toISOString(), requestId: `r${i}` },
           recordedAt: now.toISOString(),
           hash: ''
         } as RecordedEvent
-        states.set(n.data.orderId, evolve(states.get(n.data.orderId) ?? initialOrderState(n.data.orderId), event).state)
+        states.set(orderId, evolve(states.get(orderId) ?? initialOrderState(orderId), event).state)
       }
     })
     for (const expected of plan.expected) {

@@ -3,20 +3,23 @@ import { join } from 'node:path'
 import t from 'tap'
 import { chainHash, genesisHash } from '../../src/event-log/hash.js'
 import { rowToEvent } from '../../src/event-log/read.js'
-import type { RecordedEvent } from '../../src/orders/events.js'
+import { isOrderStream, type RecordedEvent } from '../../src/orders/events.js'
 import { formatMinorUnits } from '../../src/orders/money.js'
-import { foldOrder, orderView, type OrderView } from '../../src/orders/order-fold.js'
+import { foldOrder, orderView, reportsJoining, type OrderView } from '../../src/orders/order-fold.js'
 import { eventsDir, lineToRow, loadCatalogue, readExpectations, readSample, samplesDir } from './catalogue.js'
 
 const expectations = readExpectations()
 const catalogue = loadCatalogue()
 
-/** Folds a log (any subset, any order) into every order's view, as a fresh projection would. */
+/** Folds a log (any subset, any order) into every order's view, with the unattributed reports that join it, as a fresh projection would. */
 function views (events: readonly RecordedEvent[]): Map<string, OrderView> {
   const context = { ordersRegistered: events.some(event => event.type === 'OrderPlaced') }
   const streams = new Map<string, RecordedEvent[]>()
-  for (const event of events) streams.set(event.streamId, [...(streams.get(event.streamId) ?? []), event])
-  return new Map([...streams].map(([id, stream]) => [id, orderView(foldOrder(id, stream), context)]))
+  for (const event of events) if (isOrderStream(event.streamId)) streams.set(event.streamId, [...(streams.get(event.streamId) ?? []), event])
+  return new Map([...streams].map(([id, stream]) => {
+    const state = foldOrder(id, stream)
+    return [id, orderView(state, context, reportsJoining(Object.values(state.facts), events))]
+  }))
 }
 
 function pick (view: OrderView | undefined, keys: string[]): Record<string, unknown> | undefined {
@@ -26,7 +29,7 @@ function pick (view: OrderView | undefined, keys: string[]): Record<string, unkn
 t.test('the samples required by the catalogue exist, each with its expectations', async t => {
   const files = readdirSync(samplesDir).filter(f => f.endsWith('.ndjson')).sort()
   t.same(files, Object.values(expectations.samples).map(s => s.file).sort(), 'every sample has expectations and every expectation a sample')
-  for (const name of ['happy-path', 'gateway-retries', 'out-of-order', 'partial-then-full-refund', 'amount-tampering', 'double-payment', 'unknown-order']) {
+  for (const name of ['happy-path', 'gateway-retries', 'out-of-order', 'partial-then-full-refund', 'amount-tampering', 'double-payment', 'unknown-order', 'refund-checks', 'stripe-unattributed']) {
     t.ok(expectations.samples[name], name)
   }
 })

@@ -11,6 +11,14 @@ const paid = find('happy-path.ndjson', 'PaymentSucceeded')
 const refunded = find('partial-then-full-refund.ndjson', 'PaymentRefunded')
 const placed = find('happy-path.ndjson', 'OrderPlaced')
 type Line = Record<string, unknown>
+// A Stripe refund that named no order, as the log keeps it.
+const { orderId: _orderId, ...refundData } = refunded.data as Record<string, unknown>
+const report: Line = {
+  ...refunded,
+  streamId: '~unattributed:stripe',
+  type: 'UnattributedReportReceived',
+  data: { reportedType: 'PaymentRefunded', ...refundData, gateway: 'stripe', gatewayStatus: 'refund.updated', reason: 'no metadata.order_id' }
+}
 const withData = (line: Line, change: Record<string, unknown>): Line => ({ ...line, data: { ...(line.data as object), ...change } })
 const withMetadata = (line: Line, change: Record<string, unknown>): Line => ({ ...line, metadata: { ...(line.metadata as object), ...change } })
 
@@ -26,6 +34,8 @@ t.test('valid lines of every shape pass', async t => {
   t.equal(catalogue.checkLine({ ...refunded, type: 'RefundFailed' }), null, 'RefundFailed has the refund shape')
   t.equal(catalogue.checkLine(withMetadata(paid, { replayOf: 3 })), null, 'a replayed delivery')
   t.equal(catalogue.checkLine({ ...paid, prevHash: undefined }), null, 'a line of the admin stream, which has no prevHash')
+  t.equal(catalogue.checkLine(report), null, 'an unattributed report in its gateway\'s stream')
+  t.equal(catalogue.checkLine(withData(report, { reportedType: 'PaymentSucceeded', refundId: null, cumulative: false, transactionId: null })), null, 'an unattributed payment without a transaction id')
 })
 
 t.test('what the log never holds is refused, naming the field', async t => {
@@ -45,7 +55,13 @@ t.test('what the log never holds is refused, naming the field', async t => {
     ['a local time', { ...paid, recordedAt: '2026-03-02 09:00:00' }, /recordedAt must match pattern/],
     ['an upper-case hash', { ...paid, hash: (paid.hash as string).toUpperCase() }, /hash must match pattern/],
     ['a truncated prevHash', { ...paid, prevHash: (paid.prevHash as string).slice(1) }, /prevHash must match pattern/],
-    ['position 0', { ...paid, position: 0 }, /position must be >= 1/]
+    ['position 0', { ...paid, position: 0 }, /position must be >= 1/],
+    ['a payment in the unattributed stream', { ...paid, streamId: '~unattributed:stripe' }, /streamId must match pattern/],
+    ['an unattributed report in an order\'s stream', { ...report, streamId: 'PR-4002' }, /streamId must match pattern/],
+    ['an unattributed report with an order id', withData(report, { orderId: 'PR-4002' }), /must NOT have additional properties/],
+    ['an unattributed report without its reason', withData(report, { reason: undefined }), /must have required property 'reason'/],
+    ['an unattributed payment with a refund id', withData(report, { reportedType: 'PaymentSucceeded' }), /data\/data\/refundId must be null/],
+    ['an unattributed report of an unknown type', withData(report, { reportedType: 'OrderPlaced' }), /reportedType must be equal to one of the allowed values/]
   ]
   for (const [what, line, message] of cases) {
     const value = JSON.parse(JSON.stringify(line)) as Line

@@ -61,7 +61,11 @@ t.test('every event stored after a mixed run of callbacks validates against its 
     stripeEvent('charge.refunded', { id: 'ch_1', object: 'charge', amount: 2000, amount_refunded: 500, currency: 'usd', payment_intent: 'pi_1', metadata: { order_id: 'S-1' } }),
     stripeEvent('refund.updated', refund('re_1', 'succeeded')),
     stripeEvent('refund.failed', refund('re_2', 'failed')),
-    stripeEvent('checkout.session.completed', { id: 'cs_1', object: 'checkout.session', amount_total: 2000, currency: 'usd', payment_status: 'paid', payment_intent: 'pi_1', metadata: { order_id: 'S-1' } })
+    stripeEvent('checkout.session.completed', { id: 'cs_1', object: 'checkout.session', amount_total: 2000, currency: 'usd', payment_status: 'paid', payment_intent: 'pi_1', metadata: { order_id: 'S-1' } }),
+    // Without order metadata: kept as unattributed reports (one joins S-1 through pi_1).
+    stripeEvent('refund.updated', { ...refund('re_3', 'succeeded'), metadata: {} }),
+    stripeEvent('charge.refunded', { id: 'ch_9', object: 'charge', amount: 900, amount_refunded: 900, currency: 'usd', payment_intent: 'pi_9', metadata: {} }),
+    stripeEvent('payment_intent.succeeded', { ...pi('pi_8', 'succeeded'), metadata: { order_id: 'not an id' } })
   ]) {
     await post({ url: '/notify/stripe', headers: { 'content-type': 'application/json', 'stripe-signature': signature }, payload })
   }

@@ -7,8 +7,8 @@ import type t from 'tap'
 import { genesisHash } from '../../src/event-log/hash.js'
 import { rowToEvent, type EventRow } from '../../src/event-log/read.js'
 import { verifyChain } from '../../src/event-log/verify-chain.js'
-import type { RecordedEvent } from '../../src/orders/events.js'
-import { foldOrder, type OrderState } from '../../src/orders/order-fold.js'
+import { isOrderStream, type RecordedEvent } from '../../src/orders/events.js'
+import { foldOrder, reportsJoining, type OrderState } from '../../src/orders/order-fold.js'
 import { orderRowValues } from '../../src/orders/projector.js'
 import { signedForm, testSecrets } from '../helpers.js'
 
@@ -223,8 +223,11 @@ export function auditLog (dbPath: string): LogAudit {
       const storedById = new Map(stored.map(values => [values[0] as string, values]))
       const mismatches: string[] = []
       const states = new Map<string, OrderState>()
+      const reports = rows.filter(row => row.type === 'UnattributedReportReceived').map(rowToEvent)
       for (const [orderId, events] of streams) {
-        const expected = orderRowValues(foldOrder(orderId, events), context)
+        if (!isOrderStream(orderId)) continue
+        const state = foldOrder(orderId, events)
+        const expected = orderRowValues(state, context, reportsJoining(Object.values(state.facts), reports))
         const actual = storedById.get(orderId)
         if (actual === undefined || JSON.stringify(actual) !== JSON.stringify(expected)) mismatches.push(orderId)
         if (actual !== undefined) states.set(orderId, JSON.parse(actual[16] as string) as OrderState)

@@ -239,7 +239,7 @@ t.test('amounts are Stripe minor units: zero-decimal currencies are not scaled, 
   t.match(await order(test.app, 'JPY2'), { status: 'paid', paidAmount: 5000, expectedAmount: 5000, anomalies: [] })
 })
 
-t.test('a verified event naming no order is acked with a warning and not stored; other types are acked, not stored', async t => {
+t.test('a verified event naming no order is acked, logged at warn and kept as an unattributed report; other types are acked, not stored', async t => {
   const lines: string[] = []
   const logger = { level: 'warn', stream: { write: (line: string) => { lines.push(line) } } }
   const test = await buildTestApp(t, { env, deps: { now: fixedNow, logger } })
@@ -249,11 +249,17 @@ t.test('a verified event naming no order is acked with a warning and not stored;
   const badId = stripeEvent('payment_intent.succeeded', paymentIntent('pi_BADID', 'no spaces allowed'), 'evt_BADID')
   await deliver(t, test, badId)
   await deliver(t, test, stripeEvent('customer.created', { id: 'cus_1', object: 'customer', metadata: { order_id: 'X' } }))
-  t.equal(eventCount(test), 0)
+  const stored = test.store.sqlite.prepare('SELECT stream_id, type, data FROM events ORDER BY position').all() as Array<{ stream_id: string, type: string, data: string }>
+  t.same(stored.map(row => [row.stream_id, row.type, JSON.parse(row.data).reason]), [
+    ['~unattributed:stripe', 'UnattributedReportReceived', 'no metadata.order_id'],
+    ['~unattributed:stripe', 'UnattributedReportReceived', 'metadata.order_id is not a valid order id']
+  ], 'both kept; the unmapped type is not')
+  t.match(JSON.parse(stored[0]!.data), { reportedType: 'PaymentSucceeded', amount: 2000, currency: 'USD', gateway: 'stripe', transactionId: 'pi_NOORDER', gatewayStatus: 'payment_intent.succeeded' })
+  t.equal(await order(test.app, 'no spaces allowed'), null)
 
   const warnings = lines.map(line => JSON.parse(line) as Record<string, unknown>).filter(entry => entry.gateway === 'stripe')
   t.match(warnings, [
-    { level: 40, eventId: 'evt_NOORDER', eventType: 'payment_intent.succeeded', objectId: 'pi_NOORDER', reason: 'no metadata.order_id' },
+    { level: 40, eventId: 'evt_NOORDER', eventType: 'payment_intent.succeeded', objectId: 'pi_NOORDER', transactionId: 'pi_NOORDER', reason: 'no metadata.order_id', msg: 'stripe event names no order: recorded as unattributed' },
     { level: 40, eventId: 'evt_BADID', reason: 'metadata.order_id is not a valid order id' }
   ])
   t.equal(warnings.length, 2, 'unmapped event types are not warned about')

@@ -89,7 +89,8 @@ function refund (orderId: string, refundId: string, refunded: number, status: st
     out_refund_no: `out-${refundId}`,
     refund_id: refundId,
     refund_status: status,
-    success_time: '2026-11-28T10:34:56+08:00',
+    // Only a refund that succeeded has a success_time; the others carry the envelope's create_time.
+    ...(status === 'SUCCESS' ? { success_time: '2026-11-28T10:34:56+08:00' } : {}),
     user_received_account: '招商银行信用卡0403',
     amount: { total: 8888, refund: refunded, payer_total: 8888, payer_refund: refunded }
   }
@@ -206,11 +207,18 @@ t.test('the real event types map to the order states; amounts are integer fen', 
   view = await order(test.app, 'W4002')
   t.equal(view.status, 'paid', 'a failed refund moves no money')
   t.same(view.anomalies, ['refund_failed'])
-  // ABNORMAL is not final: the same refund may still succeed, which clears the anomaly.
+  // ABNORMAL is not final: the same refund may still succeed (a later success_time), which clears the anomaly.
   await deliver(t, test, sign(envelope('REFUND.SUCCESS', refund('W4002', '50300000003', 5000, 'SUCCESS'))))
   view = await order(test.app, 'W4002')
   t.equal(view.status, 'refunded')
   t.same(view.anomalies, [])
+  // A SUCCESS that WeChat Pay's times put before the failure does not count: the failure is the latest word.
+  await deliver(t, test, sign(envelope('TRANSACTION.SUCCESS', transaction('W4007', '4200000991202611275300000007', 5000))))
+  await deliver(t, test, sign(envelope('REFUND.SUCCESS', { ...refund('W4007', '50300000007', 5000, 'SUCCESS'), success_time: '2026-11-27T10:00:00+08:00' })))
+  await deliver(t, test, sign(envelope('REFUND.CLOSED', refund('W4007', '50300000007', 5000, 'CLOSED'))))
+  view = await order(test.app, 'W4007')
+  t.equal(view.status, 'paid')
+  t.same(view.anomalies, ['refund_failed'])
 
   await deliver(t, test, sign(envelope('TRANSACTION.SUCCESS', transaction('W4003', '4200000991202611275300000003', 1))))
   await deliver(t, test, sign(envelope('REFUND.CLOSED', refund('W4003', '50300000004', 1, 'CLOSED'))))

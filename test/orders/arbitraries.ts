@@ -1,6 +1,6 @@
 import fc from 'fast-check'
-import type { DomainEvent, EventMetadata, PaymentEventType, RecordedEvent } from '../../src/orders/events.js'
-import type { OrderView } from '../../src/orders/order-fold.js'
+import { unattributedStreamId, type DomainEvent, type EventMetadata, type PaymentEventType, type RecordedEvent } from '../../src/orders/events.js'
+import { reportsJoining, type Fact, type OrderView } from '../../src/orders/order-fold.js'
 
 /**
  * The fast-check seed: PAYNOTIFY_FC_SEED replays a failure, otherwise a fresh
@@ -44,35 +44,43 @@ export interface Delivery {
 const paymentTypes: readonly PaymentEventType[] = ['PaymentPending', 'PaymentSucceeded', 'PaymentFailed', 'PaymentRefunded', 'RefundFailed', 'PaymentClosed']
 
 /**
- * A notification about `orderId`. Values come from small pools so that
- * generated lists often share transaction ids, refund ids and amounts (fact
- * repeats, conflicts, double payments). `alipay` refunds are cumulative, as
- * that adapter reports refund_fee.
+ * The fields of a payment notification, from small pools so that generated
+ * lists often share transaction ids, refund ids, amounts and gateway times
+ * (fact repeats, conflicts, double payments, one refund reported two ways, a
+ * refund's success and failure in either order of time). `alipay` refunds
+ * are cumulative, as that adapter reports refund_fee; `stripe` refunds are
+ * either (charge.refunded or refund.*).
  */
-export function notificationArb (orderId: string): fc.Arbitrary<Omit<Delivery, 'deliveryId'>> {
-  const payment = fc.record({
-    type: fc.constantFrom(...paymentTypes),
-    amount: fc.constantFrom(0, 100, 5000, 8888, 10000),
-    currency: fc.constantFrom('CNY', 'USD'),
-    gateway: fc.constantFrom('generic', 'alipay'),
-    transactionId: fc.constantFrom(null, 'T1', 'T2'),
-    refundId: fc.constantFrom(null, 'R1', 'R2')
-  }).map(p => ({
+// Repeated values weigh the pools so that the same gateway, currency and amount often meet.
+const paymentFields = fc.record({
+  type: fc.constantFrom(...paymentTypes, 'PaymentSucceeded', 'PaymentRefunded', 'PaymentRefunded'),
+  amount: fc.constantFrom(0, 100, 5000, 5000, 5000, 8888, 10000),
+  currency: fc.constantFrom('CNY', 'CNY', 'CNY', 'USD', 'JPY'),
+  gateway: fc.constantFrom('generic', 'generic', 'alipay', 'stripe', 'stripe'),
+  transactionId: fc.constantFrom(null, 'T1', 'T2'),
+  refundId: fc.constantFrom(null, 'R1', 'R2'),
+  cumulative: fc.boolean(),
+  gatewayTime: fc.constantFrom(null, '1800000000', '1800000100', '2027-01-15T08:00:00+08:00', '2027-01-15 08:00:00')
+}).map(p => {
+  const refund = p.type === 'PaymentRefunded' || p.type === 'RefundFailed'
+  return {
+    type: p.type,
+    amount: p.amount,
+    currency: p.currency,
     gateway: p.gateway,
-    event: {
-      type: p.type,
-      data: {
-        orderId,
-        amount: p.amount,
-        currency: p.currency,
-        gateway: p.gateway,
-        transactionId: p.transactionId,
-        refundId: p.type === 'PaymentRefunded' || p.type === 'RefundFailed' ? p.refundId : null,
-        cumulative: p.gateway === 'alipay' && p.type === 'PaymentRefunded',
-        gatewayStatus: p.type,
-        gatewayTime: null
-      }
-    } as DomainEvent
+    transactionId: p.transactionId,
+    refundId: refund ? p.refundId : null,
+    cumulative: p.type === 'PaymentRefunded' && (p.gateway === 'alipay' || (p.gateway === 'stripe' && p.cumulative)),
+    gatewayStatus: p.type,
+    gatewayTime: p.gatewayTime
+  }
+})
+
+/** A notification about `orderId`. */
+export function notificationArb (orderId: string): fc.Arbitrary<Omit<Delivery, 'deliveryId'>> {
+  const payment = paymentFields.map(({ type, ...data }) => ({
+    gateway: data.gateway,
+    event: { type, data: { orderId, ...data } } as DomainEvent
   }))
   const placed = fc.record({
     amount: fc.constantFrom(5000, 8888, 10000),
@@ -84,7 +92,8 @@ export function notificationArb (orderId: string): fc.Arbitrary<Omit<Delivery, '
 /**
  * Distinct notifications (each with its own delivery id; a registration's id
  * is derived from its content, as POST /orders does) plus retries of some of
- * them: the multiset of deliveries one order can receive.
+ * them and other reports of some refunds: the multiset of deliveries one
+ * order can receive.
  */
 export function deliveriesArb (orderId: string, maxDistinct = 8): fc.Arbitrary<Delivery[]> {
   return fc.array(notificationArb(orderId), { minLength: 1, maxLength: maxDistinct })
@@ -93,9 +102,48 @@ export function deliveriesArb (orderId: string, maxDistinct = 8): fc.Arbitrary<D
         ...n,
         deliveryId: n.event.type === 'OrderPlaced' ? `order:${orderId}:${n.event.data.amount}:${n.event.data.currency}` : `d${i}`
       }))
-      return fc.array(fc.nat({ max: distinct.length - 1 }), { maxLength: 4 })
-        .map(retries => [...distinct, ...retries.map(i => distinct[i]!)])
+      return fc.tuple(fc.array(fc.nat({ max: distinct.length - 1 }), { maxLength: 4 }), fc.array(fc.tuple(fc.nat({ max: distinct.length - 1 }), fc.boolean()), { maxLength: 2 }))
+        .map(([retries, twins]) => [...distinct, ...retries.map(i => distinct[i]!), ...twins.flatMap(([i, bare]) => twinOf(distinct[i]!, bare))])
     })
+}
+
+/**
+ * The same refund reported another way (R1): under a new delivery id, without
+ * its refund id, and without its transaction id too when `bare`.
+ */
+function twinOf (delivery: Delivery, bare: boolean): Delivery[] {
+  const { event } = delivery
+  if (event.type !== 'PaymentRefunded' && event.type !== 'RefundFailed') return []
+  const data = { ...event.data, refundId: null, transactionId: bare ? null : event.data.transactionId }
+  return [{ ...delivery, deliveryId: `${delivery.deliveryId}-${bare ? 'bare' : 'twin'}`, event: { type: event.type, data } }]
+}
+
+/**
+ * Unattributed reports (a Stripe event without order metadata): the same
+ * pools, always with a transaction id: some share one with an order's facts
+ * and join it, T3 is no order's. Delivery ids are their own (`u0`, `u1` …),
+ * retries included.
+ */
+export function reportsArb (maxDistinct = 4): fc.Arbitrary<Delivery[]> {
+  const report = paymentFields.map(({ type, ...data }) => ({
+    gateway: 'stripe',
+    event: { type: 'UnattributedReportReceived', data: { reportedType: type, ...data, gateway: 'stripe', transactionId: data.transactionId ?? 'T3', reason: 'no metadata.order_id' } } as DomainEvent
+  }))
+  return fc.array(report, { maxLength: maxDistinct }).chain(reports => {
+    const distinct: Delivery[] = reports.map((r, i) => ({ ...r, deliveryId: `u${i}` }))
+    return fc.array(fc.nat({ max: Math.max(0, distinct.length - 1) }), { maxLength: distinct.length === 0 ? 0 : 2 })
+      .map(retries => [...distinct, ...retries.map(i => distinct[i]!)])
+  })
+}
+
+/** The reports (recorded) that join an order with these facts, in log order. */
+export function linkedReports (facts: Iterable<Fact>, reports: readonly RecordedEvent[]): RecordedEvent[] {
+  return reportsJoining(facts, reports)
+}
+
+/** Records reports in their own stream, as the log does. */
+export function recordReports (reports: readonly Delivery[], firstPosition: number): RecordedEvent[] {
+  return record(reports, unattributedStreamId('stripe'), firstPosition)
 }
 
 const epoch = Date.UTC(2026, 0, 1)

@@ -5,7 +5,7 @@ import fc from 'fast-check'
 import t from 'tap'
 import { rebuildDatabase } from '../../src/cli/rebuild.js'
 import type { NewEvent } from '../../src/event-log/event-log.js'
-import type { EventMetadata } from '../../src/orders/events.js'
+import { streamIdOf, type EventMetadata } from '../../src/orders/events.js'
 import { evolve, foldingStateJson, foldInto, foldOrder, initialOrderState, startFolding, type ViewContext } from '../../src/orders/order-fold.js'
 import { precedes } from '../../src/orders/projection-diff.js'
 import { foldedRowValues, orderRowValues } from '../../src/orders/projector.js'
@@ -14,14 +14,15 @@ import { splitOrderRanges } from '../../src/orders/rebuild-workers.js'
 import { verifyProjection } from '../../src/orders/verify-projection.js'
 import { openStore } from '../../src/store.js'
 import { tempDir } from '../helpers.js'
-import { checkProperty, deliveriesArb, record } from './arbitraries.js'
+import { checkProperty, deliveriesArb, linkedReports, record, recordReports, reportsArb } from './arbitraries.js'
 
 const sink = (): Writable => new Writable({ write (_chunk, _encoding, done) { done() } })
 
 t.test('law: the in-place fold gives evolve\'s outcomes, state JSON and order row', async t => {
-  const property = fc.property(deliveriesArb('order-1'), fc.boolean(), (deliveries, ordersRegistered) => {
+  const property = fc.property(deliveriesArb('order-1'), reportsArb(), fc.boolean(), (deliveries, reports, ordersRegistered) => {
     const context: ViewContext = { ordersRegistered }
     const events = record(deliveries, 'order-1', 3)
+    const recorded = recordReports(reports, 3 + events.length)
     let state = initialOrderState('order-1')
     const folding = startFolding('order-1')
     for (const event of events) {
@@ -29,9 +30,12 @@ t.test('law: the in-place fold gives evolve\'s outcomes, state JSON and order ro
       state = evolved.state
       if (JSON.stringify(foldInto(folding, event)) !== JSON.stringify(evolved.outcome)) return false
     }
+    const linked = linkedReports(Object.values(state.facts), recorded)
     return JSON.stringify(state) === foldingStateJson(folding) &&
       JSON.stringify(foldOrder('order-1', events)) === foldingStateJson(folding) &&
-      JSON.stringify(orderRowValues(state, context)) === JSON.stringify(foldedRowValues(folding, context))
+      JSON.stringify(orderRowValues(state, context)) === JSON.stringify(foldedRowValues(folding, context)) &&
+      JSON.stringify(orderRowValues(state, context, linked)) === JSON.stringify(foldedRowValues(folding, context, linked)) &&
+      foldingStateJson(folding) === JSON.stringify(state)
   })
   await checkProperty(t, 'in-place fold law', property, Number(process.env.PAYNOTIFY_FC_RUNS ?? 500))
 })
@@ -70,9 +74,11 @@ async function seedLog (path: string, orders: number): Promise<void> {
       { gateway: 'ünïcode', deliveryId: 'astral \u{1f4b3}' }
     ]
     const samples = fc.sample(fc.tuple(...Array.from({ length: orders }, (_, i) => deliveriesArb(`R${String(i).padStart(3, '0')}`, 5))), { seed: 42, numRuns: 1 })[0]!
-    const events: NewEvent[] = samples.flatMap((deliveries, i) => deliveries.map((delivery, k) => ({
+    // Unattributed reports too: some join orders (their transaction ids), some join none.
+    const reports = fc.sample(reportsArb(6), { seed: 43, numRuns: 4 }).flatMap((sample, i) => sample.map(report => ({ ...report, deliveryId: `s${i}-${report.deliveryId}` })))
+    const events: NewEvent[] = [...samples, reports].flatMap((deliveries, i) => deliveries.map((delivery, k) => ({
       ...delivery.event,
-      streamId: `R${String(i).padStart(3, '0')}`,
+      streamId: streamIdOf(delivery.event),
       metadata: { gateway: delivery.gateway, deliveryId: delivery.deliveryId, receivedAt: '2026-11-27T00:00:00.000Z', requestId: `q${i}-${k}`, ...(k === 0 ? odd[i % odd.length] : {}) }
     }) as NewEvent))
     // Interleaved as a gateway would deliver them, in batches of varied size.
@@ -113,6 +119,10 @@ t.test('rebuild on worker threads and on this one gives the live projection, wha
   t.equal(live.orders.length, 60, 'orders')
   const sourceDb = new SQLite(source, { readonly: true })
   const events = sourceDb.prepare('SELECT count(*) FROM events').pluck().get() as number
+  const reports = sourceDb.prepare(`SELECT count(*) AS reports, sum(EXISTS (SELECT 1 FROM events AS o WHERE o.type <> 'UnattributedReportReceived'
+    AND json_extract(o.data, '$.transactionId') = json_extract(u.data, '$.transactionId') AND json_extract(o.data, '$.gateway') = 'stripe')) AS joining
+    FROM events AS u WHERE u.type = 'UnattributedReportReceived'`).get() as { reports: number, joining: number }
+  t.ok(reports.joining > 0 && reports.joining < reports.reports, `${reports.reports} unattributed reports, ${reports.joining} of them join orders`)
   sourceDb.close()
   t.equal(live.indexes.length, 4, 'the primary key and three secondary indexes (status, gateway, the partial needs-review index)')
   const damages: Array<[string, string]> = [
