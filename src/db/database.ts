@@ -9,6 +9,7 @@ export interface Database {
   orders: OrdersTable
   projections: ProjectionsTable
   chain_checkpoints: ChainCheckpointsTable
+  signed_checkpoints: SignedCheckpointsTable
 }
 
 export interface EventsTable {
@@ -57,6 +58,18 @@ export interface ChainCheckpointsTable {
   position: number
   hash: string
   verified_at: string
+}
+
+/** The chain's tail as the writer signed it, one row per block of positions (event-log/signed-checkpoints.ts). */
+export interface SignedCheckpointsTable {
+  block: number
+  position: number
+  hash: string
+  /** `ed25519:` and the raw key in base64url. */
+  public_key: string
+  /** Ed25519 over `paynotify-checkpoint-v1\n<position>\n<hash>`, base64url. */
+  signature: string
+  signed_at: string
 }
 
 export type SynchronousMode = 'FULL' | 'NORMAL'
