@@ -6,7 +6,7 @@ import type { Command } from 'commander'
 import { formatMinorUnits } from '../orders/money.js'
 import type { OrderView } from '../orders/order-fold.js'
 import type { OrderRow } from '../orders/queries.js'
-import { httpUrl, positiveNumber, refuseWhileServing, resolveDbPath, storedSecrets, usageError } from './options.js'
+import { httpUrl, positiveNumber, publicKey, refuseWhileServing, resolveDbPath, storedSecrets, usageError, warnSecretOnCommandLine } from './options.js'
 import { formatSummary, startProgress } from './progress.js'
 
 interface ReplayOptions {
@@ -17,6 +17,7 @@ interface ReplayOptions {
   secret?: string
   merchantToken?: string
   timeout: number
+  publicKey?: string
 }
 
 const info = (line: string): void => { process.stderr.write(`${line}\n`) }
@@ -70,7 +71,7 @@ async function replayLocally (command: Command, file: string, options: ReplayOpt
   const dbPath = options.db ?? join(dir!, 'replay.db')
   try {
     try {
-      await importFile(file, dbPath, info)
+      await importFile(file, dbPath, info, { publicKey: options.publicKey })
     } catch (error) {
       await refuseBrokenFile(file, error)
       return
@@ -92,15 +93,16 @@ async function replayLocally (command: Command, file: string, options: ReplayOpt
 }
 
 async function replayTo (command: Command, file: string, to: URL, options: ReplayOptions): Promise<void> {
-  const [{ loadConfig }, { checkExportFile, readCheckedRows }, { createSender, prepareReplay, recordedRequests }] = await Promise.all([
-    import('../config.js'), import('./export-file.js'), import('./replay-deliver.js')
+  const [{ loadConfig }, { checkExportFile, readCheckedRows }, { createSender, prepareReplay, recordedRequests }, { describeCoverage }] = await Promise.all([
+    import('../config.js'), import('./export-file.js'), import('./replay-deliver.js'), import('../event-log/ndjson.js')
   ])
   const config = loadConfig(process.env)
   const stored = storedSecrets(await resolveDbPath(options.db))
   const secret = options.secret ?? config.secrets.genericSecret ?? stored.genericSecret
   const merchantToken = options.merchantToken ?? config.secrets.merchantToken ?? stored.merchantToken
+  const checkOptions = { publicKey: options.publicKey }
   try {
-    await checkExportFile(file)
+    info(describeCoverage(await checkExportFile(file, undefined, checkOptions)))
   } catch (error) {
     await refuseBrokenFile(file, error)
     return
@@ -114,7 +116,7 @@ async function replayTo (command: Command, file: string, to: URL, options: Repla
   let previousAt: number | undefined
   const say = (line: string): void => { process.stdout.write(`${line}\n`) }
   try {
-    for await (const request of recordedRequests(readCheckedRows(file))) {
+    for await (const request of recordedRequests(readCheckedRows(file, checkOptions))) {
       const plan = prepareReplay(request, secret, merchantToken, new Date())
       if (plan.prepared === undefined) {
         skipped.set(plan.skip!, (skipped.get(plan.skip!) ?? 0) + 1)
@@ -162,9 +164,14 @@ export function registerReplayCommand (program: Command): Command {
     .option('--secret <secret>', 'generic gateway secret to re-sign with (default: PAYNOTIFY_GENERIC_SECRET, else the secrets file beside --db / PAYNOTIFY_DB)')
     .option('--merchant-token <token>', 'register recorded orders (OrderPlaced) with POST /orders (default: PAYNOTIFY_MERCHANT_TOKEN, else the secrets file)')
     .option('--timeout <ms>', 'per-request timeout', positiveNumber, 10_000)
+    .option('--public-key <key>', 'refuse the file unless every line is covered by a checkpoint signed with this key (`paynotify public-key` on the service prints it)', publicKey)
     .addHelpText('after', `
-Local mode: the file's chain is verified, imported into a fresh database, the projections
-rebuilt, and the order states printed (a table; --json for scripts).
+Either mode first checks the whole file: every line's hash and its event against
+events/schemas, the chain between lines, and the signed checkpoints it carries (with
+--public-key, every line must be covered by one signed with that key). A broken file is
+refused with its line named, and nothing is replayed.
+Local mode: the file is imported into a fresh database, the projections rebuilt, and the
+order states printed (a table; --json for scripts).
 --to mode: each recorded request is sent again in log order with the header
 x-paynotify-replay-of: <position>. Generic callbacks are re-signed with the local secret
 (and a timestamp moved to now); gateways whose signatures cannot be re-made locally
@@ -172,6 +179,8 @@ x-paynotify-replay-of: <position>. Generic callbacks are re-signed with the loca
 Exit codes: 0 ok, 1 the file is broken or a delivery was refused, 2 bad usage.`)
     .action(async function (this: Command, file: string, options: ReplayOptions) {
       if (!existsSync(file)) usageError(this, `no file ${file}`)
+      if (options.secret !== undefined) warnSecretOnCommandLine('--secret', 'PAYNOTIFY_GENERIC_SECRET')
+      if (options.merchantToken !== undefined) warnSecretOnCommandLine('--merchant-token', 'PAYNOTIFY_MERCHANT_TOKEN')
       if (options.to === undefined) {
         if (options.speed !== undefined || options.secret !== undefined || options.merchantToken !== undefined) {
           usageError(this, '--speed, --secret and --merchant-token need --to')

@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs'
+import { closeSync, mkdirSync, openSync } from 'node:fs'
 import { dirname } from 'node:path'
 import SQLite from 'better-sqlite3'
 import { Kysely, SqliteDialect, type Generated } from 'kysely'
@@ -94,11 +94,28 @@ export interface OpenDatabase {
  * batch.
  */
 export function openDatabase (path: string, options: DatabaseOptions = {}): OpenDatabase {
-  if (path !== ':memory:' && !options.readonly) mkdirSync(dirname(path), { recursive: true })
+  if (path !== ':memory:' && !options.readonly) {
+    mkdirSync(dirname(path), { recursive: true })
+    createPrivately(path)
+  }
   const sqlite = new SQLite(path, { readonly: options.readonly ?? false, fileMustExist: options.readonly ?? false })
   configureConnection(sqlite, options)
   const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) })
   return { sqlite, db, close: async () => { await db.destroy() } }
+}
+
+/**
+ * Creates a missing database file with mode 0600 before SQLite opens it:
+ * the log holds every raw callback and the admin's view of every order.
+ * SQLite gives the -wal and -shm files it creates the mode of the database
+ * file, so they are private too (test/db/file-modes.test.ts).
+ */
+function createPrivately (path: string): void {
+  try {
+    closeSync(openSync(path, 'wx', 0o600))
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error
+  }
 }
 
 export function configureConnection (sqlite: SQLite.Database, options: DatabaseOptions = {}): void {
