@@ -22,7 +22,7 @@ export function weakSecretReason (value: string): string | undefined {
   }
   const steps = new Set<number>()
   for (let i = 1; i < value.length; i++) steps.add(value.charCodeAt(i) - value.charCodeAt(i - 1))
-  if (steps.size < 6) return 'is a sequence (like 0123456789abcdef)'
+  if (steps.size < 6) return 'is a sequence (each character a few steps from the one before)'
   return undefined
 }
 
