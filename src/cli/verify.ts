@@ -55,7 +55,8 @@ async function verifyDatabase (dbPath: string, pinned: string | undefined): Prom
     }
     // The service signs every commit: with its key at hand, an unsigned tail is a finding, not a gap in coverage.
     if (signatures.unsigned !== undefined && trusted !== undefined) {
-      say(`${describeSignatureProblem({ kind: 'unsigned', ...signatures.unsigned })}; checked against ${trusted.publicKey} (${trusted.source})`)
+      const ignored = signatures.ignored === 0 ? '' : `; ${signatures.ignored} checkpoint(s) signed with other keys ignored`
+      say(`${describeSignatureProblem({ kind: 'unsigned', ...signatures.unsigned })}; checked against ${trusted.publicKey} (${trusted.source})${ignored}`)
       return false
     }
     say(describeSignatures(signatures, trusted?.source, chain.lastPosition))

@@ -310,9 +310,9 @@ export function requireSigned (summary: ExportSummary): void {
 /** One line saying how far the file's signatures vouch for it. */
 export function describeCoverage (summary: ExportSummary): string {
   const { pinned, keys, covered, uncovered, firstUncovered, ignored } = summary.signatures
-  const by = pinned !== undefined ? `the pinned key ${pinned}` : keys.length === 0 ? 'no key' : `${keys.join(', ')} (not pinned: pass --public-key to require it)`
+  const by = pinned !== undefined ? `the pinned key ${pinned}` : `${keys.join(', ')} (not pinned: pass --public-key to require it)`
   const rest = uncovered === 0 ? '' : `; ${uncovered} line(s) from position ${firstUncovered!.position} are not covered`
   const others = ignored === 0 ? '' : `; ${ignored} signature(s) by other keys ignored`
-  if (covered === 0) return `signatures: none of ${summary.lines} line(s) covered by a checkpoint signed with ${by}${others}`
+  if (covered === 0) return `signatures: none of ${summary.lines} line(s) covered by a signed checkpoint${pinned === undefined ? '' : ` with the pinned key ${pinned}`}${others}`
   return `signatures: ${covered} of ${summary.lines} line(s) covered by checkpoints signed with ${by}${rest}${others}`
 }
