@@ -28,10 +28,12 @@ function excerpt (name: unknown): string {
 }
 
 /** One phrase naming the field, as a dotted path into the line: `data.amount must be >= 0`. */
-function describe (error: ErrorObject): string {
+function describe (error: ErrorObject, line: Record<string, unknown>): string {
   const path = error.instancePath.split('/').slice(1).map(part => part.replaceAll('~1', '/').replaceAll('~0', '~'))
   const field = path.length === 0 ? 'the line' : path.map(part => /^[A-Za-z_][A-Za-z0-9_]{0,39}$/.test(part) ? part : `[${excerpt(part)}]`).join('.')
   const params = error.params as Record<string, unknown>
+  // Said the way the upcaster says it (orders/events.ts): a newer paynotify wrote this event.
+  if (error.instancePath === '/schemaVersion' && error.keyword === 'const') return `unknown schema version ${String(line.schemaVersion)} of ${String(line.type)} (upgrade paynotify to read it)`
   if (error.keyword === 'additionalProperties') return `${field} has a field the schema does not allow: ${excerpt(params.additionalProperty)}`
   if (typeof params.propertyName === 'string') return `${field} has a field name ${excerpt(params.propertyName)} that ${error.message ?? 'is not allowed'}`
   if (error.keyword === 'required') return `${field} lacks ${excerpt(params.missingProperty)}`
@@ -50,5 +52,5 @@ export function checkExportedEvent (line: unknown): string | null {
   if (validate(line)) return null
   // The error ajv reports first is the innermost one; the `if`/`allOf` wrappers around it say nothing more.
   const error = validate.errors?.find(e => e.keyword !== 'if' && e.keyword !== 'allOf') ?? validate.errors?.[0]
-  return error === undefined ? 'does not match the event catalogue' : describe(error)
+  return error === undefined ? 'does not match the event catalogue' : describe(error, line as Record<string, unknown>)
 }

@@ -1,6 +1,6 @@
 import { join } from 'node:path'
 import SQLite from 'better-sqlite3'
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { checkChainSinceCheckpoint } from '../../src/event-log/chain-checkpoint.js'
 import { createCheckpointSigner, generateSigningKey, verifyCheckpointSignature } from '../../src/event-log/checkpoint-signature.js'
 import { exportLines, resolveExportRange } from '../../src/event-log/export.js'
@@ -57,7 +57,7 @@ for (const mode of ['inline', 'thread'] as const) {
 }
 
 /** A signed log of 40 events with a start-time checkpoint at its end, and a fresh copy of it for each case. */
-async function signedLog (t: Parameters<typeof tempDir>[0]): Promise<{ signer: ReturnType<typeof createCheckpointSigner>, copy: (change: (db: SQLite.Database) => void) => SQLite.Database }> {
+async function signedLog (t: Test): Promise<{ signer: ReturnType<typeof createCheckpointSigner>, copy: (change: (db: SQLite.Database) => void) => SQLite.Database }> {
   const dir = tempDir(t)
   const dbPath = join(dir, 'base.db')
   const signingKey = generateSigningKey()
