@@ -1,7 +1,6 @@
 import type SQLite from 'better-sqlite3'
 import { genesisHash } from './hash.js'
-import { formatCheckpoint } from './ndjson.js'
-import { signedCheckpointsBetween } from './signed-checkpoints.js'
+import { formatCheckpoint, signedCheckpointsBetween } from './signed-checkpoints.js'
 
 export interface ExportSelection {
   /** Only this order's events. */

@@ -2,6 +2,7 @@ import { orderIdPattern } from '../orders/events.js'
 import { verifyCheckpointSignature } from './checkpoint-signature.js'
 import { checkExportedEvent } from './event-schemas.js'
 import { chainHash, genesisHash, type ChainedRow } from './hash.js'
+import { formatCheckpoint, type LineCheckpoint } from './signed-checkpoints.js'
 import type { EventRow } from './read.js'
 
 /**
@@ -26,11 +27,7 @@ export interface ExportedEvent {
   checkpoint?: LineCheckpoint
 }
 
-/** A signed checkpoint as an export line carries it (signed-checkpoints.ts). */
-export interface LineCheckpoint {
-  publicKey: string
-  signature: string
-}
+export type { LineCheckpoint } from './signed-checkpoints.js'
 
 /** A parsed line: the stored row it stands for (data and metadata as stored text) and its chain links. */
 export interface ImportedRow extends ChainedRow {
@@ -55,10 +52,6 @@ export function formatExportLine (row: EventRow, prevHash: string, checkpoint?: 
     `"recordedAt":${JSON.stringify(row.recorded_at)},"prevHash":"${prevHash}","hash":"${row.hash}"${formatCheckpoint(checkpoint)}}\n`
 }
 
-/** The `checkpoint` member of a signed line (with its leading comma), or nothing. */
-export function formatCheckpoint (checkpoint: LineCheckpoint | undefined): string {
-  return checkpoint === undefined ? '' : `,"checkpoint":{"publicKey":"${checkpoint.publicKey}","signature":"${checkpoint.signature}"}`
-}
 
 /** A line that cannot be imported; `line` is 1-based. */
 export class ExportLineError extends Error {

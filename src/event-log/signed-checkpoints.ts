@@ -14,6 +14,17 @@ export const checkpointBlockSize = 1024
 
 export type SignedCheckpoint = SignedCheckpointsTable
 
+/** A signed checkpoint as an export line carries it, on the line of its position. */
+export interface LineCheckpoint {
+  publicKey: string
+  signature: string
+}
+
+/** The `checkpoint` member of a signed export line (with its leading comma), or nothing. */
+export function formatCheckpoint (checkpoint: LineCheckpoint | undefined): string {
+  return checkpoint === undefined ? '' : `,"checkpoint":{"publicKey":"${checkpoint.publicKey}","signature":"${checkpoint.signature}"}`
+}
+
 /** Something a signed checkpoint proves wrong about the log, or a part of it no signature covers. */
 export type SignatureProblem =
   /** The signature does not verify under the key it names: made up, or the row was edited. */
