@@ -108,7 +108,7 @@ export async function importRows (sqlite: SQLite.Database, rows: AsyncIterable<I
       result.firstPosition ??= stored.position
       result.lastPosition = stored.position
       result.written++
-      // A line the file's own key signed keeps its signature when it keeps its position and hash under that same key.
+      // A checkpoint the file carries under this database's own key stays (Ed25519 is deterministic: the same signature).
       if (options.mode === 'verbatim' && row.checkpoint?.publicKey === options.signer?.publicKey) recordCheckpoint?.(tail, signedAt)
       batch.push(rowToEvent(stored))
       if (batch.length >= batchSize) flush()
