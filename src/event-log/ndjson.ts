@@ -52,7 +52,6 @@ export function formatExportLine (row: EventRow, prevHash: string, checkpoint?: 
     `"recordedAt":${JSON.stringify(row.recorded_at)},"prevHash":"${prevHash}","hash":"${row.hash}"${formatCheckpoint(checkpoint)}}\n`
 }
 
-
 /** A line that cannot be imported; `line` is 1-based. */
 export class ExportLineError extends Error {
   readonly line: number

@@ -35,6 +35,7 @@ t.test('an export proves itself to whoever holds the public key', async t => {
   t.equal(printed.stdout, `${publicKey}\n`, 'public-key prints the public half, and nothing else')
   t.notOk(printed.stdout.includes(signingKey))
   t.equal(exported.code, 0, exported.stderr)
+  t.equal(exportedOrder.code, 0, exportedOrder.stderr)
   t.equal(statSync(file).mode & 0o777, 0o600, 'the export file is private, even one that existed')
   t.equal(statSync(orderFile).mode & 0o777, 0o600)
   t.equal(verifiedDb.code, 0, verifiedDb.stdout)
