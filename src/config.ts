@@ -1,5 +1,6 @@
 import { Type, type Static } from '@sinclair/typebox'
 import { envSchema } from 'env-schema'
+import { standardSecretProblem, stripeSecretProblem, weakSecretReason } from './secret-strength.js'
 
 const logLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
 
@@ -10,6 +11,8 @@ const EnvSchema = Type.Object({
   PAYNOTIFY_GENERIC_SECRET: Type.Optional(Type.String({ minLength: 16 })),
   PAYNOTIFY_ADMIN_TOKEN: Type.Optional(Type.String({ minLength: 16 })),
   PAYNOTIFY_MERCHANT_TOKEN: Type.Optional(Type.String({ minLength: 16 })),
+  // The Ed25519 seed that signs checkpoints of the log (event-log/checkpoint-signature.ts), 32 bytes base64url.
+  PAYNOTIFY_SIGNING_KEY: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_-]{43}$' })),
   PAYNOTIFY_DEFAULT_CURRENCY: Type.String({ default: 'CNY', pattern: '^[A-Z]{3}$' }),
   PAYNOTIFY_BODY_LIMIT: Type.Integer({ default: 65536, minimum: 1024, maximum: 10485760 }),
   PAYNOTIFY_SYNCHRONOUS: Type.Union([Type.Literal('FULL'), Type.Literal('NORMAL')], { default: 'FULL' }),
@@ -29,9 +32,9 @@ const EnvSchema = Type.Object({
   PAYNOTIFY_ALIPAY_SELLER_ID: Type.Optional(Type.String({ minLength: 1 })),
   PAYNOTIFY_WECHATPAY_PLATFORM_KEYS: Type.Optional(Type.String({ minLength: 1 })),
   PAYNOTIFY_WECHATPAY_APIV3_KEY: Type.Optional(Type.String({ minLength: 32, maxLength: 32 })),
-  PAYNOTIFY_STRIPE_WEBHOOK_SECRET: Type.Optional(Type.String({ pattern: '^whsec_' })),
+  PAYNOTIFY_STRIPE_WEBHOOK_SECRET: Type.Optional(Type.String()),
   PAYNOTIFY_STRIPE_ORDER_ID_KEY: Type.String({ default: 'order_id', minLength: 1 }),
-  PAYNOTIFY_STANDARD_SECRET: Type.Optional(Type.String({ pattern: '^whsec_' }))
+  PAYNOTIFY_STANDARD_SECRET: Type.Optional(Type.String())
 })
 
 type Env = Static<typeof EnvSchema>
@@ -72,6 +75,7 @@ export interface Config {
     readonly genericSecret?: string | undefined
     readonly adminToken?: string | undefined
     readonly merchantToken?: string | undefined
+    readonly signingKey?: string | undefined
   }
 }
 
@@ -97,6 +101,8 @@ export function loadConfig (env: NodeJS.ProcessEnv): Config {
   if (!Intl.supportedValuesOf('currency').includes(parsed.PAYNOTIFY_DEFAULT_CURRENCY)) {
     throw new ConfigError(`invalid configuration: PAYNOTIFY_DEFAULT_CURRENCY ${parsed.PAYNOTIFY_DEFAULT_CURRENCY} is not an ISO 4217 currency`)
   }
+  const secretProblems = describeSecretProblems(parsed)
+  if (secretProblems.length > 0) throw new ConfigError(`invalid configuration: ${secretProblems.join('; ')}`)
   return Object.freeze({
     host: parsed.PAYNOTIFY_HOST,
     port: parsed.PAYNOTIFY_PORT,
@@ -126,9 +132,29 @@ export function loadConfig (env: NodeJS.ProcessEnv): Config {
     secrets: Object.freeze({
       genericSecret: parsed.PAYNOTIFY_GENERIC_SECRET,
       adminToken: parsed.PAYNOTIFY_ADMIN_TOKEN,
-      merchantToken: parsed.PAYNOTIFY_MERCHANT_TOKEN
+      merchantToken: parsed.PAYNOTIFY_MERCHANT_TOKEN,
+      signingKey: parsed.PAYNOTIFY_SIGNING_KEY
     })
   })
+}
+
+/**
+ * Secrets that pass the schema's length but that anyone could guess or sign
+ * with: a token typed by hand, an empty `whsec_`. Each bad one is named
+ * (never its value).
+ */
+function describeSecretProblems (env: Env): string[] {
+  const problems: string[] = []
+  for (const name of ['PAYNOTIFY_GENERIC_SECRET', 'PAYNOTIFY_ADMIN_TOKEN', 'PAYNOTIFY_MERCHANT_TOKEN'] as const) {
+    const value = env[name]
+    const weak = value === undefined ? undefined : weakSecretReason(value)
+    if (weak !== undefined) problems.push(`${name} is too easy to guess: it ${weak} (generate one with \`openssl rand -base64 24\`)`)
+  }
+  const stripe = env.PAYNOTIFY_STRIPE_WEBHOOK_SECRET === undefined ? undefined : stripeSecretProblem(env.PAYNOTIFY_STRIPE_WEBHOOK_SECRET)
+  if (stripe !== undefined) problems.push(`PAYNOTIFY_STRIPE_WEBHOOK_SECRET ${stripe}`)
+  const standard = env.PAYNOTIFY_STANDARD_SECRET === undefined ? undefined : standardSecretProblem(env.PAYNOTIFY_STANDARD_SECRET)
+  if (standard !== undefined) problems.push(`PAYNOTIFY_STANDARD_SECRET ${standard}`)
+  return problems
 }
 
 interface EnvError { instancePath: string, keyword: string, message?: string, params: Record<string, unknown> }

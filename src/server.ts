@@ -4,6 +4,7 @@ import type { Config } from './config.js'
 import { prepareDatabaseDirectory } from './db/data-directory.js'
 import { acquireWriterLock } from './db/writer-lock.js'
 import { checkChainSinceCheckpoint, describeChainBreak } from './event-log/chain-checkpoint.js'
+import { createCheckpointSigner } from './event-log/checkpoint-signature.js'
 import { describeGeneratedSecrets, resolveSecrets } from './secrets.js'
 import { openStore, openThreadedStore } from './store.js'
 
@@ -17,17 +18,18 @@ const shutdownDrainMs = 3000
 export async function startServer (config: Config): Promise<{ close: () => Promise<void>, address: string }> {
   prepareDatabaseDirectory(config.dbPath)
   const resolvedSecrets = resolveSecrets(config)
-  const { secrets } = resolvedSecrets
+  const { secrets, signingKey, signingKeyGenerated } = resolvedSecrets
+  const signer = createCheckpointSigner(signingKey)
   // Held while serving: a second service, and rebuild/import without --force, refuse this database.
   const lock = acquireWriterLock(config.dbPath)
-  const storeOptions = { synchronous: config.synchronous, batchMaxSize: config.batchMaxSize, busyTimeoutMs: config.busyTimeoutMs }
+  const storeOptions = { synchronous: config.synchronous, batchMaxSize: config.batchMaxSize, busyTimeoutMs: config.busyTimeoutMs, signingKey }
   // A writer thread that dies leaves nothing to commit with: stop, so the supervisor restarts a whole service.
   let onWriterDeath = (error: Error): void => { throw error }
   const store = config.writer === 'thread'
     ? await openThreadedStore(config.dbPath, { ...storeOptions, onFatal: error => { onWriterDeath(error) } })
     : await openStore(config.dbPath, storeOptions)
   // A log edited behind the service's back is not served unless the operator says so.
-  const chain = checkChainSinceCheckpoint(store.sqlite, new Date())
+  const chain = checkChainSinceCheckpoint(store.sqlite, new Date(), { signer, firstUse: signingKeyGenerated })
   if (!chain.ok && !config.allowBrokenChain) {
     await store.close()
     lock.release()
@@ -35,7 +37,10 @@ export async function startServer (config: Config): Promise<{ close: () => Promi
   }
   const app = await buildApp({ config, secrets, store })
   if (chain.ok) {
-    app.log.info({ from: chain.from.position, to: chain.report.lastPosition, checked: chain.report.checked }, 'event log chain verified')
+    app.log.info({ publicKey: signer.publicKey, from: chain.from.position, to: chain.report.lastPosition, checked: chain.report.checked }, 'event log chain verified')
+    if (chain.signedOnFirstUse !== undefined) {
+      app.log.warn({ position: chain.signedOnFirstUse, publicKey: signer.publicKey }, 'signed the existing event log with a new checkpoint key (trusted as it stands: it was written before this key existed)')
+    }
   } else {
     app.log.warn({ broken: describeChainBreak(chain) }, 'serving a broken event log chain (PAYNOTIFY_ALLOW_BROKEN_CHAIN)')
   }

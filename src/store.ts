@@ -1,5 +1,6 @@
 import { openDatabase, type DatabaseOptions, type OpenDatabase } from './db/database.js'
 import { migrateToLatest } from './db/migrate.js'
+import { createCheckpointSigner } from './event-log/checkpoint-signature.js'
 import { EventLog, type EventAppender, type Tail } from './event-log/event-log.js'
 import { WriterThread, type WriterThreadOptions } from './event-log/writer-thread.js'
 import { OrderProjector } from './orders/projector.js'
@@ -7,6 +8,8 @@ import { OrderProjector } from './orders/projector.js'
 export interface StoreOptions extends DatabaseOptions {
   batchMaxSize?: number
   clock?: () => Date
+  /** Sign the tail of every commit with this key (secrets.ts); a store without one writes an unsigned log. */
+  signingKey?: string | undefined
 }
 
 /** What the service needs of a store: reads on `sqlite`/`db`, appends through `eventLog`. */
@@ -43,7 +46,8 @@ export async function openStore (path: string, options: StoreOptions = {}): Prom
     maxBatchSize: options.batchMaxSize,
     clock: options.clock,
     onAppend: events => { projector.apply(events) },
-    onRollback: () => { projector.reload() }
+    onRollback: () => { projector.reload() },
+    signer: options.signingKey === undefined ? undefined : createCheckpointSigner(options.signingKey)
   })
   return {
     ...database,
@@ -70,7 +74,8 @@ export async function openThreadedStore (path: string, options: StoreOptions & W
       path,
       synchronous: options.synchronous ?? 'FULL',
       busyTimeoutMs: options.busyTimeoutMs ?? 5000,
-      maxBatchSize: Math.max(1, options.batchMaxSize ?? 1024)
+      maxBatchSize: Math.max(1, options.batchMaxSize ?? 1024),
+      signingKey: options.signingKey
     }, { onFatal: options.onFatal, entry: options.entry })
   } catch (error) {
     await database.close()

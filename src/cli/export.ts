@@ -1,4 +1,4 @@
-import { createWriteStream } from 'node:fs'
+import { createWriteStream, fchmodSync } from 'node:fs'
 import { once } from 'node:events'
 import type { Writable } from 'node:stream'
 import type { Command } from 'commander'
@@ -26,7 +26,8 @@ async function exportLog (command: Command, options: ExportOptions): Promise<voi
   // connection, not openDatabase: a read needs only the busy timeout, and not loading Kysely
   // saves ~0.3 s of every export's start.
   const sqlite = new SQLite(dbPath, { readonly: true, fileMustExist: true, timeout: 5000 })
-  const out: Writable = options.out === undefined ? process.stdout : createWriteStream(options.out, { highWaterMark: 4 * chunkSize })
+  // 0600: an export holds every raw callback as received; a file that existed is made private too.
+  const out: Writable = options.out === undefined ? process.stdout : createWriteStream(options.out, { highWaterMark: 4 * chunkSize, mode: 0o600 }).on('open', fd => { fchmodSync(fd, 0o600) })
   let outputError: Error | undefined
   out.on('error', error => { outputError = error })
   const range = resolveExportRange(sqlite, { streamId: options.order, after: options.after, from: options.from, to: options.to })
@@ -73,6 +74,9 @@ export function registerExportCommand (program: Command): Command {
 Each line: {"position","streamId","streamVersion","type","schemaVersion","data","metadata",
 "recordedAt","prevHash","hash"} with hash = sha256 chain over the stored event, so every
 line can be checked on its own and \`paynotify import\` proves nothing was edited or dropped.
+Lines the service signed also carry "checkpoint" (its Ed25519 signature and public key):
+\`paynotify verify <file> --public-key <key>\` proves the file to whoever holds the key.
+The file is created with mode 0600.
 A progress bar (on a TTY) and the summary go to stderr.
 Exit codes: 0 exported, 1 error reading the database, 2 bad usage.`)
     .action(async function (this: Command, options: ExportOptions) {

@@ -1,8 +1,9 @@
 import type { Command } from 'commander'
 import type { ImportResult } from '../event-log/import.js'
+import type { CheckpointSigner } from '../event-log/checkpoint-signature.js'
 import type { ExportSummary } from '../event-log/ndjson.js'
 import { inputName, unreadableInput, withRereadableInput } from './input-file.js'
-import { dbOptionHelp, refuseWhileServing, resolveDbPath, usageError } from './options.js'
+import { dbOptionHelp, localSigner, publicKey, refuseWhileServing, resolveDbPath, usageError } from './options.js'
 import { startProgress } from './progress.js'
 
 export interface ImportOutcome {
@@ -10,23 +11,33 @@ export interface ImportOutcome {
   result: ImportResult
 }
 
+export interface ImportFileOptions {
+  /** Every line must be covered by a checkpoint signed with this key (--public-key). */
+  publicKey?: string | undefined
+  /** The database's own key: the imported tail is signed with it. */
+  signer?: CheckpointSigner | undefined
+}
+
 /**
- * Checks an export file, then writes it into a database (created and migrated
- * if needed) with the projection in the same transaction. Throws
+ * Checks an export file (its chain, every event against the catalogue's
+ * schemas, its signatures), then writes it into a database (created and
+ * migrated if needed) with the projection in the same transaction. Throws
  * ExportLineError for a broken file, before anything is written.
  */
-export async function importFile (file: string, dbPath: string, log: (line: string) => void): Promise<ImportOutcome> {
-  const [{ checkExportFile, readCheckedRows }, { importRows, planImport }, { openStore }] =
-    await Promise.all([import('./export-file.js'), import('../event-log/import.js'), import('../store.js')])
+export async function importFile (file: string, dbPath: string, log: (line: string) => void, options: ImportFileOptions = {}): Promise<ImportOutcome> {
+  const [{ checkExportFile, readCheckedRows }, { importRows, planImport }, { openStore }, { describeCoverage }] =
+    await Promise.all([import('./export-file.js'), import('../event-log/import.js'), import('../store.js'), import('../event-log/ndjson.js')])
   const check = startProgress({ label: 'check', unit: 'lines', summaryStream: process.stderr })
+  const checkOptions = { publicKey: options.publicKey }
   let summary: ExportSummary
   try {
-    summary = await checkExportFile(file, () => { check.increment() })
+    summary = await checkExportFile(file, () => { check.increment() }, checkOptions)
   } catch (error) {
     check.stop()
     throw error
   }
-  check.finish('chain verified')
+  check.finish('chain and schemas verified')
+  process.stderr.write(`${describeCoverage(summary)}\n`)
   // One transaction, one fsync: FULL costs nothing here.
   const store = await openStore(dbPath)
   try {
@@ -34,8 +45,9 @@ export async function importFile (file: string, dbPath: string, log: (line: stri
     const progress = startProgress({ label: 'import', total: summary.lines, summaryStream: process.stderr })
     let result: ImportResult
     try {
-      result = await importRows(store.sqlite, readCheckedRows(file), {
+      result = await importRows(store.sqlite, readCheckedRows(file, checkOptions), {
         mode,
+        signer: options.signer,
         onAppend: events => { store.projector.apply(events) },
         onRollback: () => { store.projector.reload() },
         onRow: () => { progress.increment() }
@@ -72,20 +84,27 @@ export function registerImportCommand (program: Command): Command {
     .argument('<file>', 'NDJSON export (paynotify export, the admin NDJSON stream, events/*.ndjson); - reads stdin')
     .option('--db <path>', dbOptionHelp)
     .option('--force', 'write even though a service is running on the database', false)
+    .option('--public-key <key>', 'refuse the file unless every line is covered by a checkpoint signed with this key (`paynotify public-key` on the service prints it)', publicKey)
     .addHelpText('after', `
+Every line is checked on its own (hash, and the event against events/schemas) and
+against the line before it; a signed checkpoint in the file must verify, and with
+--public-key it must be by that key and cover every line (a full or --after export is
+covered; one order's lines are not). The new tail is signed with the database's own key
+(PAYNOTIFY_SIGNING_KEY, else its secrets file) when it has one.
 A file that continues the database's chain (a full export into a fresh database, or
 \`export --after <tail>\`) is imported byte for byte: same positions and hashes. Any other
 file (one order, a range) is re-appended after the tail with new positions and a new chain.
 Exit codes: 0 imported, 1 the file is broken (the line is named) or cannot be written,
 2 bad usage or the service is running on the database.`)
-    .action(async function (this: Command, file: string, options: { db?: string, force: boolean }) {
+    .action(async function (this: Command, file: string, options: { db?: string, force: boolean, publicKey?: string }) {
       const unreadable = unreadableInput(file)
       if (unreadable !== undefined) usageError(this, unreadable)
       const dbPath = await resolveDbPath(options.db)
       refuseWhileServing(this, dbPath, options.force)
       const { ExportLineError } = await import('../event-log/ndjson.js')
+      const local = await localSigner(dbPath)
       try {
-        await withRereadableInput(file, async path => await importFile(path, dbPath, line => { process.stdout.write(`${line}\n`) }))
+        await withRereadableInput(file, async path => await importFile(path, dbPath, line => { process.stdout.write(`${line}\n`) }, { publicKey: options.publicKey, signer: local?.signer }))
       } catch (error) {
         if (!(error instanceof ExportLineError)) throw error
         process.stderr.write(`paynotify import: ${inputName(file)} ${error.message}; nothing was imported\n`)

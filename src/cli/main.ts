@@ -6,6 +6,7 @@ import { Command } from 'commander'
 // action, so `--help`, a usage error or `export --db` do not pay for every other command.
 import { registerExportCommand } from './export.js'
 import { registerImportCommand } from './import.js'
+import { registerPublicKeyCommand } from './public-key.js'
 import { registerRebuildCommand } from './rebuild.js'
 import { registerReplayCommand } from './replay.js'
 import { registerSimulateCommand } from './simulate.js'
@@ -56,6 +57,7 @@ registerImportCommand(program)
 registerReplayCommand(program)
 registerRebuildCommand(program)
 registerVerifyCommand(program)
+registerPublicKeyCommand(program)
 registerSimulateCommand(program)
 
 try {

@@ -1,8 +1,9 @@
-import { existsSync, readFileSync } from 'node:fs'
+import { existsSync } from 'node:fs'
 import { InvalidArgumentError, type Command } from 'commander'
 import { isWriterLocked, writerLockPath } from '../db/writer-lock.js'
+import { createCheckpointSigner, isSigningKey, publicKeyPattern, type CheckpointSigner } from '../event-log/checkpoint-signature.js'
 import { orderIdPattern } from '../orders/events.js'
-import { secretsFilePath, type Secrets } from '../secrets.js'
+import { readSecretsFile, secretsFilePath, type Secrets } from '../secrets.js'
 
 /** Option parsers and checks shared by export, import, replay, rebuild and verify. Usage errors exit 2. */
 
@@ -74,11 +75,46 @@ export function httpUrl (value: string): URL {
   return url
 }
 
-/** Secrets kept beside a database by the service (secrets.ts), without generating any. */
+/** A public key as `paynotify public-key` prints it (--public-key). */
+export function publicKey (value: string): string {
+  if (!publicKeyPattern.test(value)) throw new InvalidArgumentError('must be a public key such as ed25519:… (`paynotify public-key` prints the service\'s)')
+  return value
+}
+
+/**
+ * Secrets kept beside a database by the service (secrets.ts), without
+ * generating any; {} when there is no file. A file other users may read is
+ * refused, as the service refuses it.
+ */
 export function storedSecrets (dbPath: string): Partial<Secrets> {
-  try {
-    return JSON.parse(readFileSync(secretsFilePath(dbPath), 'utf8')) as Partial<Secrets>
-  } catch {
-    return {}
-  }
+  return readSecretsFile(secretsFilePath(dbPath))
+}
+
+/** A database's checkpoint signer: PAYNOTIFY_SIGNING_KEY, else its secrets file's key; never generated. */
+export async function localSigner (dbPath: string): Promise<{ signer: CheckpointSigner, source: string } | undefined> {
+  const { loadConfig } = await import('../config.js')
+  const fromEnv = loadConfig(process.env).secrets.signingKey
+  if (fromEnv !== undefined) return { signer: createCheckpointSigner(fromEnv), source: 'PAYNOTIFY_SIGNING_KEY' }
+  const file = secretsFilePath(dbPath)
+  const stored = readSecretsFile(file).signingKey
+  if (stored === undefined) return undefined
+  if (!isSigningKey(stored)) throw new Error(`${file}: signingKey is not a signing key (32 bytes in base64url)`)
+  return { signer: createCheckpointSigner(stored), source: `the key in ${file}` }
+}
+
+/** The public key signatures must carry: --public-key, else the database's own signing key (localSigner), else none. */
+export async function trustedPublicKey (dbPath: string, pinned: string | undefined): Promise<{ publicKey: string, source: string } | undefined> {
+  if (pinned !== undefined) return { publicKey: pinned, source: '--public-key' }
+  const local = await localSigner(dbPath)
+  return local === undefined ? undefined : { publicKey: local.signer.publicKey, source: local.source }
+}
+
+/**
+ * A secret given as an option is visible to every user of the machine (ps,
+ * /proc/<pid>/cmdline) and kept in shell history: say so, and name the
+ * variable or file that keeps it off the command line.
+ */
+export function warnSecretOnCommandLine (option: string, variable: string): void {
+  process.stderr.write(`paynotify: warning: ${option} puts a secret on the command line, where other users of this machine can read it ` +
+    `(ps, /proc) and your shell history keeps it; set ${variable} instead, or run where the secrets file beside PAYNOTIFY_DB is\n`)
 }

@@ -7,7 +7,7 @@ import { formatMinorUnits } from '../orders/money.js'
 import type { OrderView } from '../orders/order-fold.js'
 import type { OrderRow } from '../orders/queries.js'
 import { inputName, unreadableInput, withRereadableInput } from './input-file.js'
-import { httpUrl, positiveNumber, refuseWhileServing, resolveDbPath, storedSecrets, usageError } from './options.js'
+import { httpUrl, positiveNumber, publicKey, refuseWhileServing, resolveDbPath, storedSecrets, usageError, warnSecretOnCommandLine } from './options.js'
 import { formatSummary, startProgress } from './progress.js'
 
 interface ReplayOptions {
@@ -18,6 +18,7 @@ interface ReplayOptions {
   secret?: string
   merchantToken?: string
   timeout: number
+  publicKey?: string
 }
 
 const info = (line: string): void => { process.stderr.write(`${line}\n`) }
@@ -71,7 +72,7 @@ async function replayLocally (command: Command, file: string, options: ReplayOpt
   const dbPath = options.db ?? join(dir!, 'replay.db')
   try {
     try {
-      await withRereadableInput(file, async path => await importFile(path, dbPath, info))
+      await withRereadableInput(file, async path => await importFile(path, dbPath, info, { publicKey: options.publicKey }))
     } catch (error) {
       await refuseBrokenFile(file, error)
       return
@@ -94,15 +95,16 @@ async function replayLocally (command: Command, file: string, options: ReplayOpt
 
 /** `path` is what is read, `file` what the user named (for messages). */
 async function replayTo (file: string, path: string, to: URL, options: ReplayOptions): Promise<void> {
-  const [{ loadConfig }, { checkExportFile, readCheckedRows }, { createSender, prepareReplay, recordedRequests }] = await Promise.all([
-    import('../config.js'), import('./export-file.js'), import('./replay-deliver.js')
+  const [{ loadConfig }, { checkExportFile, readCheckedRows }, { createSender, prepareReplay, recordedRequests }, { describeCoverage }] = await Promise.all([
+    import('../config.js'), import('./export-file.js'), import('./replay-deliver.js'), import('../event-log/ndjson.js')
   ])
   const config = loadConfig(process.env)
   const stored = storedSecrets(await resolveDbPath(options.db))
   const secret = options.secret ?? config.secrets.genericSecret ?? stored.genericSecret
   const merchantToken = options.merchantToken ?? config.secrets.merchantToken ?? stored.merchantToken
+  const checkOptions = { publicKey: options.publicKey }
   try {
-    await checkExportFile(path)
+    info(describeCoverage(await checkExportFile(path, undefined, checkOptions)))
   } catch (error) {
     await refuseBrokenFile(file, error)
     return
@@ -116,7 +118,7 @@ async function replayTo (file: string, path: string, to: URL, options: ReplayOpt
   let previousAt: number | undefined
   const say = (line: string): void => { process.stdout.write(`${line}\n`) }
   try {
-    for await (const request of recordedRequests(readCheckedRows(path))) {
+    for await (const request of recordedRequests(readCheckedRows(path, checkOptions))) {
       const plan = prepareReplay(request, secret, merchantToken, new Date())
       if (plan.prepared === undefined) {
         skipped.set(plan.skip!, (skipped.get(plan.skip!) ?? 0) + 1)
@@ -164,9 +166,14 @@ export function registerReplayCommand (program: Command): Command {
     .option('--secret <secret>', 'generic gateway secret to re-sign with (default: PAYNOTIFY_GENERIC_SECRET, else the secrets file beside --db / PAYNOTIFY_DB)')
     .option('--merchant-token <token>', 'register recorded orders (OrderPlaced) with POST /orders (default: PAYNOTIFY_MERCHANT_TOKEN, else the secrets file)')
     .option('--timeout <ms>', 'per-request timeout', positiveNumber, 10_000)
+    .option('--public-key <key>', 'refuse the file unless every line is covered by a checkpoint signed with this key (`paynotify public-key` on the service prints it)', publicKey)
     .addHelpText('after', `
-Local mode: the file's chain is verified, imported into a fresh database, the projections
-rebuilt, and the order states printed (a table; --json for scripts).
+Either mode first checks the whole file: every line's hash and its event against
+events/schemas, the chain between lines, and the signed checkpoints it carries (with
+--public-key, every line must be covered by one signed with that key). A broken file is
+refused with its line named, and nothing is replayed.
+Local mode: the file is imported into a fresh database, the projections rebuilt, and the
+order states printed (a table; --json for scripts).
 --to mode: each recorded request is sent again in log order with the header
 x-paynotify-replay-of: <position>, which the service honours only when it was started with
 PAYNOTIFY_ACCEPT_REPLAYS=1 (otherwise 403). Generic callbacks are re-signed with the local secret
@@ -176,6 +183,8 @@ Exit codes: 0 ok, 1 the file is broken or a delivery was refused, 2 bad usage.`)
     .action(async function (this: Command, file: string, options: ReplayOptions) {
       const unreadable = unreadableInput(file)
       if (unreadable !== undefined) usageError(this, unreadable)
+      if (options.secret !== undefined) warnSecretOnCommandLine('--secret', 'PAYNOTIFY_GENERIC_SECRET')
+      if (options.merchantToken !== undefined) warnSecretOnCommandLine('--merchant-token', 'PAYNOTIFY_MERCHANT_TOKEN')
       if (options.to === undefined) {
         if (options.speed !== undefined || options.secret !== undefined || options.merchantToken !== undefined) {
           usageError(this, '--speed, --secret and --merchant-token need --to')

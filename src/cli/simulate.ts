@@ -2,7 +2,7 @@ import { randomInt } from 'node:crypto'
 import { InvalidArgumentError, type Command } from 'commander'
 import { orderIdPattern } from '../orders/events.js'
 import { formatMinorUnits, parseCurrency } from '../orders/money.js'
-import { httpUrl, storedSecrets } from './options.js'
+import { httpUrl, storedSecrets, warnSecretOnCommandLine } from './options.js'
 import { formatSummary, startProgress } from './progress.js'
 import type { DeliveryOutcome } from './simulate-deliver.js'
 import type { ExpectedOrder, PlannedCallback } from './simulate-plan.js'
@@ -242,6 +242,8 @@ export function registerSimulateCommand (program: Command): Command {
     .option('--no-register', 'do not register the orders first')
     .option('--json', 'print the result as JSON (summary, expected orders, unacked deliveries, mismatches)', false)
     .action(async function (this: Command, options: SimulateOptions) {
+      if (options.secret !== undefined) warnSecretOnCommandLine('--secret', 'PAYNOTIFY_GENERIC_SECRET')
+      if (options.adminToken !== undefined) warnSecretOnCommandLine('--admin-token', 'PAYNOTIFY_ADMIN_TOKEN')
       await simulate(this, options)
     })
 }

@@ -1,3 +1,4 @@
+import { closeSync, openSync } from 'node:fs'
 import SQLite from 'better-sqlite3'
 import { Kysely, SqliteDialect, type Generated } from 'kysely'
 import { prepareDatabaseDirectory } from './data-directory.js'
@@ -8,6 +9,7 @@ export interface Database {
   orders: OrdersTable
   projections: ProjectionsTable
   chain_checkpoints: ChainCheckpointsTable
+  signed_checkpoints: SignedCheckpointsTable
 }
 
 export interface EventsTable {
@@ -58,6 +60,18 @@ export interface ChainCheckpointsTable {
   verified_at: string
 }
 
+/** The chain's tail as the writer signed it, one row per block of positions (event-log/signed-checkpoints.ts). */
+export interface SignedCheckpointsTable {
+  block: number
+  position: number
+  hash: string
+  /** `ed25519:` and the raw key in base64url. */
+  public_key: string
+  /** Ed25519 over `paynotify-checkpoint-v1\n<position>\n<hash>`, base64url. */
+  signature: string
+  signed_at: string
+}
+
 export type SynchronousMode = 'FULL' | 'NORMAL'
 
 export interface DatabaseOptions {
@@ -80,11 +94,28 @@ export interface OpenDatabase {
  * batch.
  */
 export function openDatabase (path: string, options: DatabaseOptions = {}): OpenDatabase {
-  if (!options.readonly) prepareDatabaseDirectory(path)
+  if (path !== ':memory:' && !options.readonly) {
+    prepareDatabaseDirectory(path)
+    createPrivately(path)
+  }
   const sqlite = new SQLite(path, { readonly: options.readonly ?? false, fileMustExist: options.readonly ?? false })
   configureConnection(sqlite, options)
   const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) })
   return { sqlite, db, close: async () => { await db.destroy() } }
+}
+
+/**
+ * Creates a missing database file with mode 0600 before SQLite opens it:
+ * the log holds every raw callback and the admin's view of every order.
+ * SQLite gives the -wal and -shm files it creates the mode of the database
+ * file, so they are private too (test/db/file-modes.test.ts).
+ */
+function createPrivately (path: string): void {
+  try {
+    closeSync(openSync(path, 'wx', 0o600))
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error
+  }
 }
 
 export function configureConnection (sqlite: SQLite.Database, options: DatabaseOptions = {}): void {

@@ -1,5 +1,7 @@
 import type SQLite from 'better-sqlite3'
+import type { CheckpointSigner } from './checkpoint-signature.js'
 import { genesisHash } from './hash.js'
+import { checkpointRecorder, checkSignedCheckpoint, describeSignatureProblem, latestSignedCheckpoint, type SignatureProblem } from './signed-checkpoints.js'
 import { verifyChain, type ChainReport } from './verify-chain.js'
 
 const checkpointName = 'events'
@@ -23,6 +25,17 @@ export interface StartChainCheck {
   from: ChainCheckpoint
   report: ChainReport
   checkpointMismatch?: CheckpointMismatch
+  /** What the signed checkpoints prove wrong (checked only when the chain holds). */
+  signatureProblem?: SignatureProblem
+  /** The position this start signed on the key's first use (a log written before it had a key). */
+  signedOnFirstUse?: number
+}
+
+/** The service's key, for the start-time check of the signed checkpoints. */
+export interface StartSigning {
+  signer: CheckpointSigner
+  /** The key was generated on this start: a log with no signature at all is then signed as it stands (trust on first use). */
+  firstUse: boolean
 }
 
 /** The last verified position and its hash, or genesis when no start has verified anything yet. */
@@ -38,8 +51,14 @@ export function readChainCheckpoint (sqlite: SQLite.Database): ChainCheckpoint {
  * log; `paynotify verify` checks everything), but the checkpoint's own row
  * must still carry the hash recorded there, which catches a log truncated or
  * rewritten behind the service's back.
+ *
+ * Whoever can write the database can also rewrite every hash and this
+ * checkpoint. With `signing`, the latest signed checkpoint must then verify
+ * with the service's own key and match the log, and nothing may follow it:
+ * the writer signs every commit, so an unsigned tail means signatures were
+ * removed or events were added without the key.
  */
-export function checkChainSinceCheckpoint (sqlite: SQLite.Database, now: Date): StartChainCheck {
+export function checkChainSinceCheckpoint (sqlite: SQLite.Database, now: Date, signing?: StartSigning): StartChainCheck {
   const from = readChainCheckpoint(sqlite)
   if (from.position > 0) {
     const row = sqlite.prepare('SELECT hash FROM events WHERE position = ?').get(from.position) as { hash: string } | undefined
@@ -54,11 +73,23 @@ export function checkChainSinceCheckpoint (sqlite: SQLite.Database, now: Date): 
       ON CONFLICT (name) DO UPDATE SET position = excluded.position, hash = excluded.hash, verified_at = excluded.verified_at`)
       .run(checkpointName, report.lastPosition, report.lastHash, now.toISOString())
   }
-  return { ok: report.ok, from, report }
+  if (!report.ok || signing === undefined) return { ok: report.ok, from, report }
+  const tail = { position: report.lastPosition, hash: report.lastHash }
+  const latest = latestSignedCheckpoint(sqlite)
+  if (latest === undefined) {
+    if (tail.position === 0) return { ok: true, from, report }
+    if (!signing.firstUse) return { ok: false, from, report, signatureProblem: { kind: 'unsigned', first: 1, last: tail.position } }
+    checkpointRecorder(sqlite, signing.signer)(tail, now.toISOString())
+    return { ok: true, from, report, signedOnFirstUse: tail.position }
+  }
+  const problem = checkSignedCheckpoint(sqlite, latest, signing.signer.publicKey) ??
+    (latest.position < tail.position ? { kind: 'unsigned', first: latest.position + 1, last: tail.position } : undefined)
+  return problem === undefined ? { ok: true, from, report } : { ok: false, from, report, signatureProblem: problem }
 }
 
 /** One line naming where and how the chain broke, for the refusal message. */
 export function describeChainBreak (check: StartChainCheck): string {
+  if (check.signatureProblem !== undefined) return describeSignatureProblem(check.signatureProblem)
   if (check.checkpointMismatch !== undefined) {
     const { position, actual } = check.checkpointMismatch
     return actual === null

@@ -1,7 +1,9 @@
 import type SQLite from 'better-sqlite3'
 import { StoreUnavailableError } from '../errors.js'
 import { currentSchemaVersion, type DomainEvent, type EventMetadata, type RecordedEvent } from '../orders/events.js'
+import type { CheckpointSigner } from './checkpoint-signature.js'
 import { chainHash, genesisHash } from './hash.js'
+import { checkpointRecorder } from './signed-checkpoints.js'
 
 /** An event to append; the log assigns position, stream version, time and hash. */
 export type NewEvent = DomainEvent & {
@@ -35,6 +37,8 @@ export interface EventLogOptions {
   /** Called after a batch rolled back, so whatever onAppend cached can be reset. */
   onRollback?: () => void
   clock?: () => Date
+  /** Signs the tail of every batch in its transaction (signed-checkpoints.ts); without it the log is unsigned. */
+  signer?: CheckpointSigner
 }
 
 /** Position and hash of the last event of a log (position 0 and the genesis hash when it is empty). */
@@ -85,6 +89,7 @@ export class EventLog implements EventAppender {
   readonly #clock: () => Date
   readonly #insert: SQLite.Statement
   readonly #streamVersion: SQLite.Statement<[string], { v: number | null }>
+  readonly #recordCheckpoint: ((tail: Tail, signedAt: string) => void) | undefined
   #queue: PendingAppend[] = []
   #scheduled = false
   #closed = false
@@ -101,6 +106,7 @@ export class EventLog implements EventAppender {
       (position, stream_id, stream_version, type, schema_version, data, metadata, recorded_at, hash)
       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`)
     this.#streamVersion = sqlite.prepare('SELECT max(stream_version) AS v FROM events WHERE stream_id = ?')
+    this.#recordCheckpoint = options.signer === undefined ? undefined : checkpointRecorder(sqlite, options.signer)
     this.#tail = readTail(sqlite)
   }
 
@@ -199,6 +205,7 @@ export class EventLog implements EventAppender {
           return recorded
         }))
         this.#onAppend?.(all)
+        if (position > before.position) this.#recordCheckpoint?.({ position, hash }, recordedAt)
         this.#tail = { position, hash }
         return perCaller
       }).immediate()

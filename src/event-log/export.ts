@@ -1,5 +1,6 @@
 import type SQLite from 'better-sqlite3'
 import { genesisHash } from './hash.js'
+import { formatCheckpoint, signedCheckpointsBetween } from './signed-checkpoints.js'
 
 export interface ExportSelection {
   /** Only this order's events. */
@@ -49,35 +50,44 @@ const lineHead = `'{"position":' || position || ',"streamId":' || json_quote(str
   ',"streamVersion":' || stream_version || ',"type":' || json_quote(type) || ',"schemaVersion":' || schema_version ||
   ',"data":' || data || ',"metadata":' || metadata || ',"recordedAt":' || json_quote(recorded_at) || ',"prevHash":"'`
 
-const lineTail = (prevHash: string, hash: string): string => `${prevHash}","hash":"${hash}"}\n`
+const lineTail = (prevHash: string, hash: string, checkpoint = ''): string => `${prevHash}","hash":"${hash}"${checkpoint}}\n`
 
 // Rows fetched per query: one call into SQLite per page instead of one per row.
 const pageSize = 1024
 
 /**
  * The export lines of a range, in position order; each line's prevHash is the
- * hash of the line before it. The caller must finish or return() the iterator
+ * hash of the line before it, and a line whose position the service signed
+ * carries that signed checkpoint (one every 1,024 positions at least, and
+ * the log's tail), so the file proves itself to whoever holds the public
+ * key. The caller must finish or return() the iterator
  * (an order's lines come from one SQLite read; a range's from pages of
  * positions, which is safe because logged events never change).
  */
 export function * exportLines (sqlite: SQLite.Database, range: ExportRange, streamId?: string): Generator<string> {
   if (range.count === 0) return
+  // Sparse (one row per 1,024 positions): read up front rather than joined to every row.
+  const signed = signedCheckpointsBetween(sqlite, range.first, range.last)
+  const checkpoint = (position: number): string => {
+    const row = signed.get(position)
+    return row === undefined ? '' : formatCheckpoint({ publicKey: row.public_key, signature: row.signature })
+  }
   if (streamId !== undefined) {
     // An order's events are scattered: each line looks up the hash just before it (primary key, cheap).
-    const rows = sqlite.prepare(`SELECT ${lineHead}, coalesce((SELECT p.hash FROM events p WHERE p.position = e.position - 1), ?), hash
+    const rows = sqlite.prepare(`SELECT ${lineHead}, coalesce((SELECT p.hash FROM events p WHERE p.position = e.position - 1), ?), hash, position
       FROM events e WHERE e.stream_id = ? AND e.position BETWEEN ? AND ? ORDER BY e.stream_version`).raw()
-      .iterate(genesisHash, streamId, range.first, range.last) as IterableIterator<[string, string, string]>
-    for (const [head, prevHash, hash] of rows) yield head + lineTail(prevHash, hash)
+      .iterate(genesisHash, streamId, range.first, range.last) as IterableIterator<[string, string, string, number]>
+    for (const [head, prevHash, hash, position] of rows) yield head + lineTail(prevHash, hash, checkpoint(position))
     return
   }
   let prevHash = range.first === 1
     ? genesisHash
     : (sqlite.prepare('SELECT hash FROM events WHERE position = ?').pluck().get(range.first - 1) as string)
-  const page = sqlite.prepare(`SELECT ${lineHead}, hash FROM events WHERE position BETWEEN ? AND ? ORDER BY position`).raw()
+  const page = sqlite.prepare(`SELECT ${lineHead}, hash, position FROM events WHERE position BETWEEN ? AND ? ORDER BY position`).raw()
   for (let from = range.first; from <= range.last; from += pageSize) {
-    const rows = page.all(from, Math.min(range.last, from + pageSize - 1)) as Array<[string, string]>
-    for (const [head, hash] of rows) {
-      yield head + lineTail(prevHash, hash)
+    const rows = page.all(from, Math.min(range.last, from + pageSize - 1)) as Array<[string, string, number]>
+    for (const [head, hash, position] of rows) {
+      yield head + lineTail(prevHash, hash, checkpoint(position))
       prevHash = hash
     }
   }

@@ -1,9 +1,11 @@
 import type SQLite from 'better-sqlite3'
 import type { RecordedEvent } from '../orders/events.js'
+import type { CheckpointSigner } from './checkpoint-signature.js'
 import { readTail, type OnAppend } from './event-log.js'
 import { chainHash } from './hash.js'
 import { ExportLineError, type ExportSummary, type ImportedRow } from './ndjson.js'
 import { rowToEvent, type EventRow } from './read.js'
+import { checkpointRecorder } from './signed-checkpoints.js'
 
 /**
  * How a checked file goes into a database:
@@ -38,6 +40,10 @@ export interface ImportOptions {
   /** Called with each row read, written or skipped (progress). */
   onRow?: () => void
   batchSize?: number
+  /** This database's checkpoint key: the new tail is signed in the import's transaction, as the service signs its commits. */
+  signer?: CheckpointSigner | undefined
+  /** The time the signature is recorded at. */
+  now?: Date
 }
 
 export interface ImportResult {
@@ -66,6 +72,8 @@ export async function importRows (sqlite: SQLite.Database, rows: AsyncIterable<I
   const storedHash = sqlite.prepare('SELECT hash FROM events WHERE position = ?').pluck() as SQLite.Statement<[number], string>
   const streamVersion = sqlite.prepare('SELECT max(stream_version) FROM events WHERE stream_id = ?').pluck() as SQLite.Statement<[string], number | null>
   const result: ImportResult = { mode: options.mode, written: 0, skipped: 0, firstPosition: undefined, lastPosition: undefined }
+  const recordCheckpoint = options.signer === undefined ? undefined : checkpointRecorder(sqlite, options.signer)
+  const signedAt = (options.now ?? new Date()).toISOString()
   let batch: RecordedEvent[] = []
   const flush = (): void => {
     if (batch.length > 0) options.onAppend?.(batch)
@@ -100,10 +108,13 @@ export async function importRows (sqlite: SQLite.Database, rows: AsyncIterable<I
       result.firstPosition ??= stored.position
       result.lastPosition = stored.position
       result.written++
+      // A checkpoint the file carries under this database's own key stays (Ed25519 is deterministic: the same signature).
+      if (options.mode === 'verbatim' && row.checkpoint?.publicKey === options.signer?.publicKey) recordCheckpoint?.(tail, signedAt)
       batch.push(rowToEvent(stored))
       if (batch.length >= batchSize) flush()
     }
     flush()
+    if (result.written > 0) recordCheckpoint?.(tail, signedAt)
     sqlite.exec('COMMIT')
   } catch (error) {
     if (sqlite.inTransaction) sqlite.exec('ROLLBACK')

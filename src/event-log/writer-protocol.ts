@@ -7,6 +7,8 @@ export interface WriterSettings {
   synchronous: SynchronousMode
   busyTimeoutMs: number
   maxBatchSize: number
+  /** The checkpoint signing key (checkpoint-signature.ts), when the log is signed. */
+  signingKey?: string | undefined
 }
 
 /**

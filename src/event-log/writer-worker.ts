@@ -5,6 +5,7 @@ import { parentPort, workerData } from 'node:worker_threads'
 import SQLite from 'better-sqlite3'
 import { configureConnection } from '../db/database.js'
 import { OrderProjector } from '../orders/projector.js'
+import { createCheckpointSigner } from './checkpoint-signature.js'
 import { EventLog, takeBatch, type EncodedEvent } from './event-log.js'
 import type { FromWriter, ToWriter, WriterSettings } from './writer-protocol.js'
 
@@ -16,7 +17,8 @@ const projector = new OrderProjector(sqlite)
 const log = new EventLog(sqlite, {
   maxBatchSize: settings.maxBatchSize,
   onAppend: events => { projector.apply(events) },
-  onRollback: () => { projector.reload() }
+  onRollback: () => { projector.reload() },
+  signer: settings.signingKey === undefined ? undefined : createCheckpointSigner(settings.signingKey)
 })
 
 interface QueuedAppend { id: number, events: EncodedEvent[] }

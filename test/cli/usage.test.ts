@@ -25,9 +25,13 @@ t.test('bad usage exits 2 with a message; --help exits 0 on every command', asyn
     [['replay', file, '--to', 'ftp://example'], /must be an http or https URL/],
     [['replay', file, '--speed', '2'], /--speed, --secret and --merchant-token need --to/],
     [['rebuild', '--db', missing], /no database at/],
-    [['verify', '--db', missing], /no database at/]
+    [['verify', '--db', missing], /no database at/],
+    [['verify', '--public-key', 'ed25519:short'], /--public-key.*must be a public key such as ed25519:/],
+    [['replay', file, '--public-key', 'AAAA'], /must be a public key/],
+    [['verify', file, '--db', missing], /give a file or --db, not both/],
+    [['verify', join(dir, 'nope.ndjson')], /no file .*nope\.ndjson/]
   ]
-  const commands = ['export', 'import', 'replay', 'rebuild', 'verify']
+  const commands = ['export', 'import', 'replay', 'rebuild', 'verify', 'public-key']
   // Four at a time: quicker than one by one, gentle on a 2-core CI runner.
   const all = [...bad.map(([args]) => args), ...commands.map(command => [command, '--help'])]
   const runs: Run[] = []
