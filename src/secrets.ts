@@ -21,6 +21,16 @@ export function secretsFilePath (dbPath: string): string {
   return join(dirname(resolve(dbPath)), 'paynotify.secrets.json')
 }
 
+/** The local gateway identities `paynotify keys` creates (local-gateway-keys.ts), beside the secrets file. */
+export function localGatewayKeysPath (dbPath: string): string {
+  return join(dirname(resolve(dbPath)), 'paynotify.local-gateways.json')
+}
+
+/** The PAYNOTIFY_* variables that configure the service with those identities, as a shell file. */
+export function localGatewayEnvPath (dbPath: string): string {
+  return join(dirname(resolve(dbPath)), 'paynotify.local-gateways.env')
+}
+
 /**
  * Secrets from the environment win; missing ones come from the secrets file
  * beside the database, and are generated and stored there (mode 0600) the

@@ -1,5 +1,8 @@
 import { execFile } from 'node:child_process'
-import { join } from 'node:path'
+import { readFileSync } from 'node:fs'
+import { createServer, type IncomingHttpHeaders } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import SQLite from 'better-sqlite3'
 import { formHeaders, merchantAuth, signedForm, tempDir, testSecrets, type TestApp } from '../helpers.js'
@@ -96,4 +99,56 @@ export function tamper (dbPath: string, change: (db: SQLite.Database) => void): 
   } finally {
     db.close()
   }
+}
+
+/**
+ * Runs `paynotify keys` for the database of `env` (a temp dir) and reads back
+ * the variables it wrote: the environment a local service runs with.
+ */
+export async function localKeysEnv (env: Record<string, string>): Promise<Record<string, string>> {
+  const run = await runCli(['keys'], env)
+  if (run.code !== 0) throw new Error(`keys failed: ${run.stderr}`)
+  const text = readFileSync(join(dirname(env.PAYNOTIFY_DB!), 'paynotify.local-gateways.env'), 'utf8')
+  return parseShellExports(text)
+}
+
+/** `export NAME='value'` lines as a POSIX shell reads them. */
+export function parseShellExports (text: string): Record<string, string> {
+  const variables: Record<string, string> = {}
+  for (const line of text.split('\n').filter(l => l !== '')) {
+    const match = /^export ([A-Z0-9_]+)='((?:[^']|'\\'')*)'$/.exec(line)
+    if (match === null) throw new Error(`not a shell export: ${line.slice(0, 40)}`)
+    variables[match[1]!] = match[2]!.replaceAll("'\\''", "'")
+  }
+  return variables
+}
+
+export interface Captured { method: string, path: string, headers: IncomingHttpHeaders, body: Buffer }
+
+/** The ack each gateway expects, so a capturing server passes for the real thing. */
+const acks: Record<string, { status: number, body: string }> = {
+  generic: { status: 200, body: 'success' },
+  alipay: { status: 200, body: 'success' },
+  wechatpay: { status: 204, body: '' },
+  stripe: { status: 200, body: '{"received":true}' },
+  standard: { status: 204, body: '' },
+  orders: { status: 201, body: '{}' }
+}
+
+/** A server that records every request and acks it as the gateway its path names expects. */
+export async function captureServer (t: Teardown): Promise<{ url: string, requests: Captured[] }> {
+  const requests: Captured[] = []
+  const server = createServer((request, response) => {
+    const chunks: Buffer[] = []
+    request.on('data', (chunk: Buffer) => chunks.push(chunk))
+    request.on('end', () => {
+      const path = request.url ?? '/'
+      requests.push({ method: request.method ?? '', path, headers: request.headers, body: Buffer.concat(chunks) })
+      const ack = acks[path.split('/').at(-1) ?? ''] ?? { status: 404, body: 'no such gateway' }
+      response.writeHead(ack.status).end(ack.body)
+    })
+  })
+  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => { server.close() })
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, requests }
 }
