@@ -5,9 +5,11 @@ import { Command } from 'commander'
 // action, so `--help`, a usage error or `export --db` do not pay for every other command.
 import { registerExportCommand } from './export.js'
 import { registerImportCommand } from './import.js'
+import { registerKeysCommand } from './keys.js'
 import { registerRebuildCommand } from './rebuild.js'
 import { registerReplayCommand } from './replay.js'
 import { registerSimulateCommand } from './simulate.js'
+import { registerTailCommand } from './tail.js'
 import { registerVerifyCommand } from './verify.js'
 
 /** Exit codes: 0 ok, 1 a failure was found (broken chain, store error), 2 bad usage or configuration. */
@@ -48,6 +50,8 @@ registerReplayCommand(program)
 registerRebuildCommand(program)
 registerVerifyCommand(program)
 registerSimulateCommand(program)
+registerKeysCommand(program)
+registerTailCommand(program)
 
 try {
   await program.parseAsync(process.argv)
