@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url'
 import SQLite from 'better-sqlite3'
 import { formHeaders, merchantAuth, signedForm, tempDir, testSecrets, type TestApp } from '../helpers.js'
 import { signGenericParams } from '../../src/gateways/generic.js'
+import type { LocalGatewayKeys } from '../../src/local-gateway-keys.js'
 
 export const cli = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url))
 
@@ -112,6 +113,15 @@ export async function localKeysEnv (env: Record<string, string>): Promise<Record
   return parseShellExports(text)
 }
 
+/** A developer's machine after `paynotify keys`: the CLI's environment, the service's variables, and the keys. */
+export async function localMachine (t: Teardown): Promise<{ env: Record<string, string>, variables: Record<string, string>, keys: LocalGatewayKeys }> {
+  const dbPath = join(tempDir(t), 'default.db')
+  const env = { PAYNOTIFY_DB: dbPath, PAYNOTIFY_GENERIC_SECRET: testSecrets.genericSecret, PAYNOTIFY_ADMIN_TOKEN: testSecrets.adminToken }
+  const variables = await localKeysEnv(env)
+  const keys = JSON.parse(readFileSync(join(dirname(dbPath), 'paynotify.local-gateways.json'), 'utf8')) as LocalGatewayKeys
+  return { env, variables, keys }
+}
+
 /** `export NAME='value'` lines as a POSIX shell reads them. */
 export function parseShellExports (text: string): Record<string, string> {
   const variables: Record<string, string> = {}
@@ -123,7 +133,7 @@ export function parseShellExports (text: string): Record<string, string> {
   return variables
 }
 
-export interface Captured { method: string, path: string, headers: IncomingHttpHeaders, body: Buffer }
+export interface Captured { method: string, path: string, headers: IncomingHttpHeaders, body: Buffer, at: number }
 
 /** The ack each gateway expects, so a capturing server passes for the real thing. */
 const acks: Record<string, { status: number, body: string }> = {
@@ -135,16 +145,20 @@ const acks: Record<string, { status: number, body: string }> = {
   orders: { status: 201, body: '{}' }
 }
 
-/** A server that records every request and acks it as the gateway its path names expects. */
-export async function captureServer (t: Teardown): Promise<{ url: string, requests: Captured[] }> {
+/**
+ * A server that records every request (with when it came) and acks it as the
+ * gateway its path names expects, or answers what `answer` says.
+ */
+export async function captureServer (t: Teardown, answer?: (request: Captured) => { status: number, body: string }): Promise<{ url: string, requests: Captured[] }> {
   const requests: Captured[] = []
   const server = createServer((request, response) => {
     const chunks: Buffer[] = []
     request.on('data', (chunk: Buffer) => chunks.push(chunk))
     request.on('end', () => {
       const path = request.url ?? '/'
-      requests.push({ method: request.method ?? '', path, headers: request.headers, body: Buffer.concat(chunks) })
-      const ack = acks[path.split('/').at(-1) ?? ''] ?? { status: 404, body: 'no such gateway' }
+      const captured = { method: request.method ?? '', path, headers: request.headers, body: Buffer.concat(chunks), at: performance.now() }
+      requests.push(captured)
+      const ack = answer?.(captured) ?? acks[path.split('/').at(-1) ?? ''] ?? { status: 404, body: 'no such gateway' }
       response.writeHead(ack.status).end(ack.body)
     })
   })
