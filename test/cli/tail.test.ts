@@ -1,5 +1,4 @@
 import { spawn } from 'node:child_process'
-import { once } from 'node:events'
 import { writeFileSync } from 'node:fs'
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
@@ -25,9 +24,14 @@ function startTail (t: Parameters<typeof tempDir>[0], args: string[], env: Recor
   const out: string[] = []
   const err: string[] = []
   const checks = new Set<() => void>()
-  const exited = once(child, 'exit') as Promise<[number | null, NodeJS.Signals | null]>
   let done = false
-  void exited.then(() => { done = true; for (const check of checks) check() })
+  const exited = new Promise<number | null>(resolve => {
+    child.once('exit', code => {
+      done = true
+      for (const check of checks) check()
+      resolve(code)
+    })
+  })
   createInterface({ input: child.stdout }).on('line', line => { out.push(line); for (const check of checks) check() })
   createInterface({ input: child.stderr }).on('line', line => { err.push(line); for (const check of checks) check() })
   t.teardown(() => { if (!done) child.kill('SIGKILL') })
@@ -49,7 +53,7 @@ function startTail (t: Parameters<typeof tempDir>[0], args: string[], env: Recor
     }),
     stop: async signal => {
       child.kill(signal)
-      return (await exited)[0]
+      return await exited
     }
   }
 }
