@@ -1,3 +1,5 @@
+import http from 'node:http'
+import https from 'node:https'
 import type { RecordedEvent } from '../orders/events.js'
 
 /**
@@ -19,26 +21,53 @@ export interface LogSource {
 /** An answer no retry will change (a wrong admin token): tail stops with it. */
 export class FatalSourceError extends Error {}
 
+/** An answer from the admin API: its status and, for a 200, its JSON. */
+interface Answer { status: number, json: unknown }
+
+/**
+ * GETs with an agent of its own: keep-alive between polls, and destroyed by
+ * close, so tail exits as soon as it is stopped (fetch's shared agent kept the
+ * process up for its idle sockets' timeout).
+ */
+function createGetter (base: URL, headers: Record<string, string>, timeoutMs: number): { get: (path: string, signal: AbortSignal) => Promise<Answer>, close: () => void } {
+  const client = base.protocol === 'https:' ? https : http
+  const agent = new client.Agent({ keepAlive: true, maxSockets: 1 })
+  return {
+    get: async (path, signal) => await new Promise<Answer>((resolve, reject) => {
+      const request = client.request(new URL(path, base), { agent, headers, signal, timeout: timeoutMs }, response => {
+        const chunks: Buffer[] = []
+        response.on('data', (chunk: Buffer) => { chunks.push(chunk) })
+        response.on('error', reject)
+        response.on('end', () => {
+          if (response.statusCode !== 200) {
+            resolve({ status: response.statusCode ?? 0, json: null })
+            return
+          }
+          try {
+            resolve({ status: 200, json: JSON.parse(Buffer.concat(chunks).toString('utf8')) })
+          } catch (error) {
+            reject(error)
+          }
+        })
+      })
+      request.on('timeout', () => { request.destroy(Object.assign(new Error('no answer in time'), { code: 'ETIMEDOUT' })) })
+      request.on('error', reject)
+      request.end()
+    }),
+    close: () => { agent.destroy() }
+  }
+}
+
 /** The admin API of a running service: GET /admin/events?after= and GET /admin/orders/:id/events. */
 export function httpSource (base: URL, adminToken: string, timeoutMs: number): LogSource {
+  const getter = createGetter(base, { authorization: `Bearer ${adminToken}`, accept: 'application/json' }, timeoutMs)
   const get = async (path: string, signal: AbortSignal): Promise<unknown> => {
-    const response = await fetch(new URL(path, base), {
-      headers: { authorization: `Bearer ${adminToken}`, accept: 'application/json' },
-      signal: AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)])
-    })
-    if (response.status === 401 || response.status === 403) {
-      await response.body?.cancel()
-      throw new FatalSourceError(`GET ${path.split('?')[0]!} answered ${response.status}: check --admin-token (or PAYNOTIFY_ADMIN_TOKEN, or the secrets file)`)
-    }
-    if (response.status === 404 && path.startsWith('/admin/orders/')) {
-      await response.body?.cancel()
-      return { events: [] }
-    }
-    if (response.status !== 200) {
-      await response.body?.cancel()
-      throw new Error(`GET ${path.split('?')[0]!} answered ${response.status}`)
-    }
-    return await response.json()
+    const { status, json } = await getter.get(path, signal)
+    const route = path.split('?')[0]!
+    if (status === 401 || status === 403) throw new FatalSourceError(`GET ${route} answered ${status}: check --admin-token (or PAYNOTIFY_ADMIN_TOKEN, or the secrets file)`)
+    if (status === 404 && path.startsWith('/admin/orders/')) return { events: [] }
+    if (status !== 200) throw new Error(`GET ${route} answered ${status}`)
+    return json
   }
   const page = async (after: number, limit: number, signal: AbortSignal): Promise<RecordedEvent[]> =>
     ((await get(`/admin/events?after=${after}&limit=${limit}`, signal)) as { events: RecordedEvent[] }).events
@@ -66,7 +95,7 @@ export function httpSource (base: URL, adminToken: string, timeoutMs: number): L
     },
     history: async (orderId, signal) =>
       ((await get(`/admin/orders/${encodeURIComponent(orderId)}/events`, signal)) as { events: RecordedEvent[] }).events,
-    close: async () => {}
+    close: async () => { getter.close() }
   }
 }
 

@@ -76,9 +76,8 @@ class OrderFolds {
 }
 
 function describe (error: unknown): string {
-  const cause = (error as { cause?: { code?: unknown } }).cause
-  if (typeof cause?.code === 'string') return cause.code
-  return (error as Error).name === 'TimeoutError' ? 'no answer in time' : (error as Error).message
+  const code = (error as { code?: unknown }).code
+  return typeof code === 'string' ? code : (error as Error).message
 }
 
 async function tail (command: Command, options: TailOptions): Promise<void> {
@@ -103,14 +102,16 @@ async function tail (command: Command, options: TailOptions): Promise<void> {
   const info = (line: string): void => { process.stderr.write(`tail: ${line}\n`) }
   const folds = new OrderFolds(source, fold)
   let at = options.after
+  let started = false
   let failure: string | undefined
   let backoff = options.interval
   try {
     while (!stop.signal.aborted) {
       try {
-        if (at === undefined) {
-          at = await source.end(stop.signal)
+        if (at === undefined || !started) {
+          at ??= await source.end(stop.signal)
           info(`following ${source.name} after position ${at} (Ctrl-C to stop)`)
+          started = true
         }
         const events = await source.after(at, pageSize, stop.signal)
         if (failure !== undefined) {
