@@ -25,6 +25,8 @@ interface SimulateOptions {
   timeout: number
   verify: boolean
   adminToken?: string
+  register: boolean
+  merchantToken?: string
   json: boolean
 }
 
@@ -88,6 +90,30 @@ async function verifyOrders (base: URL, token: string, expected: readonly Expect
   return mismatches.sort((a, b) => (a.orderId < b.orderId ? -1 : 1))
 }
 
+/** Registers each order with POST /orders, as the merchant does before its customer pays (201, or 200 when already registered alike). */
+async function registerOrders (base: URL, token: string, orders: Array<{ orderId: string, total: number, currency: string }>, options: SimulateOptions): Promise<void> {
+  let next = 0
+  const worker = async (): Promise<void> => {
+    while (next < orders.length) {
+      const { orderId, total, currency } = orders[next++]!
+      const response = await fetch(new URL('/orders', base), {
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ order_id: orderId, amount: formatMinorUnits(total, currency), currency }),
+        signal: AbortSignal.timeout(options.timeout)
+      })
+      await response.body?.cancel()
+      if (response.status !== 201 && response.status !== 200) throw new Error(`POST /orders for ${orderId} answered ${response.status}${response.status === 401 ? ' (check --merchant-token)' : ''}`)
+    }
+  }
+  await Promise.all(Array.from({ length: Math.min(options.concurrency, orders.length) }, worker))
+}
+
+/** A mismatch that is the expected view plus unknown_order: the service has registrations, the simulated orders are not among them. */
+function onlyUnknown ({ expected, actual }: Mismatch): boolean {
+  return actual !== null && matches({ ...expected, anomalies: [...expected.anomalies, 'unknown_order'].sort() }, actual)
+}
+
 function money (minor: unknown, currency: string): string {
   return typeof minor === 'number' ? formatMinorUnits(minor, currency) : String(minor)
 }
@@ -125,6 +151,8 @@ async function simulate (command: Command, options: SimulateOptions): Promise<vo
   if (typeof gateway === 'string') command.error(gateway, { exitCode: 2 })
   const adminToken = options.adminToken ?? config.secrets.adminToken ?? stored.adminToken
   if (options.verify && adminToken === undefined) command.error('--verify needs --admin-token, PAYNOTIFY_ADMIN_TOKEN or the secrets file', { exitCode: 2 })
+  const merchantToken = options.merchantToken ?? config.secrets.merchantToken ?? stored.merchantToken
+  if (options.register && merchantToken === undefined) command.error('--register needs --merchant-token, PAYNOTIFY_MERCHANT_TOKEN or the secrets file', { exitCode: 2 })
   let currency: string
   try {
     // Alipay notifications are in yuan, always.
@@ -149,6 +177,11 @@ async function simulate (command: Command, options: SimulateOptions): Promise<vo
   const log = (line: string): void => { out.write(`${line}\n`) }
   log(`simulate: ${options.gateway}, ${plan.expected.length} orders (seed ${seed}), ${plan.callbacks.length} callbacks + ${duplicates} duplicates = ${plan.deliveries.length} deliveries${options.shuffle ? ', shuffled' : ''} → ${url}`)
 
+  if (options.register) {
+    const totals = new Map(plan.callbacks.map(callback => [callback.orderId, callback.total]))
+    await registerOrders(options.to, merchantToken!, plan.expected.map(order => ({ orderId: order.orderId, total: totals.get(order.orderId)!, currency })), options)
+    log(`simulate: registered ${plan.expected.length} orders with POST /orders`)
+  }
   // A repeat delivery is the same notification: both copies share one request builder.
   const requests = new Map(plan.callbacks.map(callback => [callback, gateway.request(callback)]))
   const progress = startProgress({ label: 'simulate', unit: 'deliveries', total: plan.deliveries.length })
@@ -210,6 +243,9 @@ async function simulate (command: Command, options: SimulateOptions): Promise<vo
   log(formatSummary('simulate', plan.deliveries.length, 'deliveries', elapsedMs,
     `${acked} acked, ${unacked.length} unacked, ${summary.retried} retried (${summary.retries} retries, ${attempts} requests)`))
   if (mismatches !== null) log(`simulate: verified ${plan.expected.length} orders with /admin/orders: ${plan.expected.length - mismatches.length} match, ${mismatches.length} differ`)
+  if (!options.register && mismatches !== null && mismatches.length > 0 && mismatches.every(onlyUnknown)) {
+    log('simulate: the service checks callbacks against registered orders (some order was registered with POST /orders), so these are unknown_order: pass --register to register the simulated orders first, as a merchant would')
+  }
   if (!ok) process.exitCode = 1
 }
 
@@ -241,6 +277,8 @@ export function registerSimulateCommand (program: Command): Command {
     .option('--timeout <ms>', 'per-request timeout', integer(1, 600_000), 10_000)
     .option('--verify', 'afterwards, compare every order with GET /admin/orders/:id (exit 1 on any difference)', false)
     .option('--admin-token <token>', 'admin token for --verify (default: PAYNOTIFY_ADMIN_TOKEN, else the secrets file)')
+    .option('--register', 'first register every order with POST /orders, as the merchant would (needed by --verify on a service that has registered orders)', false)
+    .option('--merchant-token <token>', 'merchant token for --register (default: PAYNOTIFY_MERCHANT_TOKEN, else the secrets file)')
     .option('--json', 'print the result as JSON (summary, expected orders, unacked deliveries, mismatches)', false)
     .addHelpText('after', `
 Each gateway's own payloads and retry schedule (gaps between attempts):

@@ -44,7 +44,7 @@ const printable = (text: string): string => text.replace(/[\x00-\x1f\x7f-\x9f\u2
 export function formatTailLine (line: TailLine): string {
   const status = line.gatewayStatus === null ? '' : `  ${printable(line.gatewayStatus)}`
   const replay = line.replayOf === null ? '' : `  (replay of #${line.replayOf})`
-  return `${line.time}  #${line.position}  ${printable(line.gateway).padEnd(9)}  ${printable(line.orderId).padEnd(12)}  ${line.type.padEnd(16)}${status}` +
+  return `${line.time}  ${`#${line.position}`.padEnd(5)}  ${printable(line.gateway).padEnd(9)}  ${printable(line.orderId).padEnd(12)}  ${line.type.padEnd(16)}${status}` +
     `${line.repeat ? '  repeat' : ''}  → ${line.status}${replay}`
 }
 

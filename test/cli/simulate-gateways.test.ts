@@ -5,7 +5,7 @@ import Stripe from 'stripe'
 import { Aes, Formatter, Rsa } from 'wechatpay-axios-plugin'
 import { simulatedGateways } from '../../src/cli/simulate-gateways.js'
 import { findOrder } from '../../src/orders/queries.js'
-import { buildTestApp } from '../helpers.js'
+import { buildTestApp, merchantAuth, testSecrets } from '../helpers.js'
 import { captureServer, localMachine, runCli, type Captured } from './toolkit-helpers.js'
 
 interface SimulateJson {
@@ -38,6 +38,24 @@ t.test('every gateway: payments, refunds, closes and failures, repeated and shuf
   }
   const gateways = service.store.sqlite.prepare("SELECT json_extract(metadata, '$.gateway') AS gateway, count(*) AS n FROM events GROUP BY 1 ORDER BY 1").all()
   t.same((gateways as Array<{ gateway: string }>).map(row => row.gateway), ['alipay', 'generic', 'standard', 'stripe', 'wechatpay'], 'each gateway recorded through its own route')
+})
+
+t.test('on a service that checks registered orders, --verify says to --register, and --register registers them first', async t => {
+  const { env, variables } = await machine
+  const service = await buildTestApp(t, { env: variables })
+  const url = await service.app.listen({ host: '127.0.0.1', port: 0 })
+  const placed = await service.app.inject({ method: 'POST', url: '/orders', headers: { ...merchantAuth, 'content-type': 'application/json' }, payload: { order_id: 'other', amount: '1.00' } })
+  t.equal(placed.statusCode, 201)
+  const args = ['simulate', '--to', url, '--gateway', 'standard', '--orders', '3', '--seed', '4', '--verify']
+  const unregistered = await runCli([...args, '--prefix', 'u'], env)
+  t.equal(unregistered.code, 1)
+  t.match(unregistered.stdout, /verified 3 orders with \/admin\/orders: 0 match, 3 differ/)
+  t.match(unregistered.stdout, /so these are unknown_order: pass --register/)
+  const registered = await runCli([...args, '--prefix', 'r', '--register'], { ...env, PAYNOTIFY_MERCHANT_TOKEN: testSecrets.merchantToken })
+  t.equal(registered.code, 0, registered.stdout + registered.stderr)
+  t.match(registered.stdout, /registered 3 orders with POST \/orders/)
+  t.match(await findOrder(service.store.db, 'r-0001'), { expectedCurrency: 'CNY', anomalies: [] })
+  t.equal((await findOrder(service.store.db, 'r-0001'))?.expectedAmount, (await findOrder(service.store.db, 'u-0001'))?.paidAmount || null, 'registered at the amount the gateway then reports')
 })
 
 t.test("what simulate sends verifies with each gateway's own library", async t => {

@@ -89,7 +89,7 @@ t.test('tail --to shows every callback as it arrives, repeats marked, with the o
   }
   t.ok(lines.some(line => line.repeat), 'repeats are shown')
   t.ok(lines.some(line => line.type === 'PaymentRefunded' && line.gatewayStatus === 'charge.refunded'))
-  t.match(text.out.find(line => line.includes(' repeat ')), /^\d{4}-\d\d-\d\dT[\d:.]+Z {2}#\d+ {2}stripe {5}tl-\d{4} +Payment\w+ +[a-z_.]+ {2}repeat {2}→ [a-z_]+$/)
+  t.match(text.out.find(line => line.includes(' repeat ')), /^\d{4}-\d\d-\d\dT[\d:.]+Z {2}#\d+ +stripe {5}tl-\d{4} +Payment\w+ +[a-z_.]+ {2}repeat {2}→ [a-z_]+$/)
   t.same(text.out.map(line => /#(\d+)/.exec(line)?.[1]), lines.map(line => String(line.position)), 'the text lines are the same events')
 
   t.equal(await json.stop('SIGTERM'), 0, 'SIGTERM: exit 0')
@@ -141,7 +141,7 @@ t.test('tail follows the log by position: it says when the service went away, an
   log.push(event(1, 'R1', 'paid\u001b[2J'))
   const tail = startTail(t, ['--to', url, '--after', '0'], { PAYNOTIFY_DB: dbPath })
   await tail.until(() => tail.out.length === 1)
-  t.match(tail.out[0], /^2026-12-01T10:00:01\.000Z {2}#1 {2}generic {4}R1 +PaymentSucceeded {2}paid\?\[2J {2}→ paid$/, 'a control character from the log is not sent to the terminal')
+  t.match(tail.out[0], /^2026-12-01T10:00:01\.000Z {2}#1 {5}generic {4}R1 +PaymentSucceeded {2}paid\?\[2J {2}→ paid$/, 'a control character from the log is not sent to the terminal')
 
   down = true
   await tail.until(() => droppedWhileDown > 0 && tail.err.some(line => /tail: \w+.*; reconnecting \(after position 1\)/.test(line)))
@@ -153,8 +153,8 @@ t.test('tail follows the log by position: it says when the service went away, an
   t.equal(asked[askedBefore], 1, 'the first request after the outage asks for what follows position 1')
   t.ok(asked.every((after, i) => i === 0 || after >= asked[i - 1]!), 'positions asked never go back')
   // R1's state carried across the outage: its second report of the same payment is a repeat.
-  t.match(tail.out[1], /#2 {2}generic {4}R1 +PaymentSucceeded {2}paid {2}repeat {2}→ paid$/)
-  t.match(tail.out[2], /#3 {2}generic {4}R2 +PaymentSucceeded {2}paid {2}→ paid$/)
+  t.match(tail.out[1], /#2 {5}generic {4}R1 +PaymentSucceeded {2}paid {2}repeat {2}→ paid$/)
+  t.match(tail.out[2], /#3 {5}generic {4}R2 +PaymentSucceeded {2}paid {2}→ paid$/)
   t.equal(await tail.stop('SIGTERM'), 0)
 
   // Without --after it starts at the end of the log, found by position whatever the gaps.
