@@ -153,7 +153,8 @@ async function replayTo (command: Command, file: string, to: URL, options: Repla
 /**
  * `paynotify replay file.ndjson`: rebuild the file's orders in a fresh local
  * database and print their states; with --to, re-deliver the recorded
- * callbacks to a running service instead, re-signed with the local secret.
+ * callbacks to a running service instead, each re-signed with the local
+ * identity of its gateway (replay-resign.ts).
  */
 export function registerReplayCommand (program: Command): Command {
   return program.command('replay')
