@@ -158,8 +158,11 @@ const recordedBodies = (source: TestApp, gateway: string): string[] =>
 
 const near = (seconds: string | undefined): boolean => Math.abs(Number(seconds) - nowSeconds()) <= 60
 
+// One incident and one `paynotify keys` serve every test of the file.
+const shared = incident(t)
+
 t.test('replay --to re-signs every gateway with the local identity, as each gateway\'s own library verifies', async t => {
-  const { source, file, env, keys } = await incident(t)
+  const { source, file, env, keys } = await shared
   const capture = await captureServer(t)
   const run = await runCli(['replay', file, '--to', capture.url, '--secret', testSecrets.genericSecret, '--merchant-token', testSecrets.merchantToken], env)
   t.equal(run.code, 0, run.stdout + run.stderr)
@@ -225,7 +228,7 @@ t.test('replay --to re-signs every gateway with the local identity, as each gate
 })
 
 t.test('replayed to a service started with the variables of `paynotify keys`: every order as in production, repeats deduplicated as they were', async t => {
-  const { source, file, env, local } = await incident(t)
+  const { source, file, env, local } = await shared
   const target = await buildTestApp(t, { env: local })
   const url = await target.app.listen({ host: '127.0.0.1', port: 0 })
   const run = await runCli(['replay', file, '--to', url, '--secret', testSecrets.genericSecret, '--merchant-token', testSecrets.merchantToken], env)
@@ -243,11 +246,9 @@ t.test('replayed to a service started with the variables of `paynotify keys`: ev
 })
 
 t.test('a gateway without a local identity is skipped and named', async t => {
-  const source = await buildTestApp(t, { env: allGatewaysEnv })
-  await seedEveryGateway(source)
+  const { file } = await shared
+  // A machine where `paynotify keys` never ran.
   const env = isolatedEnv(t)
-  const file = join(tempDir(t), 'incident.ndjson')
-  t.equal((await runCli(['export', '--db', source.dbPath, '--out', file], env)).code, 0)
   const capture = await captureServer(t)
   const run = await runCli(['replay', file, '--to', capture.url, '--secret', testSecrets.genericSecret, '--merchant-token', testSecrets.merchantToken], env)
   t.equal(run.code, 0, run.stderr)
