@@ -36,6 +36,16 @@ export function secretsFilePath (dbPath: string): string {
   return join(dirname(resolve(dbPath)), 'paynotify.secrets.json')
 }
 
+/** The local gateway identities `paynotify keys` creates (local-gateway-keys.ts), beside the secrets file. */
+export function localGatewayKeysPath (dbPath: string): string {
+  return join(dirname(resolve(dbPath)), 'paynotify.local-gateways.json')
+}
+
+/** The PAYNOTIFY_* variables that configure the service with those identities, as a shell file. */
+export function localGatewayEnvPath (dbPath: string): string {
+  return join(dirname(resolve(dbPath)), 'paynotify.local-gateways.env')
+}
+
 /**
  * The secrets file's content, or {} when there is none. Refuses a file that
  * other users may read or write: whoever reads it can forge callbacks, act as

@@ -7,9 +7,11 @@ import { Command } from 'commander'
 import { registerExportCommand } from './export.js'
 import { registerImportCommand } from './import.js'
 import { registerPublicKeyCommand } from './public-key.js'
+import { registerKeysCommand } from './keys.js'
 import { registerRebuildCommand } from './rebuild.js'
 import { registerReplayCommand } from './replay.js'
 import { registerSimulateCommand } from './simulate.js'
+import { registerTailCommand } from './tail.js'
 import { registerVerifyCommand } from './verify.js'
 
 /** Exit codes: 0 ok, 1 a failure was found (broken chain, store error), 2 bad usage or configuration. */
@@ -59,6 +61,8 @@ registerRebuildCommand(program)
 registerVerifyCommand(program)
 registerPublicKeyCommand(program)
 registerSimulateCommand(program)
+registerKeysCommand(program)
+registerTailCommand(program)
 
 try {
   await program.parseAsync(process.argv)

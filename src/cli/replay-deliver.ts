@@ -1,9 +1,10 @@
 import http from 'node:http'
 import https from 'node:https'
-import { signGenericParams } from '../gateways/generic.js'
 import type { ImportedRow } from '../event-log/ndjson.js'
-import type { EventMetadata, OrderPlacedData, RawRequest } from '../orders/events.js'
+import type { LocalGatewayKeys } from '../local-gateway-keys.js'
+import type { EventMetadata, OrderPlacedData, PaymentData, RawRequest } from '../orders/events.js'
 import { formatMinorUnits } from '../orders/money.js'
+import { resignAlipay, resignGeneric, resignStandard, resignStripe, resignWechatpay, type Resigning } from './replay-resign.js'
 
 /** One request to re-send: the events a recorded request produced share its raw body. */
 export interface Recorded {
@@ -21,58 +22,6 @@ export interface Prepared {
   body: Buffer
 }
 
-/**
- * Re-signs a recorded generic callback with the local secret: the same
- * parameters in the same order and encoding, with `sign` recomputed and a
- * `timestamp` (when present) moved to now in its own unit, since the
- * service refuses signed times older than its window. Returns undefined for
- * a body that is not a generic form or flat JSON.
- */
-export function resignGeneric (raw: RawRequest, secret: string, now: Date): Buffer | undefined {
-  const text = raw.encoding === 'base64' ? Buffer.from(raw.body, 'base64').toString('utf8') : raw.body
-  const stamp = (old: string): string => old.length === 13 ? String(now.getTime()) : String(Math.floor(now.getTime() / 1000))
-  if (raw.contentType.toLowerCase().includes('json')) {
-    let value: unknown
-    try {
-      value = JSON.parse(text)
-    } catch {
-      return undefined
-    }
-    if (value === null || typeof value !== 'object' || Array.isArray(value)) return undefined
-    const body = value as Record<string, unknown>
-    if (typeof body.timestamp === 'string' && body.timestamp !== '') body.timestamp = stamp(body.timestamp)
-    else if (typeof body.timestamp === 'number') body.timestamp = Number(stamp(String(body.timestamp)))
-    const params: Record<string, string> = {}
-    for (const [key, v] of Object.entries(body)) if (typeof v === 'string' || typeof v === 'number') params[key] = String(v)
-    body.sign = signGenericParams(params, secret)
-    return Buffer.from(JSON.stringify(body))
-  }
-  const decode = (s: string): string => decodeURIComponent(s.replaceAll('+', ' '))
-  let pairs: Array<[string, string, string]>
-  try {
-    // [raw pair, decoded key, decoded value]: untouched pairs are sent back byte for byte.
-    pairs = text.split('&').filter(pair => pair !== '').map(pair => {
-      const eq = pair.indexOf('=')
-      return eq === -1 ? [pair, decode(pair), ''] : [pair, decode(pair.slice(0, eq)), decode(pair.slice(eq + 1))]
-    })
-  } catch {
-    return undefined
-  }
-  const params: Record<string, string> = {}
-  for (const pair of pairs) {
-    if (pair[1] === 'timestamp' && pair[2] !== '') {
-      pair[2] = stamp(pair[2])
-      pair[0] = `timestamp=${pair[2]}`
-    }
-    params[pair[1]] = pair[2]
-  }
-  const sign = signGenericParams(params, secret)
-  const hasSign = pairs.some(pair => pair[1] === 'sign')
-  const out = pairs.map(pair => pair[1] === 'sign' ? `sign=${sign}` : pair[0])
-  if (!hasSign) out.push(`sign=${sign}`)
-  return Buffer.from(out.join('&'))
-}
-
 /** The POST /orders body that registers an OrderPlaced again (amount back in major units). */
 export function orderRegistration (data: OrderPlacedData): Buffer {
   return Buffer.from(JSON.stringify({ order_id: data.orderId, amount: formatMinorUnits(data.amount, data.currency), currency: data.currency }))
@@ -81,31 +30,63 @@ export function orderRegistration (data: OrderPlacedData): Buffer {
 /** What to send for one recorded request, or why it is skipped. */
 export interface ReplayPlan { prepared?: Prepared, skip?: string }
 
+/** What replay --to signs and registers with: the generic secret, the merchant token, the local gateway identities. */
+export interface ReplayKeys {
+  genericSecret?: string | undefined
+  merchantToken?: string | undefined
+  gateways: Partial<LocalGatewayKeys>
+}
+
+const noIdentity = (gateway: string): string => `${gateway}: no local identity (run \`paynotify keys\`)`
+
+function resign (request: Recorded, raw: RawRequest, keys: ReplayKeys, now: Date): Resigning | string {
+  const { gateways } = keys
+  switch (request.metadata.gateway) {
+    case 'generic':
+      return keys.genericSecret === undefined ? 'generic: no local secret (--secret)' : resignGeneric(raw, keys.genericSecret, now)
+    case 'alipay':
+      return gateways.alipay === undefined ? noIdentity('alipay') : resignAlipay(raw, gateways.alipay)
+    case 'stripe':
+      return gateways.stripe === undefined ? noIdentity('stripe') : resignStripe(raw, gateways.stripe, now)
+    case 'standard':
+      return gateways.standard === undefined ? noIdentity('standard') : resignStandard(raw, gateways.standard, now)
+    case 'wechatpay':
+      return gateways.wechatpay === undefined ? noIdentity('wechatpay') : resignWechatpay(raw, request.data as PaymentData, gateways.wechatpay, now)
+    default:
+      return `${request.metadata.gateway}: not a gateway this version re-signs`
+  }
+}
+
 /**
  * The request that re-delivers a recorded one: OrderPlaced as POST /orders
- * (needs the merchant token), a generic callback re-signed with the local
- * secret; other gateways' signatures cannot be re-made, so they are skipped.
+ * (needs the merchant token), a callback re-signed with the local identity
+ * of its gateway (replay-resign.ts); one whose gateway has none is skipped.
  */
-export function prepareReplay (request: Recorded, secret: string | undefined, merchantToken: string | undefined, now: Date): ReplayPlan {
+export function prepareReplay (request: Recorded, keys: ReplayKeys, now: Date): ReplayPlan {
   const replayOf = { 'x-paynotify-replay-of': String(request.position) }
   const raw = request.metadata.raw
   if (raw === undefined) {
     if (request.type !== 'OrderPlaced') return { skip: `${request.type} without a recorded request` }
-    if (merchantToken === undefined) return { skip: 'OrderPlaced: no merchant token to register orders (--merchant-token)' }
+    if (keys.merchantToken === undefined) return { skip: 'OrderPlaced: no merchant token to register orders (--merchant-token)' }
     return {
       prepared: {
         path: 'orders',
-        headers: { ...replayOf, 'content-type': 'application/json', authorization: `Bearer ${merchantToken}` },
+        headers: { ...replayOf, 'content-type': 'application/json', authorization: `Bearer ${keys.merchantToken}` },
         body: orderRegistration(request.data as OrderPlacedData)
       }
     }
   }
   const gateway = request.metadata.gateway
-  if (gateway !== 'generic') return { skip: `${gateway}: its signature cannot be re-made locally` }
-  if (secret === undefined) return { skip: 'generic: no local secret (--secret)' }
-  const body = resignGeneric(raw, secret, now)
-  if (body === undefined) return { skip: 'generic: the recorded body is not a form or flat JSON' }
-  return { prepared: { path: 'notify/generic', headers: { ...raw.headers, ...replayOf, 'content-type': raw.contentType }, body } }
+  const resigned = resign(request, raw, keys, now)
+  if (typeof resigned === 'string') return { skip: resigned }
+  if ('unusable' in resigned) return { skip: `${gateway}: ${resigned.unusable}` }
+  return {
+    prepared: {
+      path: `notify/${encodeURIComponent(gateway)}`,
+      headers: { ...resigned.headers, ...replayOf, 'content-type': raw.contentType },
+      body: resigned.body
+    }
+  }
 }
 
 /** Groups rows into recorded requests: the events of one request are adjacent in the log and share its request id. */

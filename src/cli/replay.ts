@@ -95,13 +95,17 @@ async function replayLocally (command: Command, file: string, options: ReplayOpt
 
 /** `path` is what is read, `file` what the user named (for messages). */
 async function replayTo (file: string, path: string, to: URL, options: ReplayOptions): Promise<void> {
-  const [{ loadConfig }, { checkExportFile, readCheckedRows }, { createSender, prepareReplay, recordedRequests }, { describeCoverage }] = await Promise.all([
-    import('../config.js'), import('./export-file.js'), import('./replay-deliver.js'), import('../event-log/ndjson.js')
+  const [{ loadConfig }, { checkExportFile, readCheckedRows }, { createSender, prepareReplay, recordedRequests }, { describeCoverage }, { signingKeys }] = await Promise.all([
+    import('../config.js'), import('./export-file.js'), import('./replay-deliver.js'), import('../event-log/ndjson.js'), import('../local-gateway-keys.js')
   ])
   const config = loadConfig(process.env)
-  const stored = storedSecrets(await resolveDbPath(options.db))
-  const secret = options.secret ?? config.secrets.genericSecret ?? stored.genericSecret
-  const merchantToken = options.merchantToken ?? config.secrets.merchantToken ?? stored.merchantToken
+  const dbPath = await resolveDbPath(options.db)
+  const stored = storedSecrets(dbPath)
+  const keys = {
+    genericSecret: options.secret ?? config.secrets.genericSecret ?? stored.genericSecret,
+    merchantToken: options.merchantToken ?? config.secrets.merchantToken ?? stored.merchantToken,
+    gateways: signingKeys(dbPath, config.gateways)
+  }
   const checkOptions = { publicKey: options.publicKey }
   try {
     info(describeCoverage(await checkExportFile(path, undefined, checkOptions)))
@@ -119,7 +123,7 @@ async function replayTo (file: string, path: string, to: URL, options: ReplayOpt
   const say = (line: string): void => { process.stdout.write(`${line}\n`) }
   try {
     for await (const request of recordedRequests(readCheckedRows(path, checkOptions))) {
-      const plan = prepareReplay(request, secret, merchantToken, new Date())
+      const plan = prepareReplay(request, keys, new Date())
       if (plan.prepared === undefined) {
         skipped.set(plan.skip!, (skipped.get(plan.skip!) ?? 0) + 1)
         continue
@@ -153,13 +157,14 @@ async function replayTo (file: string, path: string, to: URL, options: ReplayOpt
 /**
  * `paynotify replay file.ndjson`: rebuild the file's orders in a fresh local
  * database and print their states; with --to, re-deliver the recorded
- * callbacks to a running service instead, re-signed with the local secret.
+ * callbacks to a running service instead, each re-signed with the local
+ * identity of its gateway (replay-resign.ts).
  */
 export function registerReplayCommand (program: Command): Command {
   return program.command('replay')
     .description('replay an export: into a fresh local database, printing the resulting order states; or, with --to, re-deliver its recorded callbacks to a running service')
     .argument('<file>', 'NDJSON export (paynotify export, the admin NDJSON stream, events/*.ndjson); - reads stdin')
-    .option('--db <path>', 'local mode: keep the fresh database in this file (default: a temporary file, removed); --to mode: where to find the secrets file')
+    .option('--db <path>', 'local mode: keep the fresh database in this file (default: a temporary file, removed); --to mode: where the secrets and local gateway keys are')
     .option('--json', 'local mode: print the order states as JSON; --to mode: one JSON line per answer', false)
     .option('--to <url>', 'service root to re-deliver to, e.g. http://127.0.0.1:3000', httpUrl)
     .option('--speed <n>', 'keep the recorded spacing between callbacks, n times faster (default: no waiting)', positiveNumber)
@@ -175,10 +180,13 @@ refused with its line named, and nothing is replayed.
 Local mode: the file is imported into a fresh database, the projections rebuilt, and the
 order states printed (a table; --json for scripts).
 --to mode: each recorded request is sent again in log order with the header
-x-paynotify-replay-of: <position>, which the service honours only when it was started with
-PAYNOTIFY_ACCEPT_REPLAYS=1 (otherwise 403). Generic callbacks are re-signed with the local secret
-(and a timestamp moved to now); gateways whose signatures cannot be re-made locally
-(alipay, wechatpay, stripe, standard) are skipped and counted.
+x-paynotify-replay-of: <position> (the service takes it with PAYNOTIFY_ACCEPT_REPLAYS=1),
+re-signed with the local identity of its gateway, signature times moved to now and
+delivery ids kept: generic with --secret; alipay, wechatpay, stripe and standard with
+the keys \`paynotify keys\` keeps beside --db / PAYNOTIFY_DB (a Stripe or Standard
+Webhooks secret set in the environment wins). Alipay's app_id and seller_id become the
+local ones; a WeChat Pay resource is rebuilt from the recorded facts and sealed under
+the local APIv3 key. A callback whose gateway has no local identity is skipped and named.
 Exit codes: 0 ok, 1 the file is broken or a delivery was refused, 2 bad usage.`)
     .action(async function (this: Command, file: string, options: ReplayOptions) {
       const unreadable = unreadableInput(file)

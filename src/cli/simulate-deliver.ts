@@ -1,22 +1,18 @@
 /**
  * The I/O half of `paynotify simulate`: POSTs callbacks with bounded
  * concurrency and retries every one that was not acked, on a compressed
- * version of Alipay's retry schedule, until acked or out of attempts.
+ * version of the gateway's retry schedule, until acked or out of attempts.
  */
 
-/** Alipay's documented gaps between notification attempts, in minutes (4m, 10m, 10m, 1h, 2h, 6h, 15h). */
-export const alipayRetryMinutes = [4, 10, 10, 60, 120, 360, 900] as const
-
-/** Alipay's schedule with each gateway minute lasting `minuteMs` milliseconds; retries past its end reuse the last gap. */
-export function retryDelayMs (retry: number, minuteMs: number): number {
-  const minutes = alipayRetryMinutes[Math.min(retry, alipayRetryMinutes.length) - 1] ?? alipayRetryMinutes[0]
+/** The schedule's gap before `retry` (1 for the first retry) with each gateway minute lasting `minuteMs`; past its end the last gap repeats. */
+export function retryDelayMs (retry: number, minuteMs: number, schedule: readonly number[]): number {
+  const minutes = schedule[Math.min(retry, schedule.length) - 1] ?? schedule[0] ?? 0
   return minutes * minuteMs
 }
 
 export interface Outgoing {
-  /** Built at each attempt, so a body with a signed timestamp is fresh on every retry. */
-  body: () => string
-  contentType: string
+  /** Built at each attempt, with that attempt's time: a signature carrying a time is fresh on every retry. */
+  request: (now: Date) => { body: string, headers: Record<string, string> }
 }
 
 export interface DeliverOptions {
@@ -24,6 +20,8 @@ export interface DeliverOptions {
   concurrency: number
   /** Attempts per delivery, the first included (Alipay makes 8). */
   maxAttempts: number
+  /** Gaps between attempts, in the gateway's minutes. */
+  retryMinutes: readonly number[]
   /** Milliseconds one minute of the retry schedule lasts. */
   minuteMs: number
   timeoutMs: number
@@ -51,10 +49,11 @@ export interface DeliveryOutcome<T> {
 
 async function attempt (item: Outgoing, options: DeliverOptions): Promise<{ acked: boolean, answer: string }> {
   try {
+    const { body, headers } = item.request(new Date())
     const response = await fetch(options.url, {
       method: 'POST',
-      headers: { 'content-type': item.contentType },
-      body: item.body(),
+      headers,
+      body,
       signal: AbortSignal.timeout(options.timeoutMs)
     })
     const text = await response.text()
@@ -100,7 +99,7 @@ export async function deliverAll<T extends Outgoing> (items: readonly T[], optio
               sleeping--
               ready.push(index)
               pump()
-            }, retryDelayMs(outcome.attempts, options.minuteMs))
+            }, retryDelayMs(outcome.attempts, options.minuteMs, options.retryMinutes))
           }
           pump()
         })

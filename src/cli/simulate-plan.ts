@@ -1,5 +1,3 @@
-import { signGenericParams } from '../gateways/generic.js'
-import { formatMinorUnits } from '../orders/money.js'
 import { OrderStatus } from '../orders/order-fold.js'
 
 /**
@@ -19,18 +17,46 @@ export interface PlanOptions {
   /** Order ids are `${prefix}-0001` …; a fresh prefix keeps runs against one server apart. */
   prefix: string
   currency: string
+  /** What the simulated gateway can report. */
+  scenarios: GatewayScenarios
 }
 
-/** The seed sender's numeric status codes. */
-export const GenericStatus = { Pending: '0', Paid: '1', Failed: '2', Refunded: '3' } as const
-export type GenericStatus = typeof GenericStatus[keyof typeof GenericStatus]
+/** What a callback reports, whatever the gateway's words for it. */
+export const Step = {
+  Pending: 'pending',
+  Paid: 'paid',
+  Failed: 'failed',
+  Closed: 'closed',
+  Refunded: 'refunded',
+  RefundFailed: 'refund_failed'
+} as const
+export type Step = typeof Step[keyof typeof Step]
+
+/** What a gateway can report besides payments and refunds (simulate-gateways.ts says which for each). */
+export interface GatewayScenarios {
+  pending: boolean
+  failed: boolean
+  closed: boolean
+  /** A refund that fails first and succeeds later (WeChat Pay's REFUND.ABNORMAL). */
+  refundFailed: boolean
+}
 
 export interface PlannedCallback {
+  /** Unique per callback; each gateway derives its delivery id from it. */
   notifyId: string
   orderId: string
-  status: GenericStatus
-  /** The parameters without `timestamp` and `sign`: those are added at each send (signedGenericBody). */
-  params: Record<string, string>
+  step: Step
+  /** Minor units: the payment's amount, or this refund's alone. */
+  amount: number
+  /** Minor units: what the order costs. */
+  total: number
+  /** Refunds: minor units refunded on the order once this one is done (Alipay's refund_fee, Stripe's amount_refunded). */
+  refundedTotal: number
+  currency: string
+  transactionId: string
+  refundId: string | null
+  /** The gateway's clock, in minutes after the simulation started: its payment, refund and close times. */
+  minute: number
 }
 
 export interface PlannedDelivery {
@@ -69,82 +95,75 @@ export function seededRandom (seed: number): () => number {
   }
 }
 
-/**
- * The form body exactly as the seed's PHP sender builds it: ksort, sign the
- * sorted `k=v` pairs (empty values left out), then http_build_query with
- * `sign` appended last.
- */
-export function signedGenericBody (params: Record<string, string>, secret: string): string {
-  const sorted = Object.fromEntries(Object.entries(params).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
-  return new URLSearchParams({ ...sorted, sign: signGenericParams(sorted, secret) }).toString()
-}
-
 /** Builds every callback for every order, the delivery order, and the state each order must reach. */
 export function planSimulation (options: PlanOptions): SimulationPlan {
   const random = seededRandom(options.seed)
   const between = (min: number, max: number): number => min + Math.floor(random() * (max - min + 1))
   const digits = Math.max(4, String(options.orders).length)
+  const { scenarios, currency } = options
   const callbacks: PlannedCallback[] = []
   const expected: ExpectedOrder[] = []
 
   for (let i = 1; i <= options.orders; i++) {
     const orderId = `${options.prefix}-${String(i).padStart(digits, '0')}`
-    const amount = between(100, 99_999)
+    const total = between(100, 99_999)
     const steps: string[] = []
     let n = 0
-    const add = (status: GenericStatus, value: number, extra: Record<string, string>): void => {
+    let refunded = 0
+    const add = (step: Step, amount: number, transaction: string, refund: string | null = null, label: string = step): void => {
       n++
-      const notifyId = `${orderId}-n${n}`
-      const params = {
-        order_id: orderId,
-        amount: formatMinorUnits(value, options.currency),
-        currency: options.currency,
-        status,
-        notify_id: notifyId,
-        ...extra
-      }
-      callbacks.push({ notifyId, orderId, status, params })
+      steps.push(label)
+      callbacks.push({
+        notifyId: `${orderId}-n${n}`,
+        orderId,
+        step,
+        amount,
+        total,
+        refundedTotal: refunded,
+        currency,
+        transactionId: `${orderId}-${transaction}`,
+        refundId: refund,
+        minute: n
+      })
     }
 
     const path = random()
-    if (path < 0.2) {
-      steps.push('pending')
-      add(GenericStatus.Pending, amount, { trade_no: `${orderId}-T1` })
-    } else if (path < 0.4) {
-      // A declined first attempt, then a successful second one: a late "failed" must not win.
-      steps.push('failed')
-      add(GenericStatus.Failed, amount, { trade_no: `${orderId}-T0` })
+    if (scenarios.closed && path < 0.1) {
+      // Never paid: the buyer walked away and the gateway closed the trade.
+      if (scenarios.pending) add(Step.Pending, total, 'T1')
+      add(Step.Closed, total, 'T1')
+      expected.push({ orderId, scenario: steps.join(', '), amount: total, status: OrderStatus.Closed, paidAmount: 0, refundedAmount: 0, currency, anomalies: [] })
+      continue
     }
-    steps.push('paid')
-    add(GenericStatus.Paid, amount, { trade_no: `${orderId}-T1` })
+    if (scenarios.pending && path < 0.25) {
+      add(Step.Pending, total, 'T1')
+    } else if (scenarios.failed && path < 0.4) {
+      // A declined first attempt, then a successful second one: a late "failed" must not win.
+      add(Step.Failed, total, 'T0')
+    }
+    add(Step.Paid, total, 'T1')
 
-    let refunded = 0
     if (random() < options.refunds) {
-      const partial = between(1, amount - 1)
+      const partial = between(1, total - 1)
       const full = random() < 0.5
-      if (full && random() < 0.5) {
-        steps.push('refund full')
-        add(GenericStatus.Refunded, amount, { trade_no: `${orderId}-T1`, refund_no: `${orderId}-R1` })
-        refunded = amount
-      } else {
-        steps.push('refund partial')
-        add(GenericStatus.Refunded, partial, { trade_no: `${orderId}-T1`, refund_no: `${orderId}-R1` })
-        refunded = partial
-        if (full) {
-          steps.push('refund rest')
-          add(GenericStatus.Refunded, amount - partial, { trade_no: `${orderId}-T1`, refund_no: `${orderId}-R2` })
-          refunded = amount
-        }
+      const first = full && random() < 0.5 ? total : partial
+      // A refund the gateway reports as failed before it goes through (same refund id): no anomaly remains.
+      if (scenarios.refundFailed && random() < 0.5) add(Step.RefundFailed, first, 'T1', `${orderId}-R1`, 'refund failed')
+      refunded = first
+      add(Step.Refunded, first, 'T1', `${orderId}-R1`, first === total ? 'refund full' : 'refund partial')
+      if (full && first < total) {
+        refunded = total
+        add(Step.Refunded, total - partial, 'T1', `${orderId}-R2`, 'refund rest')
       }
     }
     expected.push({
       orderId,
       scenario: steps.join(', '),
-      amount,
-      status: refunded >= amount ? OrderStatus.Refunded : refunded > 0 ? OrderStatus.PartiallyRefunded : OrderStatus.Paid,
-      paidAmount: amount,
+      amount: total,
+      status: refunded >= total ? OrderStatus.Refunded : refunded > 0 ? OrderStatus.PartiallyRefunded : OrderStatus.Paid,
+      paidAmount: total,
       refundedAmount: refunded,
-      currency: options.currency,
+      currency,
       anomalies: []
     })
   }

@@ -4,11 +4,13 @@ import { orderIdPattern } from '../orders/events.js'
 import { formatMinorUnits, parseCurrency } from '../orders/money.js'
 import { httpUrl, storedSecrets, warnSecretOnCommandLine } from './options.js'
 import { formatSummary, startProgress } from './progress.js'
-import type { DeliveryOutcome } from './simulate-deliver.js'
+import type { DeliveryOutcome, Outgoing } from './simulate-deliver.js'
+import { retryMinutes, simulatedGateways, type SimulatedGatewayName } from './simulate-gateways.js'
 import type { ExpectedOrder, PlannedCallback } from './simulate-plan.js'
 
 interface SimulateOptions {
   to: URL
+  gateway: SimulatedGatewayName
   orders: number
   duplicates: number
   refunds: number
@@ -18,7 +20,7 @@ interface SimulateOptions {
   seed?: number
   prefix?: string
   currency?: string
-  maxAttempts: number
+  maxAttempts?: number
   minuteMs: number
   timeout: number
   verify: boolean
@@ -28,7 +30,7 @@ interface SimulateOptions {
   json: boolean
 }
 
-interface Delivered { body: () => string, contentType: string, callback: PlannedCallback, copy: number }
+interface Delivered extends Outgoing { callback: PlannedCallback, copy: number }
 
 interface Mismatch { orderId: string, expected: ExpectedOrder, actual: Record<string, unknown> | null }
 
@@ -44,9 +46,14 @@ const probability = (value: string): number => {
   return p
 }
 
-/** A service root gets /notify/generic; a URL with a path is used as it is. */
-function notifyUrl (to: URL): string {
-  return to.pathname === '/' || to.pathname === '' ? new URL('/notify/generic', to).href : to.href
+/** A service root gets /notify/<gateway>; a URL with a path is used as it is. */
+function notifyUrl (to: URL, gateway: string): string {
+  return to.pathname === '/' || to.pathname === '' ? new URL(`/notify/${gateway}`, to).href : to.href
+}
+
+const gatewayName = (value: string): SimulatedGatewayName => {
+  if (!(simulatedGateways as readonly string[]).includes(value)) throw new InvalidArgumentError(`must be one of ${simulatedGateways.join(', ')}`)
+  return value as SimulatedGatewayName
 }
 
 async function fetchOrder (base: URL, token: string, orderId: string, timeoutMs: number): Promise<Record<string, unknown> | null> {
@@ -83,6 +90,11 @@ async function verifyOrders (base: URL, token: string, expected: readonly Expect
   return mismatches.sort((a, b) => (a.orderId < b.orderId ? -1 : 1))
 }
 
+/** A mismatch that is the expected view plus unknown_order: the service has registrations, the simulated orders are not among them. */
+function onlyUnknown ({ expected, actual }: Mismatch): boolean {
+  return actual !== null && matches({ ...expected, anomalies: [...expected.anomalies, 'unknown_order'].sort() }, actual)
+}
+
 function money (minor: unknown, currency: string): string {
   return typeof minor === 'number' ? formatMinorUnits(minor, currency) : String(minor)
 }
@@ -105,35 +117,45 @@ function printText (write: (line: string) => void, expected: readonly ExpectedOr
 }
 
 async function simulate (command: Command, options: SimulateOptions): Promise<void> {
-  const [{ loadConfig }, { deliverAll }, { planSimulation, signedGenericBody }, { registerOrders }] =
-    await Promise.all([import('../config.js'), import('./simulate-deliver.js'), import('./simulate-plan.js'), import('./simulate-register.js')])
+  const [{ loadConfig }, { deliverAll }, { planSimulation }, { gatewayScenarios, simulatedGateway }, { signingKeys }, { registerOrders }] = await Promise.all([
+    import('../config.js'), import('./simulate-deliver.js'), import('./simulate-plan.js'), import('./simulate-gateways.js'), import('../local-gateway-keys.js'), import('./simulate-register.js')
+  ])
   const config = loadConfig(process.env)
-  // Secrets the service generated on its first start, read (never generated) from beside PAYNOTIFY_DB.
+  // Secrets the service generated on its first start, and the keys `paynotify keys` made, read (never generated) beside PAYNOTIFY_DB.
   const stored = storedSecrets(config.dbPath)
-  const secret = options.secret ?? config.secrets.genericSecret ?? stored.genericSecret
-  if (secret === undefined) command.error('no generic secret: pass --secret, set PAYNOTIFY_GENERIC_SECRET, or run where PAYNOTIFY_DB has its secrets file', { exitCode: 2 })
+  const startedAt = new Date()
+  const gateway = simulatedGateway(options.gateway, {
+    genericSecret: options.secret ?? config.secrets.genericSecret ?? stored.genericSecret,
+    gateways: options.gateway === 'generic' ? {} : signingKeys(config.dbPath, config.gateways)
+  }, startedAt)
+  if (options.secret !== undefined && options.gateway !== 'generic') command.error('--secret is the generic gateway\'s; the others sign with the keys of `paynotify keys`', { exitCode: 2 })
+  if (typeof gateway === 'string') command.error(gateway, { exitCode: 2 })
   const adminToken = options.adminToken ?? config.secrets.adminToken ?? stored.adminToken
   if (options.verify && adminToken === undefined) command.error('--verify needs --admin-token, PAYNOTIFY_ADMIN_TOKEN or the secrets file', { exitCode: 2 })
   const merchantToken = options.register ? options.merchantToken ?? config.secrets.merchantToken ?? stored.merchantToken : undefined
   let currency: string
   try {
-    currency = parseCurrency(options.currency ?? config.defaultCurrency)
+    // Alipay notifications are in yuan, always.
+    currency = parseCurrency(options.currency ?? (options.gateway === 'alipay' ? 'CNY' : config.defaultCurrency))
   } catch {
     command.error(`--currency ${options.currency ?? ''} is not an ISO 4217 code`, { exitCode: 2 })
   }
+  if (options.gateway === 'alipay' && currency !== 'CNY') command.error('--currency: Alipay notifications are in CNY', { exitCode: 2 })
   const seed = options.seed ?? randomInt(1, 2 ** 31)
   const prefix = options.prefix ?? `sim-${seed.toString(36)}`
   if (!orderIdPattern.test(`${prefix}-${'0'.repeat(Math.max(4, String(options.orders).length))}`)) {
     command.error('--prefix must be short and use only A-Z a-z 0-9 _ . : -', { exitCode: 2 })
   }
 
-  const url = notifyUrl(options.to)
-  const plan = planSimulation({ ...options, seed, prefix, currency })
+  const url = notifyUrl(options.to, options.gateway)
+  const schedule = retryMinutes[options.gateway]
+  const maxAttempts = options.maxAttempts ?? schedule.length + 1
+  const plan = planSimulation({ ...options, seed, prefix, currency, scenarios: gatewayScenarios[options.gateway] })
   const duplicates = plan.deliveries.length - plan.callbacks.length
   // stdout carries the result (the table, or only JSON with --json); progress and log lines go to stderr then.
   const out = options.json ? process.stderr : process.stdout
   const log = (line: string): void => { out.write(`${line}\n`) }
-  log(`simulate: ${plan.expected.length} orders (seed ${seed}), ${plan.callbacks.length} callbacks + ${duplicates} duplicates = ${plan.deliveries.length} deliveries${options.shuffle ? ', shuffled' : ''} → ${url}`)
+  log(`simulate: ${options.gateway}, ${plan.expected.length} orders (seed ${seed}), ${plan.callbacks.length} callbacks + ${duplicates} duplicates = ${plan.deliveries.length} deliveries${options.shuffle ? ', shuffled' : ''} → ${url}`)
   if (merchantToken === undefined) {
     log(`simulate: orders not registered (${options.register ? 'no merchant token' : '--no-register'}); on a service with registered orders their callbacks read unknown_order`)
   } else {
@@ -147,25 +169,22 @@ async function simulate (command: Command, options: SimulateOptions): Promise<vo
     log(`simulate: registered ${plan.expected.length} orders with POST /orders`)
   }
 
+  // A repeat delivery is the same notification: both copies share one request builder.
+  const requests = new Map(plan.callbacks.map(callback => [callback, gateway.request(callback)]))
   const progress = startProgress({ label: 'simulate', unit: 'deliveries', total: plan.deliveries.length })
-  let requests = 0
+  let attempts = 0
   let outcomes: Array<DeliveryOutcome<Delivered>>
   try {
-    outcomes = await deliverAll(plan.deliveries.map((delivery): Delivered => ({
-      ...delivery,
-      // Like the seed's PHP sender, every attempt is signed anew with the current time: the service
-      // refuses a timestamp older than 300 s, and a retry on the real schedule comes hours later.
-      body: () => signedGenericBody({ ...delivery.callback.params, timestamp: String(Math.floor(Date.now() / 1000)) }, secret),
-      contentType: 'application/x-www-form-urlencoded'
-    })), {
+    outcomes = await deliverAll(plan.deliveries.map((delivery): Delivered => ({ ...delivery, request: requests.get(delivery.callback)! })), {
       url,
       concurrency: options.concurrency,
-      maxAttempts: options.maxAttempts,
+      maxAttempts,
+      retryMinutes: schedule,
       minuteMs: options.minuteMs,
       timeoutMs: options.timeout,
-      isAck: (status, body) => status === 200 && body.trim() === 'success',
+      isAck: gateway.isAck,
       onAttempt: ({ settled }) => {
-        requests++
+        attempts++
         if (settled) progress.increment()
       }
     })
@@ -182,11 +201,11 @@ async function simulate (command: Command, options: SimulateOptions): Promise<vo
     callbacks: plan.callbacks.length,
     duplicates,
     deliveries: plan.deliveries.length,
-    requests,
+    requests: attempts,
     acked,
     unacked: unacked.length,
     retried: retried.length,
-    retries: requests - plan.deliveries.length,
+    retries: attempts - plan.deliveries.length,
     seconds: Number(seconds.toFixed(3)),
     deliveriesPerSecond: Number((plan.deliveries.length / Math.max(seconds, 0.001)).toFixed(1))
   }
@@ -196,6 +215,7 @@ async function simulate (command: Command, options: SimulateOptions): Promise<vo
   if (options.json) {
     process.stdout.write(JSON.stringify({
       ok,
+      gateway: options.gateway,
       seed,
       url,
       summary,
@@ -208,22 +228,28 @@ async function simulate (command: Command, options: SimulateOptions): Promise<vo
   }
   // The rate covers the deliveries only, not the verification after them.
   log(formatSummary('simulate', plan.deliveries.length, 'deliveries', elapsedMs,
-    `${acked} acked, ${unacked.length} unacked, ${summary.retried} retried (${summary.retries} retries, ${requests} requests)`))
+    `${acked} acked, ${unacked.length} unacked, ${summary.retried} retried (${summary.retries} retries, ${attempts} requests)`))
   if (mismatches !== null) log(`simulate: verified ${plan.expected.length} orders with /admin/orders: ${plan.expected.length - mismatches.length} match, ${mismatches.length} differ`)
+  if (merchantToken === undefined && mismatches !== null && mismatches.length > 0 && mismatches.every(onlyUnknown)) {
+    log('simulate: the service checks callbacks against registered orders (some order was registered with POST /orders), so these are unknown_order: let simulate register the simulated orders first, as a merchant would (a merchant token, without --no-register)')
+  }
   if (!ok) process.exitCode = 1
 }
 
 /**
- * `paynotify simulate --to URL`: a fake gateway. Signs generic callbacks for
- * N orders as the seed's PHP sender does, adds duplicate deliveries, shuffles
- * them, sends them with bounded concurrency and retries every unacked one on
- * a compressed Alipay schedule. Exit 0 when everything was acked (and, with
- * --verify, every order is in the state it meant), 1 otherwise, 2 bad usage.
+ * `paynotify simulate --to URL [--gateway NAME]`: a fake gateway. Plays N
+ * orders as that gateway's real payloads, signed with the local keys (the
+ * generic secret, or what `paynotify keys` made), adds duplicate deliveries,
+ * shuffles them, sends them with bounded concurrency and retries every
+ * unacked one on the gateway's documented schedule, compressed. Exit 0 when
+ * everything was acked (and, with --verify, every order is in the state it
+ * meant), 1 otherwise, 2 bad usage.
  */
 export function registerSimulateCommand (program: Command): Command {
   return program.command('simulate')
-    .description('act as a payment gateway: send signed generic callbacks for N orders (duplicates, shuffled, refunds), retry until acked, print the expected states')
+    .description('act as a payment gateway: send its signed callbacks for N orders (payments, refunds, closes, failures; duplicates, shuffled), retry on its schedule until acked, print the expected states')
     .requiredOption('--to <url>', 'service root (http://127.0.0.1:3000) or full notify URL', httpUrl)
+    .option('--gateway <name>', `the gateway to play: ${simulatedGateways.join(', ')}`, gatewayName, 'generic')
     .option('--orders <n>', 'number of orders', integer(1, 1_000_000), 20)
     .option('--duplicates <p>', 'probability that a callback is delivered twice', probability, 0.1)
     .option('--refunds <p>', 'probability that an order is refunded (half partially, half fully)', probability, 0.3)
@@ -232,15 +258,28 @@ export function registerSimulateCommand (program: Command): Command {
     .option('--secret <secret>', 'generic gateway secret (default: PAYNOTIFY_GENERIC_SECRET, else the secrets file beside PAYNOTIFY_DB)')
     .option('--seed <n>', 'random seed, to repeat a run (default: random, printed)', integer(0, 2 ** 32 - 1))
     .option('--prefix <id>', 'order id prefix (default: sim-<seed>)')
-    .option('--currency <code>', 'ISO 4217 currency (default: PAYNOTIFY_DEFAULT_CURRENCY)')
-    .option('--max-attempts <n>', 'attempts per delivery before giving up (Alipay makes 8)', integer(1, 100), 8)
-    .option('--minute-ms <ms>', "milliseconds one minute of Alipay's 4m,10m,10m,1h,2h,6h,15h retry schedule lasts", integer(0, 60_000), 1)
+    .option('--currency <code>', 'ISO 4217 currency (default: PAYNOTIFY_DEFAULT_CURRENCY; alipay: CNY)')
+    .option('--max-attempts <n>', "attempts per delivery before giving up (default: the gateway's, e.g. Alipay 8, WeChat Pay 16)", integer(1, 100))
+    .option('--minute-ms <ms>', "milliseconds one minute of the gateway's retry schedule lasts", integer(0, 60_000), 1)
     .option('--timeout <ms>', 'per-request timeout', integer(1, 600_000), 10_000)
     .option('--verify', 'afterwards, compare every order with GET /admin/orders/:id (exit 1 on any difference)', false)
     .option('--admin-token <token>', 'admin token for --verify (default: PAYNOTIFY_ADMIN_TOKEN, else the secrets file)')
     .option('--merchant-token <token>', 'register the orders first with POST /orders, as a checkout does (default: PAYNOTIFY_MERCHANT_TOKEN, else the secrets file; none: not registered)')
     .option('--no-register', 'do not register the orders first')
     .option('--json', 'print the result as JSON (summary, expected orders, unacked deliveries, mismatches)', false)
+    .addHelpText('after', `
+Each gateway's own payloads and retry schedule (gaps between attempts):
+  generic    the seed's signed form (as the PHP sender): 4m, 10m, 10m, 1h, 2h, 6h, 15h
+  alipay     trade_status_sync forms, RSA2: 4m, 10m, 10m, 1h, 2h, 6h, 15h
+  wechatpay  APIv3 envelopes, resource sealed under the APIv3 key (payments and refunds
+             only; a refund may be ABNORMAL first): 15s, 15s, 30s, 3m, 10m, 20m, 30m,
+             30m, 30m, 60m, 3h, 3h, 3h, 6h, 6h
+  stripe     payment_intent.* and charge.refunded events: exponential over up to 3 days
+             (1m doubling to 2048m)
+  standard   payment.* events: 5s, 5m, 30m, 2h, 5h, 10h, 10h (the spec's example)
+Every gateway but generic signs with the keys \`paynotify keys\` keeps beside PAYNOTIFY_DB
+(a Stripe or Standard Webhooks secret set in the environment wins); start the service
+with the variables it prints.`)
     .action(async function (this: Command, options: SimulateOptions) {
       if (options.secret !== undefined) warnSecretOnCommandLine('--secret', 'PAYNOTIFY_GENERIC_SECRET')
       if (options.adminToken !== undefined) warnSecretOnCommandLine('--admin-token', 'PAYNOTIFY_ADMIN_TOKEN')

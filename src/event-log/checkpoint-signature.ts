@@ -78,8 +78,3 @@ export function verifyCheckpointSignature (publicKey: string, position: number, 
     return false
   }
 }
-
-/** A short form of a public key for messages (the whole key is in `paynotify public-key`). */
-export function shortKey (publicKey: string): string {
-  return publicKey.length > 20 ? `${publicKey.slice(0, 20)}…` : publicKey
-}

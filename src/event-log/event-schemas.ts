@@ -11,7 +11,9 @@ let validateLine: ValidateFunction | undefined
 function lineValidator (): ValidateFunction {
   if (validateLine !== undefined) return validateLine
   // allErrors stays off: the first error names the field, and a hostile line cannot make ajv collect thousands.
-  const ajv = new Ajv2020({ strict: true })
+  // validateSchema off: checking our own schemas against the 2020-12 meta-schema doubled the compile
+  // (135 → 68 ms of CPU, median of three); test/events/schemas.test.ts checks them, in strict mode too.
+  const ajv = new Ajv2020({ strict: true, validateSchema: false })
   for (const file of readdirSync(schemasDir).filter(name => name.endsWith('.json')).sort()) {
     ajv.addSchema(JSON.parse(readFileSync(new URL(file, schemasDir), 'utf8')) as object)
   }

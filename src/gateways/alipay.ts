@@ -69,7 +69,11 @@ export function alipaySigningBytes (fields: ReadonlyMap<string, Buffer>): Buffer
  * `paynotify simulate` and tests. Returns the base64 `sign` value.
  */
 export function signAlipayParams (params: Readonly<Record<string, string>>, privateKey: KeyLike): string {
-  const fields = new Map(Object.entries(params).map(([name, value]) => [name, Buffer.from(value, 'utf8')]))
+  return signAlipayFields(new Map(Object.entries(params).map(([name, value]) => [name, Buffer.from(value, 'utf8')])), privateKey)
+}
+
+/** RSA2 over fields whose values are bytes in the notification's charset (paynotify replay --to re-signs those). */
+export function signAlipayFields (fields: ReadonlyMap<string, Buffer>, privateKey: KeyLike): string {
   return createSign('RSA-SHA256').update(alipaySigningBytes(fields)).sign(privateKey, 'base64')
 }
 

@@ -47,6 +47,21 @@ export function standardWebhooksKey (secret: string): Buffer {
   return key
 }
 
+/** A v1 signature: base64 HMAC-SHA256 of `${webhook-id}.${webhook-timestamp}.${raw body}`. */
+export function standardSignature (key: Buffer, webhookId: string, timestamp: string, body: Buffer): string {
+  return hmacSha256(key, Buffer.concat([Buffer.from(`${webhookId}.${timestamp}.`), body])).toString('base64')
+}
+
+/** The three headers a Standard Webhooks sender sends with `body` at `now` (paynotify simulate and replay --to). */
+export function standardWebhookHeaders (secret: string, webhookId: string, body: Buffer, now: Date): Record<string, string> {
+  const timestamp = String(Math.floor(now.getTime() / 1000))
+  return {
+    'webhook-id': webhookId,
+    'webhook-timestamp': timestamp,
+    'webhook-signature': `v1,${standardSignature(standardWebhooksKey(secret), webhookId, timestamp, body)}`
+  }
+}
+
 function id (object: JsonObject, key: string, required: boolean): string | null {
   const value = object[key]
   if (!required && (value === undefined || value === null || value === '')) return null
@@ -78,7 +93,7 @@ export function createStandardWebhooksAdapter (options: StandardWebhooksOptions)
       const signatures = singleHeader(callback, 'webhook-signature')
       if (!webhookIdPattern.test(webhookId)) throw new SignatureError('webhook-id header is malformed')
       if (!unixSeconds.test(timestamp)) throw new SignatureError('webhook-timestamp header must be Unix seconds')
-      const expected = hmacSha256(key, Buffer.concat([Buffer.from(`${webhookId}.${timestamp}.`), callback.body])).toString('base64')
+      const expected = standardSignature(key, webhookId, timestamp, callback.body)
       let matched = false
       for (const entry of signatures.split(' ')) {
         // A malformed entry (a repeated header joined by Node with ", " makes one) refuses the whole header.

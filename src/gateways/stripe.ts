@@ -56,6 +56,23 @@ export function fromStripeAmount (value: unknown, currency: string, field: strin
   return amount / divisor
 }
 
+/** The inverse of fromStripeAmount: this service's minor units as Stripe's API counts them. */
+export function toStripeAmount (minor: number, currency: string): number {
+  const shift = currencyExponent(currency) - stripeExponent(currency)
+  return shift >= 0 ? minor / 10 ** shift : minor * 10 ** -shift
+}
+
+/** A v1 signature: hex HMAC-SHA256 of `${t}.${raw body}`, keyed by the whole `whsec_…` string. */
+export function stripeSignature (webhookSecret: string, timestamp: string, body: Buffer): string {
+  return hmacSha256(webhookSecret, Buffer.concat([Buffer.from(`${timestamp}.`), body])).toString('hex')
+}
+
+/** The Stripe-Signature header Stripe would send with `body` at `now` (paynotify simulate and replay --to). */
+export function stripeSignatureHeader (webhookSecret: string, body: Buffer, now: Date): string {
+  const timestamp = String(Math.floor(now.getTime() / 1000))
+  return `t=${timestamp},v1=${stripeSignature(webhookSecret, timestamp, body)}`
+}
+
 /**
  * Parses `t=…,v1=…[,v1=…][,v0=…]`. Strict on shape: a repeated header (which
  * Node joins with ", ") or a second `t` is refused rather than guessed at.
@@ -221,7 +238,7 @@ export function createStripeAdapter (options: StripeOptions): GatewayAdapter<Str
 
     verify (callback: RawCallback, now: Date): StripeEvent {
       const { timestamp, v1 } = parseSignatureHeader(singleHeader(callback, 'stripe-signature'))
-      const expected = hmacSha256(webhookSecret, Buffer.concat([Buffer.from(`${timestamp}.`), callback.body])).toString('hex')
+      const expected = stripeSignature(webhookSecret, timestamp, callback.body)
       // Every candidate is compared, so timing does not tell which one matched.
       const matched = v1.reduce((found, candidate) => safeEqual(candidate, expected) || found, false)
       if (!matched) throw new SignatureError('no v1 signature matches')

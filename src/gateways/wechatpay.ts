@@ -1,4 +1,4 @@
-import { createDecipheriv, verify as verifySignature, type KeyObject } from 'node:crypto'
+import { createCipheriv, createDecipheriv, createSign, randomBytes, verify as verifySignature, type KeyLike, type KeyObject } from 'node:crypto'
 import type { Config } from '../config.js'
 import { ConfigError } from '../config.js'
 import { MalformedError, SignatureError, type AppError } from '../errors.js'
@@ -89,6 +89,34 @@ function decryptResource (resource: JsonObject, key: Buffer): JsonObject {
   return parseJsonObject(plaintext, 'resource')
 }
 
+/** Seals a resource as WeChat Pay does (the inverse of decryptResource): base64 of the ciphertext with the tag appended. */
+export function sealResource (plaintext: string, key: Buffer, nonce: string, associatedData: string): string {
+  const cipher = createCipheriv('aes-256-gcm', key, Buffer.from(nonce, 'utf8'), { authTagLength: gcmTagLength })
+  cipher.setAAD(Buffer.from(associatedData, 'utf8'))
+  return Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final(), cipher.getAuthTag()]).toString('base64')
+}
+
+/** What Wechatpay-Signature signs: `${timestamp}\n${nonce}\n${body}\n`. */
+function signedMessage (timestamp: string, nonce: string, body: Buffer): Buffer {
+  return Buffer.concat([Buffer.from(`${timestamp}\n${nonce}\n`, 'utf8'), body, Buffer.from('\n')])
+}
+
+/**
+ * The headers WeChat Pay sends with `body` at `now`, signed with the platform
+ * private key that `serial` names (paynotify simulate and replay --to).
+ */
+export function wechatpayHeaders (body: Buffer, privateKey: KeyLike, serial: string, now: Date): Record<string, string> {
+  const timestamp = String(Math.floor(now.getTime() / 1000))
+  const nonce = randomBytes(16).toString('hex').toUpperCase()
+  return {
+    'wechatpay-serial': serial,
+    'wechatpay-timestamp': timestamp,
+    'wechatpay-nonce': nonce,
+    'wechatpay-signature': createSign('RSA-SHA256').update(signedMessage(timestamp, nonce, body)).sign(privateKey, 'base64'),
+    'wechatpay-signature-type': signatureType
+  }
+}
+
 function requireHeader (callback: RawCallback, name: string): string {
   const value = headerValue(callback.headers, name.toLowerCase())
   if (value === undefined || value === '') throw new SignatureError(`${name} header is missing`)
@@ -123,8 +151,7 @@ export function createWechatpayAdapter (options: WechatpayOptions): GatewayAdapt
         throw new SignatureError(`Wechatpay-Timestamp is outside the ${tolerance} s window`)
       }
       if (!base64Pattern.test(signature)) throw new SignatureError('Wechatpay-Signature must be base64')
-      const message = Buffer.concat([Buffer.from(`${timestamp}\n${nonce}\n`, 'utf8'), callback.body, Buffer.from('\n')])
-      if (!verifySignature('sha256', message, key, Buffer.from(signature, 'base64'))) {
+      if (!verifySignature('sha256', signedMessage(timestamp, nonce, callback.body), key, Buffer.from(signature, 'base64'))) {
         throw new SignatureError('Wechatpay-Signature does not match the platform key')
       }
 

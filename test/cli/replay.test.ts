@@ -8,7 +8,7 @@ import { rowToView, type OrderRow } from '../../src/orders/queries.js'
 import { buildTestApp, tempDir, testSecrets, type TestApp } from '../helpers.js'
 import { cli, isolatedEnv, runCli, seedScenarios, tableRows } from './toolkit-helpers.js'
 
-/** The scenarios, plus one Stripe callback whose signature a developer's machine cannot re-make. */
+/** The scenarios, plus one Stripe callback (skipped by replay --to where `paynotify keys` never ran). */
 async function seedWithStripe (source: TestApp): Promise<void> {
   await seedScenarios(source)
   const body = JSON.stringify({ id: 'evt_1', type: 'payment_intent.succeeded', data: { object: { id: 'pi_1', amount: 500, currency: 'usd', metadata: { order_id: 'X1' } } } })
@@ -78,7 +78,7 @@ t.test('replay --to re-delivers the recorded callbacks to a running service: sam
   t.equal(run.code, 0, run.stdout + run.stderr)
   t.match(run.stdout, /position 4 {2}S1 {2}PaymentSucceeded {2}→ 200 success/)
   t.match(run.stdout, /position 1 {2}S1 {2}OrderPlaced {2}→ 201 /)
-  t.match(run.stdout, /replay: 16 requests, 16 acked, 0 refused, 1 skipped \(1 × stripe: its signature cannot be re-made locally\) → http:\/\/127\.0\.0\.1:\d+\/ in [\d.]+ s \(\d+ requests\/s\)/)
+  t.match(run.stdout, /replay: 16 requests, 16 acked, 0 refused, 1 skipped \(1 × stripe: no local identity \(run `paynotify keys`\)\) → http:\/\/127\.0\.0\.1:\d+\/ in [\d.]+ s \(\d+ requests\/s\)/)
 
   const fields = (view: OrderView): unknown => {
     const { lastPosition, firstSeenAt, updatedAt, ...rest } = view

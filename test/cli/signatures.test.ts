@@ -81,11 +81,14 @@ t.test('an export proves itself to whoever holds the public key', async t => {
 
   // A database whose key is not at hand: signatures are checked against the key they name, and said to be unpinned.
   const elsewhere = copyDatabase(source, join(tempDir(t), 'copy.db'))
-  const [unpinnedDb, otherPinnedDb, noKey] = await Promise.all([
+  const [unpinnedDb, otherPinnedDb, noKey, fromEnv] = await Promise.all([
     runCli(['verify', '--db', elsewhere], env),
     runCli(['verify', '--db', elsewhere, '--public-key', otherKey], env),
-    runCli(['public-key', '--db', elsewhere], env)
+    runCli(['public-key', '--db', elsewhere], env),
+    runCli(['verify', '--db', elsewhere], { ...env, PAYNOTIFY_SIGNING_KEY: signingKey })
   ])
+  t.equal(fromEnv.code, 0, fromEnv.stdout)
+  t.match(fromEnv.stdout, `verify signatures: positions 1-16 covered by 1 checkpoint(s) signed with ${publicKey} (PAYNOTIFY_SIGNING_KEY)`, 'the key from the environment')
   t.equal(unpinnedDb.code, 0, unpinnedDb.stdout)
   t.match(unpinnedDb.stdout, `verify signatures: positions 1-16 covered by 1 checkpoint(s) signed with ${publicKey}, which nothing pins`)
   t.equal(otherPinnedDb.code, 1)

@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import t, { type Test } from 'tap'
+import { gatewayScenarios } from '../../src/cli/simulate-gateways.js'
 import { planSimulation } from '../../src/cli/simulate-plan.js'
 import { formatMinorUnits } from '../../src/orders/money.js'
 import { findOrder } from '../../src/orders/queries.js'
@@ -60,7 +61,7 @@ t.test('duplicates and shuffling: every order ends in the state the simulator me
   t.equal(result.summary.unacked, 0)
   t.same(result.verified, { orders: 25, mismatches: [] })
   const statuses = new Set(result.orders.map(order => order.status))
-  t.same([...statuses].sort(), ['paid', 'partially_refunded', 'refunded'], 'the run covers every final state the simulator plans')
+  t.same([...statuses].sort(), ['closed', 'paid', 'partially_refunded', 'refunded'], 'the run covers every final state the simulator plans')
 
   // Judged again here, on the database, independently of the simulator's own --verify.
   await assertStatesInDb(t, test, result)
@@ -139,7 +140,7 @@ t.test('--verify reports orders the service sees differently, with exit 1', asyn
   const { test, url, env } = await listen(t)
   // The merchant registers the simulated orders first (amounts from the same seed), but x-0001 at 0.01:
   // for the service the simulated payment of x-0001 is then an amount mismatch.
-  const plan = planSimulation({ orders: 3, duplicates: 0.1, refunds: 0.3, shuffle: false, seed: 8, prefix: 'x', currency: 'CNY' })
+  const plan = planSimulation({ orders: 3, duplicates: 0.1, refunds: 0.3, shuffle: false, seed: 8, prefix: 'x', currency: 'CNY', scenarios: gatewayScenarios.generic })
   for (const order of plan.expected) {
     const amount = order.orderId === 'x-0001' ? '0.01' : formatMinorUnits(order.paidAmount, 'CNY')
     const placed = await test.app.inject({ method: 'POST', url: '/orders', headers: merchantAuth, payload: { order_id: order.orderId, amount } })
@@ -164,7 +165,7 @@ t.test('on a service with registered orders, simulate registers its own first: -
   t.equal(run.code, 0, run.stdout + run.stderr)
   t.match(run.stdout, /^simulate: registered 12 orders with POST \/orders$/m)
   t.match(run.stdout, /verified 12 orders with \/admin\/orders: 12 match, 0 differ/)
-  const plan = planSimulation({ orders: 12, duplicates: 0.3, refunds: 0.4, shuffle: true, seed: 77, prefix: `sim-${(77).toString(36)}`, currency: 'CNY' })
+  const plan = planSimulation({ orders: 12, duplicates: 0.3, refunds: 0.4, shuffle: true, seed: 77, prefix: `sim-${(77).toString(36)}`, currency: 'CNY', scenarios: gatewayScenarios.generic })
   for (const order of plan.expected) t.match(await findOrder(test.store.db, order.orderId), { expectedAmount: order.amount, needsReview: false }, `${order.orderId} registered at its amount`)
 
   // Without registering, each of them is an unknown order to this service: --verify says so.
@@ -187,7 +188,10 @@ t.test('bad usage exits 2 with a message', async t => {
     [['simulate'], /required option '--to <url>'/],
     [['simulate', '--to', 'http://127.0.0.1:9', '--orders', '0'], /must be an integer from 1/],
     [['simulate', '--to', 'http://127.0.0.1:9'], /no generic secret/],
-    [['simulate', '--to', 'http://127.0.0.1:9', '--secret', testSecrets.genericSecret, '--verify'], /--verify needs --admin-token/]
+    [['simulate', '--to', 'http://127.0.0.1:9', '--secret', testSecrets.genericSecret, '--verify'], /--verify needs --admin-token/],
+    [['simulate', '--to', 'http://127.0.0.1:9', '--gateway', 'paypal'], /--gateway <name>' argument 'paypal' is invalid\. must be one of generic, alipay, wechatpay, stripe, standard/],
+    [['simulate', '--to', 'http://127.0.0.1:9', '--gateway', 'stripe'], /no local stripe keys: run `paynotify keys`/],
+    [['simulate', '--to', 'http://127.0.0.1:9', '--gateway', 'stripe', '--secret', testSecrets.genericSecret], /--secret is the generic gateway's/]
   ]
   for (const [args, message] of cases) {
     const run = await runCli(args, env)

@@ -1,9 +1,13 @@
 import { execFile } from 'node:child_process'
-import { join } from 'node:path'
+import { readFileSync } from 'node:fs'
+import { createServer, type IncomingHttpHeaders } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import SQLite from 'better-sqlite3'
 import { formHeaders, merchantAuth, signedForm, tempDir, testSecrets, type TestApp } from '../helpers.js'
 import { signGenericParams } from '../../src/gateways/generic.js'
+import type { LocalGatewayKeys } from '../../src/local-gateway-keys.js'
 
 export const cli = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url))
 
@@ -96,4 +100,69 @@ export function tamper (dbPath: string, change: (db: SQLite.Database) => void): 
   } finally {
     db.close()
   }
+}
+
+/**
+ * Runs `paynotify keys` for the database of `env` (a temp dir) and reads back
+ * the variables it wrote: the environment a local service runs with.
+ */
+export async function localKeysEnv (env: Record<string, string>): Promise<Record<string, string>> {
+  const run = await runCli(['keys'], env)
+  if (run.code !== 0) throw new Error(`keys failed: ${run.stderr}`)
+  const text = readFileSync(join(dirname(env.PAYNOTIFY_DB!), 'paynotify.local-gateways.env'), 'utf8')
+  return parseShellExports(text)
+}
+
+/** A developer's machine after `paynotify keys`: the CLI's environment, the service's variables, and the keys. */
+export async function localMachine (t: Teardown): Promise<{ env: Record<string, string>, variables: Record<string, string>, keys: LocalGatewayKeys }> {
+  const dbPath = join(tempDir(t), 'default.db')
+  const env = { PAYNOTIFY_DB: dbPath, PAYNOTIFY_GENERIC_SECRET: testSecrets.genericSecret, PAYNOTIFY_ADMIN_TOKEN: testSecrets.adminToken }
+  const variables = await localKeysEnv(env)
+  const keys = JSON.parse(readFileSync(join(dirname(dbPath), 'paynotify.local-gateways.json'), 'utf8')) as LocalGatewayKeys
+  return { env, variables, keys }
+}
+
+/** `export NAME='value'` lines as a POSIX shell reads them. */
+export function parseShellExports (text: string): Record<string, string> {
+  const variables: Record<string, string> = {}
+  for (const line of text.split('\n').filter(l => l !== '')) {
+    const match = /^export ([A-Z0-9_]+)='((?:[^']|'\\'')*)'$/.exec(line)
+    if (match === null) throw new Error(`not a shell export: ${line.slice(0, 40)}`)
+    variables[match[1]!] = match[2]!.replaceAll("'\\''", "'")
+  }
+  return variables
+}
+
+export interface Captured { method: string, path: string, headers: IncomingHttpHeaders, body: Buffer, at: number }
+
+/** The ack each gateway expects, so a capturing server passes for the real thing. */
+const acks: Record<string, { status: number, body: string }> = {
+  generic: { status: 200, body: 'success' },
+  alipay: { status: 200, body: 'success' },
+  wechatpay: { status: 204, body: '' },
+  stripe: { status: 200, body: '{"received":true}' },
+  standard: { status: 204, body: '' },
+  orders: { status: 201, body: '{}' }
+}
+
+/**
+ * A server that records every request (with when it came) and acks it as the
+ * gateway its path names expects, or answers what `answer` says.
+ */
+export async function captureServer (t: Teardown, answer?: (request: Captured) => { status: number, body: string }): Promise<{ url: string, requests: Captured[] }> {
+  const requests: Captured[] = []
+  const server = createServer((request, response) => {
+    const chunks: Buffer[] = []
+    request.on('data', (chunk: Buffer) => chunks.push(chunk))
+    request.on('end', () => {
+      const path = request.url ?? '/'
+      const captured = { method: request.method ?? '', path, headers: request.headers, body: Buffer.concat(chunks), at: performance.now() }
+      requests.push(captured)
+      const ack = answer?.(captured) ?? acks[path.split('/').at(-1) ?? ''] ?? { status: 404, body: 'no such gateway' }
+      response.writeHead(ack.status).end(ack.body)
+    })
+  })
+  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => { server.close() })
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, requests }
 }
