@@ -12,7 +12,7 @@ t.test('1,000 concurrent deliveries of the same notification: all acked, applied
   const delivery = genericDelivery({ order_id: 'storm-1', amount: '88.88', status: '1', trade_no: 'T-storm-1', notify_id: 'n-storm-1' })
   // One socket per request, all opened at once: the server sees the whole storm together.
   const agent = new Agent({ keepAlive: false, maxSockets: storm })
-  const results = await Promise.all(Array.from({ length: storm }, async () => await postDelivery(url, delivery, agent, 60_000)))
+  const results = await Promise.all(Array.from({ length: storm }, async () => await postDelivery(url, delivery, agent)))
   agent.destroy()
   const refused = results.filter(r => !isAck(r))
   t.equal(refused.length, 0, 'every delivery of the storm is acked', { sample: refused.slice(0, 3) })
@@ -62,7 +62,7 @@ t.test('interleaved repeats across 100 orders: every fact applied exactly once, 
   const agent = new Agent({ keepAlive: true, maxSockets: 200 })
   let acked = 0
   await runPool(sends, 400, async delivery => {
-    if (isAck(await postDelivery(url, delivery, agent, 60_000))) acked++
+    if (isAck(await postDelivery(url, delivery, agent))) acked++
   })
   agent.destroy()
   t.equal(acked, sends.length, `all ${sends.length} deliveries acked`)
