@@ -9,7 +9,8 @@ import {
 } from './helpers.js'
 
 // Issue 5 §1: SIGKILL the real server at random moments under concurrent signed callbacks.
-const trials = 20
+// Each trial costs a service start (seconds under load); PAYNOTIFY_TEST_CRASH_TRIALS=200 makes a soak run.
+const trials = Number(process.env.PAYNOTIFY_TEST_CRASH_TRIALS ?? '') || 10
 // Then a graceful stop (SIGTERM, as systemd or Docker send) under the same load: same guarantees, exit 0.
 const gracefulTrials = 2
 const ordersPerTrial = 50
@@ -72,8 +73,9 @@ function expectedOrders (attempted: readonly Sent[]): Expected[] {
 
 const deliveryKey = (d: Delivery): string => `generic|${d.params.notify_id}`
 
-// 23 process starts dominate the run time (about a second of CPU each): allow for a busy CI machine.
-t.setTimeout(300_000)
+// The process starts (one per trial, about a second of CPU each) dominate the run time: allow for a busy
+// CI machine, and for a soak run's trials.
+t.setTimeout(Math.max(300_000, (trials + gracefulTrials) * 15_000))
 
 t.test('SIGKILL (and SIGTERM) under load: acked callbacks survive, nothing is half-applied, re-sent ones apply once', async t => {
   const seed = testSeed()
