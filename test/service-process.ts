@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
+import type { Readable } from 'node:stream'
 import { fileURLToPath } from 'node:url'
 
 /** The built CLI (`npm run build` first, as `npm test` does). */
@@ -25,9 +26,10 @@ export interface ServiceProcess {
 }
 
 /**
- * The address a line of the service's stdout announces, if it is the
+ * The address a line of the service's output announces, if it is the
  * "listening" line: the plain `paynotify listening on http://…` or a JSON log
- * line whose `msg` says so or whose `address`/`url` field carries it.
+ * line whose `msg` says it listens, with the address in `msg` or in an
+ * `address`/`url` field.
  */
 export function listeningAddress (line: string): string | undefined {
   const trimmed = line.trim()
@@ -72,29 +74,30 @@ function launch (t: Teardown, env: NodeJS.ProcessEnv, args: string[]): Launched 
   let stdout = ''
   let stderr = ''
   let output = ''
-  let partial = ''
   let announce: (url: string) => void = () => {}
   const listening = new Promise<string>(resolve => { announce = resolve })
-  child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
-    stdout += chunk
-    output += chunk
-    const lines = (partial + chunk).split('\n')
-    partial = lines.pop()!
-    for (const line of lines) {
-      const url = listeningAddress(line)
-      if (url !== undefined) announce(url)
-    }
-  })
-  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => {
-    stderr += chunk
-    output += chunk
-  })
+  // The announcement may come on either stream (a plain line on stderr, a JSON log line on stdout).
+  const watchLines = (stream: Readable, record: (chunk: string) => void): void => {
+    let partial = ''
+    stream.setEncoding('utf8').on('data', (chunk: string) => {
+      record(chunk)
+      output += chunk
+      const lines = (partial + chunk).split('\n')
+      partial = lines.pop()!
+      for (const line of lines) {
+        const url = listeningAddress(line)
+        if (url !== undefined) announce(url)
+      }
+    })
+  }
+  watchLines(child.stdout!, chunk => { stdout += chunk })
+  watchLines(child.stderr!, chunk => { stderr += chunk })
   return { child, stdout: () => stdout, stderr: () => stderr, output: () => output, exited, listening }
 }
 
 /**
  * Runs `paynotify serve` (or `args`) as a child process and resolves once it
- * announces its address on stdout; rejects, with what it wrote, if it exits
+ * announces its address (on stdout or stderr); rejects, with what it wrote, if it exits
  * first. No deadline of its own: a start that hangs is caught by tap's
  * timeout, and the test's teardown kills the process whatever happened.
  * Give it PAYNOTIFY_PORT=0: the port is the one the service bound and printed.
