@@ -48,6 +48,13 @@ export function shuffle<T> (items: T[], random: () => number): T[] {
 }
 
 /**
+ * Request deadlines that tap's own timeout (120 s) comes before: a test about something else must not
+ * meet the server's (10 s for headers, 15 s for a request by default) on a loaded machine, where a
+ * storm's last sockets can wait that long to be read and are then cut (seen: 39 of 1,000 reset).
+ */
+export const patientLimits = { PAYNOTIFY_HEADERS_TIMEOUT_MS: '120000', PAYNOTIFY_REQUEST_TIMEOUT_MS: '300000' } as const
+
+/**
  * Environment for a server child process (startService in ../service-process.ts):
  * the test secrets, then `extra`. No PAYNOTIFY_* from the caller, and none of
  * tap's NODE_OPTIONS loaders (they would make every start seconds slower and
@@ -65,6 +72,7 @@ export function serverEnv (dbPath: string, extra: Record<string, string> = {}): 
     PAYNOTIFY_ADMIN_TOKEN: testSecrets.adminToken,
     PAYNOTIFY_MERCHANT_TOKEN: testSecrets.merchantToken,
     PAYNOTIFY_LOG_LEVEL: 'warn',
+    ...patientLimits,
     ...extra
   }
 }

@@ -174,7 +174,7 @@ t.test('the limits are configuration, validated at start', async t => {
 })
 
 t.test('a graceful stop is not held hostage by a client that never finishes its request', async t => {
-  // Default deadlines (15 s for a request): longer than the 10 s grace period of a stop.
+  // serverEnv's request deadlines (minutes) are far longer than the 10 s grace period of a stop.
   const server = await startService(t, serverEnv(join(tempDir(t), 'stop.db')))
   const stalled = await rawClient(server.port)
   stalled.socket.write('POST /notify/generic HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\norder_id=a')

@@ -1,12 +1,12 @@
 import { Agent } from 'node:http'
 import t from 'tap'
 import { adminAuth, buildTestApp } from '../helpers.js'
-import { auditLog, genericDelivery, isAck, postDelivery, runPool, seededRandom, shuffle, testSeed, type Delivery } from './helpers.js'
+import { auditLog, genericDelivery, isAck, patientLimits, postDelivery, runPool, seededRandom, shuffle, testSeed, type Delivery } from './helpers.js'
 
 // Issue 5 §2: retry storms over real HTTP, every fact applied exactly once and every delivery acked.
 
 t.test('1,000 concurrent deliveries of the same notification: all acked, applied once', async t => {
-  const { app, dbPath } = await buildTestApp(t)
+  const { app, dbPath } = await buildTestApp(t, { env: patientLimits })
   const url = await app.listen({ host: '127.0.0.1', port: 0 })
   const storm = 1000
   const delivery = genericDelivery({ order_id: 'storm-1', amount: '88.88', status: '1', trade_no: 'T-storm-1', notify_id: 'n-storm-1' })
@@ -34,7 +34,7 @@ t.test('interleaved repeats across 100 orders: every fact applied exactly once, 
   const seed = testSeed()
   t.comment(`storm seed ${seed}`)
   const random = seededRandom(seed)
-  const { app, dbPath } = await buildTestApp(t)
+  const { app, dbPath } = await buildTestApp(t, { env: patientLimits })
   const url = await app.listen({ host: '127.0.0.1', port: 0 })
   const orders = 100
   const sends: Delivery[] = []
