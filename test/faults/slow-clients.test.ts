@@ -10,10 +10,12 @@ import { genericDelivery, httpRequest, isAck, postDelivery, serverEnv, type TapT
 // Issue 5 §6: slowloris clients and connection floods are cut off by configured limits while a
 // healthy client keeps getting answers; bodies over a route's limit are refused without being read.
 
+// Short enough for a quick test, long enough that the healthy client's requests (served by this
+// same process) are read within them even when a loaded machine stalls it for a second.
 const limits = {
-  PAYNOTIFY_HEADERS_TIMEOUT_MS: '500',
-  PAYNOTIFY_REQUEST_TIMEOUT_MS: '1000',
-  PAYNOTIFY_IDLE_TIMEOUT_MS: '1500'
+  PAYNOTIFY_HEADERS_TIMEOUT_MS: '2000',
+  PAYNOTIFY_REQUEST_TIMEOUT_MS: '3000',
+  PAYNOTIFY_IDLE_TIMEOUT_MS: '4000'
 }
 
 interface RawClient {
