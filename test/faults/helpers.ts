@@ -48,7 +48,7 @@ export function shuffle<T> (items: T[], random: () => number): T[] {
 }
 
 /**
- * Socket deadlines that tap's own timeout (120 s) comes before: a test about something else must
+ * Socket deadlines of minutes, the longest the configuration allows: a test about something else must
  * not meet the server's (by default 10 s for headers, 15 s for a request, 30 s without a byte either
  * way) on a loaded machine, where a storm's last sockets wait that long to be read or answered and
  * are then cut (seen: 39 and 96 of 1,000 reset, by the headers and by the idle deadline).
