@@ -2,11 +2,12 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { FastifyInstance } from 'fastify'
+import type { Test } from 'tap'
 import { buildApp, type AppDeps } from '../src/app.js'
 import { loadConfig, type Config } from '../src/config.js'
 import { signGenericParams } from '../src/gateways/generic.js'
 import type { Secrets } from '../src/secrets.js'
-import { openStore, type Store, type StoreOptions } from '../src/store.js'
+import { openStore, openThreadedStore, type ServiceStore, type Store, type StoreOptions } from '../src/store.js'
 
 export const testSecrets: Secrets = Object.freeze({
   genericSecret: 'generic-test-secret-0123456789',
@@ -26,33 +27,58 @@ export function tempDir (t: Teardown, prefix = 'paynotify-'): string {
   return dir
 }
 
-export interface TestApp {
+export interface TestApp<S extends ServiceStore = Store> {
   app: FastifyInstance
-  store: Store
+  store: S
   config: Config
   dbPath: string
+}
+
+/** Where appends run: `thread` is what `serve` runs by default (PAYNOTIFY_WRITER), `inline` is on this thread. */
+export const writers = ['inline', 'thread'] as const
+export type Writer = typeof writers[number]
+
+// The built worker (npm test builds first), as `serve` runs it: one started on the .ts source
+// compiles it again through tap's TypeScript loader on every start (seconds each).
+const builtWriter = new URL('../dist/event-log/writer-worker.js', import.meta.url)
+
+interface BuildOptions {
+  env?: Record<string, string>
+  /** `clock` applies to the inline writer only: the writer thread keeps its own. */
+  store?: StoreOptions
+  deps?: Partial<AppDeps>
+  dbPath?: string
 }
 
 /**
  * Builds the real app on a real SQLite file in a temp dir (no port; use
  * app.inject, or app.listen on 127.0.0.1 where a real socket matters).
- * Closed by the test's own teardown.
+ * Closed by the test's own teardown. The store is inline (log and projector
+ * on this thread, reachable as `store.eventLog`/`store.projector`) unless
+ * `writer: 'thread'` asks for the one `serve` runs.
  */
-export async function buildTestApp (t: Teardown, options: {
-  env?: Record<string, string>
-  store?: StoreOptions
-  deps?: Partial<AppDeps>
-  dbPath?: string
-} = {}): Promise<TestApp> {
+export async function buildTestApp (t: Teardown, options?: BuildOptions & { writer?: 'inline' }): Promise<TestApp>
+export async function buildTestApp (t: Teardown, options: BuildOptions & { writer: Writer }): Promise<TestApp<ServiceStore>>
+export async function buildTestApp (t: Teardown, options: BuildOptions & { writer?: Writer } = {}): Promise<TestApp<ServiceStore>> {
   const dbPath = options.dbPath ?? join(tempDir(t), 'test.db')
   const config = loadConfig({ PAYNOTIFY_DB: dbPath, PAYNOTIFY_LOG_LEVEL: 'silent', ...options.env })
-  const store = await openStore(dbPath, { synchronous: config.synchronous, batchMaxSize: config.batchMaxSize, ...options.store })
+  const storeOptions = { synchronous: config.synchronous, batchMaxSize: config.batchMaxSize, ...options.store }
+  const store = options.writer === 'thread' ? await openThreadedStore(dbPath, { ...storeOptions, entry: builtWriter }) : await openStore(dbPath, storeOptions)
   const app = await buildApp({ config, secrets: testSecrets, store, ...options.deps })
   t.teardown(async () => {
     await app.close()
     await store.close()
   })
   return { app, store, config, dbPath }
+}
+
+/**
+ * Declares `name` once per writer (a subtest each, named after it): for the
+ * tests whose answers depend on how appends reach the database, such as
+ * reads right after writes, concurrent appends and batching.
+ */
+export function testEachWriter (parent: Test, name: string, fn: (t: Test, writer: Writer) => Promise<void>): void {
+  for (const writer of writers) parent.test(`${name} [writer: ${writer}]`, async t => { await fn(t, writer) })
 }
 
 /** A generic callback body, signed with the test secret, form-encoded as the seed's PHP sender does. */

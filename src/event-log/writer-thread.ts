@@ -1,5 +1,5 @@
 import { Worker } from 'node:worker_threads'
-import { workerExecArgv, workerSource } from '../worker-source.js'
+import { workerOptions, workerSource } from '../worker-source.js'
 import { StoreUnavailableError } from '../errors.js'
 import { currentSchemaVersion, type RecordedEvent } from '../orders/events.js'
 import type { EventAppender, NewEvent, Tail } from './event-log.js'
@@ -57,7 +57,7 @@ export class WriterThread implements EventAppender {
   /** Starts the writer on an existing, migrated database file; resolves when it is ready to append. */
   static async start (settings: WriterSettings, options: WriterThreadOptions = {}): Promise<WriterThread> {
     const entry = options.entry ?? defaultEntry
-    const worker = new Worker(entry, { workerData: settings, execArgv: workerExecArgv(entry) })
+    const worker = new Worker(entry, { workerData: settings, ...workerOptions(entry) })
     const tail = await new Promise<Tail>((resolve, reject) => {
       const onError = (error: Error): void => { settle(); reject(new StoreUnavailableError(`the writer thread did not start: ${error.message}`, { cause: error })) }
       const onExit = (code: number): void => { onError(new Error(`exit code ${code}`)) }

@@ -1,5 +1,5 @@
 import { Worker } from 'node:worker_threads'
-import { workerSource } from '../worker-source.js'
+import { workerOptions, workerSource } from '../worker-source.js'
 import type SQLite from 'better-sqlite3'
 import type { OrderRange } from './fold-streams.js'
 import type { ViewContext } from './order-fold.js'
@@ -36,7 +36,7 @@ export const maxBatchesInFlight = 4
  */
 const youngGenerationMb = 8
 
-const { entry, execArgv } = workerSource(import.meta.url, 'rebuild-worker')
+const { entry } = workerSource(import.meta.url, 'rebuild-worker')
 
 export interface FoldJob {
   context: ViewContext
@@ -66,7 +66,7 @@ export class FoldWorkers {
     for (let i = 0; i < Math.max(1, count); i++) {
       const inFlight = new Int32Array(new SharedArrayBuffer(4))
       const workerData: FoldWorkerData = { path, inFlight: inFlight.buffer as SharedArrayBuffer }
-      const thread = { worker: new Worker(entry, { workerData, execArgv, resourceLimits: { maxYoungGenerationSizeMb: youngGenerationMb } }), inFlight }
+      const thread = { worker: new Worker(entry, { workerData, ...workerOptions(entry), resourceLimits: { maxYoungGenerationSizeMb: youngGenerationMb } }), inFlight }
       this.#threads.push(thread)
       thread.worker.on('message', (message: FromFoldWorker) => { this.#dispatch(thread, { kind: 'message', message }) })
       thread.worker.on('error', error => { this.#dispatch(thread, { kind: 'error', error }) })

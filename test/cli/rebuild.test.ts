@@ -1,10 +1,9 @@
-import { spawn } from 'node:child_process'
-import { once } from 'node:events'
 import { join } from 'node:path'
 import SQLite from 'better-sqlite3'
 import t from 'tap'
 import { buildTestApp, tempDir, testSecrets, type TestApp } from '../helpers.js'
-import { cli, copyDatabase, isolatedEnv, notify, place, runCli, seedScenarios, tableRows } from './toolkit-helpers.js'
+import { startRefused, startService } from '../service-process.js'
+import { copyDatabase, isolatedEnv, notify, place, runCli, seedScenarios, tableRows } from './toolkit-helpers.js'
 
 /**
  * A deterministic jumble of callbacks over 15 orders: every status, retries,
@@ -88,28 +87,8 @@ t.test('rebuild and import refuse while the service runs on the database, unless
   const env = { ...isolatedEnv(t), PAYNOTIFY_GENERIC_SECRET: testSecrets.genericSecret, PAYNOTIFY_ADMIN_TOKEN: testSecrets.adminToken, PAYNOTIFY_MERCHANT_TOKEN: testSecrets.merchantToken }
   t.equal((await runCli(['export', '--db', dbPath, '--order', 'S1', '--out', exportFile], env)).code, 0)
 
-  const serveEnv = { ...env, PAYNOTIFY_DB: dbPath, PAYNOTIFY_PORT: '0', PAYNOTIFY_HOST: '127.0.0.1', PAYNOTIFY_LOG_LEVEL: 'silent' }
-  const service = spawn(process.execPath, [cli, 'serve'], { env: { PATH: process.env.PATH ?? '', ...serveEnv }, stdio: ['ignore', 'pipe', 'pipe'] })
-  const exited = once(service, 'exit')
-  t.teardown(async () => {
-    if (service.exitCode === null && service.signalCode === null) {
-      service.kill('SIGKILL')
-      await exited
-    }
-  })
-  let output = ''
-  service.stderr.setEncoding('utf8')
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => { reject(new Error(`service did not start: ${output}`)) }, 30_000)
-    service.stderr.on('data', (chunk: string) => {
-      output += chunk
-      if (output.includes('listening on')) {
-        clearTimeout(timer)
-        resolve()
-      }
-    })
-    service.on('exit', () => { clearTimeout(timer); reject(new Error(`service exited: ${output}`)) })
-  })
+  const serveEnv = { PATH: process.env.PATH ?? '', ...env, PAYNOTIFY_DB: dbPath, PAYNOTIFY_PORT: '0', PAYNOTIFY_HOST: '127.0.0.1', PAYNOTIFY_LOG_LEVEL: 'silent' }
+  const service = await startService(t, serveEnv)
 
   const refused = await runCli(['rebuild', '--db', dbPath], env)
   t.equal(refused.code, 2, 'rebuild refused')
@@ -117,16 +96,15 @@ t.test('rebuild and import refuse while the service runs on the database, unless
   const importRefused = await runCli(['import', exportFile, '--db', dbPath], env)
   t.equal(importRefused.code, 2, 'import refused')
   t.match(importRefused.stderr, /the service is running on/)
-  const second = await runCli(['serve'], serveEnv)
-  t.equal(second.code, 1, 'a second service refuses the same database')
+  const second = await startRefused(t, serveEnv)
+  t.same(second.exit, { code: 1, signal: null }, 'a second service refuses the same database')
   t.match(second.stderr, /another paynotify service is running on .*served\.db/)
   const verified = await runCli(['verify', '--db', dbPath], env)
   t.equal(verified.code, 0, 'verify (read-only) runs beside the service')
   const forced = await runCli(['rebuild', '--db', dbPath, '--force'], env)
   t.equal(forced.code, 0, forced.stderr)
 
-  service.kill('SIGTERM')
-  await exited
+  t.same(await service.stop(), { code: 0, signal: null }, 'the service stops cleanly')
   const after = await runCli(['rebuild', '--db', dbPath], env)
   t.equal(after.code, 0, 'the lock is gone with the service')
 })

@@ -20,9 +20,9 @@ interface Teardown { teardown: (fn: () => unknown) => void }
  * may live in this process). The environment holds only PATH and what the
  * test passes, so no real installation's PAYNOTIFY_* settings leak in.
  */
-export async function runCli (args: string[], env: Record<string, string> = {}): Promise<Run> {
+export async function runCli (args: string[], env: NodeJS.ProcessEnv = {}): Promise<Run> {
   return await new Promise(resolve => {
-    execFile(process.execPath, [cli, ...args], { env: { PATH: process.env.PATH ?? '', ...env }, timeout: 60_000, maxBuffer: 64 << 20 }, (error, stdout, stderr) => {
+    execFile(process.execPath, [cli, ...args], { env: { PATH: process.env.PATH ?? '', ...env }, maxBuffer: 64 << 20 }, (error, stdout, stderr) => {
       resolve({ code: error === null ? 0 : typeof error.code === 'number' ? error.code : -1, stdout, stderr })
     })
   })

@@ -11,7 +11,7 @@ const cli = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url))
 
 async function replay (file: string, env: Record<string, string>): Promise<{ code: number, stdout: string, stderr: string }> {
   return await new Promise(resolve => {
-    execFile(process.execPath, [cli, 'replay', file, '--json'], { env: { PATH: process.env.PATH ?? '', ...env }, timeout: 60_000 }, (error, stdout, stderr) => {
+    execFile(process.execPath, [cli, 'replay', file, '--json'], { env: { PATH: process.env.PATH ?? '', ...env } }, (error, stdout, stderr) => {
       resolve({ code: error === null ? 0 : typeof error.code === 'number' ? error.code : -1, stdout, stderr })
     })
   })

@@ -2,15 +2,15 @@ import { join } from 'node:path'
 import t from 'tap'
 import { adminAuth, merchantAuth, tempDir, testSecrets } from '../helpers.js'
 import { allGatewaysEnv, genuineCallback, impostor, standardSecret, stripeSecret, wechatpayApiV3Key, type SignedRequest } from './gateway-keys.js'
-import { httpRequest, serverEnv, startServerProcess } from './helpers.js'
+import { startService } from '../service-process.js'
+import { httpRequest, serverEnv } from './helpers.js'
 
 // Issue 5 §8: a run at info level — callbacks for every gateway, admin and merchant calls with
 // their tokens, refused forgeries — writes no secret, no token and no full raw body to its logs.
 
 t.test('info-level logs hold no secret, token, signature or full body', async t => {
   const dbPath = join(tempDir(t, 'paynotify-logs-'), 'logs.db')
-  const server = await startServerProcess(serverEnv(dbPath, { ...allGatewaysEnv, PAYNOTIFY_LOG_LEVEL: 'info' }))
-  t.teardown(() => { server.child.kill('SIGKILL') })
+  const server = await startService(t, serverEnv(dbPath, { ...allGatewaysEnv, PAYNOTIFY_LOG_LEVEL: 'info' }))
   const gateways = ['generic', 'alipay', 'stripe', 'standard', 'wechatpay']
 
   const sent: SignedRequest[] = []
@@ -49,8 +49,7 @@ t.test('info-level logs hold no secret, token, signature or full body', async t 
   const order = await httpRequest(`${server.url}/orders`, { method: 'POST', headers: { ...merchantAuth, 'content-type': 'application/json' }, body: '{"order_id":"log-order","amount":"1.00"}' })
   t.equal(order.ok && order.status, 201, 'merchant registration with the token')
 
-  server.child.kill('SIGTERM')
-  t.equal(await server.exited, 0)
+  t.same(await server.stop(), { code: 0, signal: null })
   const output = server.output()
   // The run really logged at info level: requests and refusals (an accepted callback may log nothing: the log has it).
   t.match(output, /"msg":"incoming request"/, 'requests are logged')

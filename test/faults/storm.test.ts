@@ -1,18 +1,18 @@
 import { Agent } from 'node:http'
 import t from 'tap'
 import { adminAuth, buildTestApp } from '../helpers.js'
-import { auditLog, genericDelivery, isAck, postDelivery, runPool, seededRandom, shuffle, testSeed, type Delivery } from './helpers.js'
+import { auditLog, genericDelivery, isAck, patientLimits, postDelivery, runPool, seededRandom, shuffle, testSeed, type Delivery } from './helpers.js'
 
 // Issue 5 §2: retry storms over real HTTP, every fact applied exactly once and every delivery acked.
 
 t.test('1,000 concurrent deliveries of the same notification: all acked, applied once', async t => {
-  const { app, dbPath } = await buildTestApp(t)
+  const { app, dbPath } = await buildTestApp(t, { env: patientLimits })
   const url = await app.listen({ host: '127.0.0.1', port: 0 })
   const storm = 1000
   const delivery = genericDelivery({ order_id: 'storm-1', amount: '88.88', status: '1', trade_no: 'T-storm-1', notify_id: 'n-storm-1' })
   // One socket per request, all opened at once: the server sees the whole storm together.
   const agent = new Agent({ keepAlive: false, maxSockets: storm })
-  const results = await Promise.all(Array.from({ length: storm }, async () => await postDelivery(url, delivery, agent, 60_000)))
+  const results = await Promise.all(Array.from({ length: storm }, async () => await postDelivery(url, delivery, agent)))
   agent.destroy()
   const refused = results.filter(r => !isAck(r))
   t.equal(refused.length, 0, 'every delivery of the storm is acked', { sample: refused.slice(0, 3) })
@@ -34,7 +34,7 @@ t.test('interleaved repeats across 100 orders: every fact applied exactly once, 
   const seed = testSeed()
   t.comment(`storm seed ${seed}`)
   const random = seededRandom(seed)
-  const { app, dbPath } = await buildTestApp(t)
+  const { app, dbPath } = await buildTestApp(t, { env: patientLimits })
   const url = await app.listen({ host: '127.0.0.1', port: 0 })
   const orders = 100
   const sends: Delivery[] = []
@@ -62,7 +62,7 @@ t.test('interleaved repeats across 100 orders: every fact applied exactly once, 
   const agent = new Agent({ keepAlive: true, maxSockets: 200 })
   let acked = 0
   await runPool(sends, 400, async delivery => {
-    if (isAck(await postDelivery(url, delivery, agent, 60_000))) acked++
+    if (isAck(await postDelivery(url, delivery, agent))) acked++
   })
   agent.destroy()
   t.equal(acked, sends.length, `all ${sends.length} deliveries acked`)

@@ -7,7 +7,9 @@ import type { EventRow } from '../../src/event-log/read.js'
 import { verifyChain } from '../../src/event-log/verify-chain.js'
 import { openStore } from '../../src/store.js'
 import { tempDir } from '../helpers.js'
-import { genericDelivery, isAck, postDelivery, runCli, serverEnv, startServerProcess } from './helpers.js'
+import { runCli } from '../cli/toolkit-helpers.js'
+import { startRefused, startService } from '../service-process.js'
+import { genericDelivery, isAck, postDelivery, serverEnv } from './helpers.js'
 
 // Issue 5 §7: rows edited, inserted or deleted behind the service's back are found, with their
 // position; the service refuses to serve a broken log unless told to, and checks only new rows.
@@ -166,33 +168,29 @@ t.test('the service refuses to serve a broken log unless PAYNOTIFY_ALLOW_BROKEN_
   const dir = tempDir(t)
   const dbPath = join(dir, 'served.db')
   // A log written by a running service, with its checkpoint.
-  const server = await startServerProcess(serverEnv(dbPath, { PAYNOTIFY_LOG_LEVEL: 'info' }))
+  const server = await startService(t, serverEnv(dbPath, { PAYNOTIFY_LOG_LEVEL: 'info' }))
   for (let i = 0; i < 5; i++) {
     t.ok(isAck(await postDelivery(server.url, genericDelivery({ order_id: `served-${i}`, amount: '1.00', status: '1', notify_id: `s-${i}` }))))
   }
-  server.child.kill('SIGTERM')
-  t.equal(await server.exited, 0)
+  t.same(await server.stop(), { code: 0, signal: null })
 
-  const restarted = await startServerProcess(serverEnv(dbPath, { PAYNOTIFY_LOG_LEVEL: 'info' }))
+  const restarted = await startService(t, serverEnv(dbPath, { PAYNOTIFY_LOG_LEVEL: 'info' }))
   t.match(restarted.output(), /"from":0,"to":5,"checked":5,"msg":"event log chain verified"/, 'a clean start verifies the new rows and logs it')
-  restarted.child.kill('SIGTERM')
-  t.equal(await restarted.exited, 0)
+  t.same(await restarted.stop(), { code: 0, signal: null })
 
   const broken = tamperedCopy(dbPath, join(dir, 'broken.db'), copy => {
     copy.prepare("INSERT INTO events SELECT 6, stream_id, 2, type, schema_version, replace(data, '100', '999999'), metadata, recorded_at, hash FROM events WHERE position = 5").run()
   })
-  const refused = await runCli(['serve'], serverEnv(broken), 20_000)
-  t.equal(refused.code, 1, 'serve exits 1 on a broken chain')
+  const refused = await startRefused(t, serverEnv(broken))
+  t.same(refused.exit, { code: 1, signal: null }, 'serve exits 1 on a broken chain')
   t.match(refused.stderr, /event log chain is broken: position 6 does not match its hash.*PAYNOTIFY_ALLOW_BROKEN_CHAIN=1/, 'and says where and how to override')
-  t.notMatch(refused.stdout + refused.stderr, /listening/, 'it never listened')
+  t.notOk(refused.listened, 'it never listened')
 
-  const allowed = await startServerProcess(serverEnv(broken, { PAYNOTIFY_ALLOW_BROKEN_CHAIN: '1' }))
-  t.teardown(() => { allowed.child.kill('SIGKILL') })
+  const allowed = await startService(t, serverEnv(broken, { PAYNOTIFY_ALLOW_BROKEN_CHAIN: '1' }))
   t.match(allowed.output(), /serving a broken event log chain/, 'told to, it serves and warns')
   const health = await postDelivery(allowed.url, genericDelivery({ order_id: 'after-break', amount: '1.00', status: '1' }))
   t.match(health, { ok: true, status: 200 }, 'and takes callbacks')
-  allowed.child.kill('SIGTERM')
-  await allowed.exited
+  t.same(await allowed.stop(), { code: 0, signal: null })
 })
 
 /**
@@ -215,13 +213,12 @@ t.test('a history rewritten with every hash recomputed: the start refuses it, ve
   // Both writer modes sign what they commit: the first run inline, the second on the writer thread.
   let publicKey = ''
   for (const [run, writer] of ['inline', 'thread'].entries()) {
-    const server = await startServerProcess(serverEnv(dbPath, { PAYNOTIFY_LOG_LEVEL: 'info', PAYNOTIFY_WRITER: writer }))
+    const server = await startService(t, serverEnv(dbPath, { PAYNOTIFY_LOG_LEVEL: 'info', PAYNOTIFY_WRITER: writer }))
     for (let i = 0; i < 3; i++) {
       t.ok(isAck(await postDelivery(server.url, genericDelivery({ order_id: `signed-${run}-${i}`, amount: '10.00', status: '1', notify_id: `sg-${run}-${i}` }))))
     }
     publicKey = /"publicKey":"(ed25519:[A-Za-z0-9_-]{43})"/.exec(server.output())?.[1] ?? ''
-    server.child.kill('SIGTERM')
-    t.equal(await server.exited, 0)
+    t.same(await server.stop(), { code: 0, signal: null })
   }
   const env = serverEnv(dbPath)
   const printed = await runCli(['public-key', '--db', dbPath], env)
@@ -257,11 +254,11 @@ t.test('a history rewritten with every hash recomputed: the start refuses it, ve
     const rebuilt = await runCli(['rebuild', '--db', copy], copyEnv)
     t.equal(rebuilt.code, 0, rebuilt.stderr)
     const [served, verified, exported] = await Promise.all([
-      runCli(['serve'], copyEnv, 60_000),
+      startRefused(t, copyEnv),
       runCli(['verify', '--db', copy], copyEnv),
       runCli(['export', '--db', copy, '--out', join(dir, `attack-${i}.ndjson`)], copyEnv)
     ])
-    t.equal(served.code, 1, `${name}: the service refuses to start`)
+    t.same(served.exit, { code: 1, signal: null }, `${name}: the service refuses to start`)
     t.match(served.stderr, refusal, name)
     t.equal(verified.code, 1, `${name}: verify exits 1`)
     t.match(verified.stdout, /verify chain: 6 events, intact/, `${name}: the chain alone is fooled`)

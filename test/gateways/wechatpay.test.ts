@@ -274,7 +274,7 @@ t.test('a platform certificate can stand in for its public key', { skip: openssl
   const dir = tempDir(t)
   const serial = '6F2F0B2AE2C1D05F1D2E8A7D5D8D7C9B4E1A2B3C'
   execFileSync(openssl, ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=Tenpay.com Root CA test', '-days', '2',
-    '-set_serial', `0x${serial}`, '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem')], { stdio: 'ignore', timeout: 30_000 })
+    '-set_serial', `0x${serial}`, '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem')], { stdio: 'ignore' })
   const certificate = readFileSync(join(dir, 'cert.pem'), 'utf8')
   const privateKey = readFileSync(join(dir, 'key.pem'), 'utf8')
   const test = await buildTestApp(t, { env: { ...env, PAYNOTIFY_WECHATPAY_PLATFORM_KEYS: JSON.stringify({ [serial]: certificate }) }, deps: { now } })

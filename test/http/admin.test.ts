@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify'
 import t from 'tap'
-import { adminAuth, buildTestApp, formHeaders, merchantAuth, signedForm, testSecrets } from '../helpers.js'
+import { adminAuth, buildTestApp, formHeaders, merchantAuth, signedForm, testEachWriter, testSecrets } from '../helpers.js'
 
 /** A clock the test moves: events get the recordedAt it says. */
 function steppingClock (start: string): { now: () => Date, set: (iso: string) => void } {
@@ -42,8 +42,8 @@ t.test('every admin route needs the admin token', async t => {
   }
 })
 
-t.test('GET /admin/orders/:id: the order view, 404 for an unknown order', async t => {
-  const { app } = await buildTestApp(t)
+testEachWriter(t, 'GET /admin/orders/:id: the order view, 404 for an unknown order', async (t, writer) => {
+  const { app } = await buildTestApp(t, { writer })
   await register(app, 'O-1', '100')
   await notify(app, { order_id: 'O-1', amount: '100', status: '1', trade_no: 'T-1' })
   const res = await get(app, '/admin/orders/O-1')
@@ -60,8 +60,8 @@ t.test('GET /admin/orders/:id: the order view, 404 for an unknown order', async 
   t.match(bad.json().error.message, /^id: /)
 })
 
-t.test('GET /admin/orders: filters and cursor paging across pages', async t => {
-  const { app } = await buildTestApp(t)
+testEachWriter(t, 'GET /admin/orders: filters and cursor paging across pages', async (t, writer) => {
+  const { app } = await buildTestApp(t, { writer })
   // 7 paid (2 of them short), 3 refunded, 2 awaiting payment, 1 failed.
   for (let i = 0; i < 7; i++) {
     const id = `P-${i}`
@@ -158,8 +158,8 @@ t.test('every admin route refuses a query parameter it does not know, naming it'
   t.equal((await get(app, '/admin/orders?status=paid')).statusCode, 200)
 })
 
-t.test('GET /admin/orders/:id/events: every delivery, repeats marked with the position of the first', async t => {
-  const { app } = await buildTestApp(t)
+testEachWriter(t, 'GET /admin/orders/:id/events: every delivery, repeats marked with the position of the first', async (t, writer) => {
+  const { app } = await buildTestApp(t, { writer })
   await register(app, 'T-1', '100')
   await notify(app, { order_id: 'OTHER', amount: '1', status: '1' })
   const paid = { order_id: 'T-1', amount: '100', status: '1', trade_no: 'TX', notify_id: 'n1' }
@@ -250,8 +250,8 @@ t.test('GET /admin/events: paging, filters and NDJSON streaming', async t => {
   t.equal(none.body, '')
 })
 
-t.test('NDJSON streams a log larger than one page', async t => {
-  const { app, store } = await buildTestApp(t)
+testEachWriter(t, 'NDJSON streams a log larger than one page', async (t, writer) => {
+  const { app, store } = await buildTestApp(t, { writer })
   await store.eventLog.append(Array.from({ length: 2500 }, (_, i) => ({
     streamId: `S-${i % 100}`,
     type: 'PaymentPending' as const,

@@ -1,8 +1,8 @@
 import t from 'tap'
-import type { Store } from '../../src/store.js'
-import { adminAuth, buildTestApp, formHeaders, merchantAuth, signedForm, testSecrets } from '../helpers.js'
+import type { ServiceStore } from '../../src/store.js'
+import { adminAuth, buildTestApp, formHeaders, merchantAuth, signedForm, testEachWriter, testSecrets } from '../helpers.js'
 
-const countEvents = (store: Store): number => (store.sqlite.prepare('SELECT count(*) AS n FROM events').get() as { n: number }).n
+const countEvents = (store: ServiceStore): number => (store.sqlite.prepare('SELECT count(*) AS n FROM events').get() as { n: number }).n
 
 t.test('401 without the merchant token, with a wrong one, or with the admin token', async t => {
   const { app, store } = await buildTestApp(t)
@@ -25,8 +25,8 @@ t.test('401 without the merchant token, with a wrong one, or with the admin toke
   t.equal(countEvents(store), 0)
 })
 
-t.test('201 registers an order awaiting payment, 200 for the same again, 409 for another amount', async t => {
-  const { app, store } = await buildTestApp(t)
+testEachWriter(t, '201 registers an order awaiting payment, 200 for the same again, 409 for another amount', async (t, writer) => {
+  const { app, store } = await buildTestApp(t, { writer })
   const created = await app.inject({ method: 'POST', url: '/orders', headers: merchantAuth, payload: { order_id: 'M-1', amount: '88.88' } })
   t.equal(created.statusCode, 201)
   t.match(created.json(), { orderId: 'M-1', status: 'awaiting_payment', expectedAmount: 8888, expectedCurrency: 'CNY', paidAmount: 0, anomalies: [], needsReview: false })
@@ -49,8 +49,8 @@ t.test('201 registers an order awaiting payment, 200 for the same again, 409 for
   t.match((await app.inject({ url: '/admin/orders/M-1', headers: adminAuth })).json(), { expectedAmount: 8888, expectedCurrency: 'CNY' })
 })
 
-t.test('concurrent registrations of one order: one 201, the same again 200, another amount 409', async t => {
-  const { app, store } = await buildTestApp(t)
+testEachWriter(t, 'concurrent registrations of one order: one 201, the same again 200, another amount 409', async (t, writer) => {
+  const { app, store } = await buildTestApp(t, { writer })
   const amounts = ['20', '10', '20', '10', '20']
   const responses = await Promise.all(amounts.map(async amount =>
     await app.inject({ method: 'POST', url: '/orders', headers: merchantAuth, payload: { order_id: 'RACE', amount } })))
@@ -128,8 +128,8 @@ t.test('an unknown field is refused (400 naming it), so a misspelt currency is n
   t.equal(countEvents(store), 0)
 })
 
-t.test('callbacks are checked against the registered order', async t => {
-  const { app } = await buildTestApp(t)
+testEachWriter(t, 'callbacks are checked against the registered order', async (t, writer) => {
+  const { app } = await buildTestApp(t, { writer })
   const register = async (orderId: string, amount: string): Promise<void> => {
     t.equal((await app.inject({ method: 'POST', url: '/orders', headers: merchantAuth, payload: { order_id: orderId, amount } })).statusCode, 201)
   }

@@ -2,14 +2,14 @@ import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
 import t, { type Test } from 'tap'
 import { loadConfig } from '../../src/config.js'
 import { signGenericParams } from '../../src/gateways/generic.js'
-import type { Store } from '../../src/store.js'
-import { adminAuth, buildTestApp, formHeaders, signedForm, testSecrets } from '../helpers.js'
+import type { ServiceStore } from '../../src/store.js'
+import { adminAuth, buildTestApp, formHeaders, signedForm, testEachWriter, testSecrets } from '../helpers.js'
 
 const now = new Date('2026-05-01T12:00:00.000Z')
 const nowSeconds = Math.floor(now.getTime() / 1000)
 const clock = { deps: { now: () => now } }
 
-const countEvents = (store: Store): number => (store.sqlite.prepare('SELECT count(*) AS n FROM events').get() as { n: number }).n
+const countEvents = (store: ServiceStore): number => (store.sqlite.prepare('SELECT count(*) AS n FROM events').get() as { n: number }).n
 
 async function postForm (app: FastifyInstance, payload: string, headers: Record<string, string> = formHeaders): Promise<LightMyRequestResponse> {
   return await app.inject({ method: 'POST', url: '/notify/generic', headers, payload })
@@ -24,7 +24,7 @@ function signedJson (params: Record<string, string | number>): string {
 interface Refusal { statusCode: number, code: string, message?: RegExp }
 
 /** Asserts the refusal's status and JSON error, and that nothing was appended for it. */
-async function expectRefused (t: Test, store: Store, send: () => Promise<LightMyRequestResponse>, want: Refusal, name: string): Promise<void> {
+async function expectRefused (t: Test, store: ServiceStore, send: () => Promise<LightMyRequestResponse>, want: Refusal, name: string): Promise<void> {
   const before = countEvents(store)
   const res = await send()
   t.equal(res.statusCode, want.statusCode, `${name}: status ${want.statusCode}`)
@@ -35,8 +35,8 @@ async function expectRefused (t: Test, store: Store, send: () => Promise<LightMy
   t.equal(countEvents(store), before, `${name}: no row added`)
 }
 
-t.test('200 success for a signed form callback, only once it is in the log', async t => {
-  const { app, store } = await buildTestApp(t, clock)
+testEachWriter(t, '200 success for a signed form callback, only once it is in the log', async (t, writer) => {
+  const { app, store } = await buildTestApp(t, { ...clock, writer })
   const payload = signedForm({ order_id: 'A-1', amount: '88.88', status: '1' })
   const res = await postForm(app, payload)
   t.equal(res.statusCode, 200)
@@ -54,8 +54,8 @@ t.test('200 success for a signed form callback, only once it is in the log', asy
   t.match(order.json(), { status: 'paid', paidAmount: 8888, currency: 'CNY', gateway: 'generic', duplicateCount: 0 })
 })
 
-t.test('200 success for JSON bodies, with string or number values', async t => {
-  const { app, store } = await buildTestApp(t, clock)
+testEachWriter(t, '200 success for JSON bodies, with string or number values', async (t, writer) => {
+  const { app, store } = await buildTestApp(t, { ...clock, writer })
   const strings = await postForm(app, signedJson({ order_id: 'J-1', amount: '100', status: 'paid', notify_id: 'n-1', trade_no: 'T-9' }), { 'content-type': 'application/json' })
   t.equal(strings.statusCode, 200)
   t.equal(strings.body, 'success')
@@ -69,8 +69,8 @@ t.test('200 success for JSON bodies, with string or number values', async t => {
   t.match(j2, { status: 'paid', paidAmount: 500 })
 })
 
-t.test('every status name and code the seed uses', async t => {
-  const { app } = await buildTestApp(t, clock)
+testEachWriter(t, 'every status name and code the seed uses', async (t, writer) => {
+  const { app } = await buildTestApp(t, { ...clock, writer })
   const cases: Array<[string, string]> = [
     ['0', 'pending'], ['pending', 'pending'], ['1', 'paid'], ['paid', 'paid'], ['success', 'paid'],
     ['2', 'failed'], ['failed', 'failed'], ['4', 'closed'], ['closed', 'closed']
@@ -88,8 +88,8 @@ t.test('every status name and code the seed uses', async t => {
   }
 })
 
-t.test('a repeated delivery is acked like the original and counted as a duplicate', async t => {
-  const { app, store } = await buildTestApp(t, clock)
+testEachWriter(t, 'a repeated delivery is acked like the original and counted as a duplicate', async (t, writer) => {
+  const { app, store } = await buildTestApp(t, { ...clock, writer })
   const payload = signedForm({ order_id: 'R-1', amount: '10', status: '1', notify_id: 'abc' })
   for (let i = 0; i < 3; i++) {
     const res = await postForm(app, payload)
@@ -340,8 +340,8 @@ t.test('503 when the store cannot commit (database full), and nothing is acked o
   t.equal(ready.statusCode, 200)
 })
 
-t.test('100 concurrent identical deliveries: 100 acks, 100 rows, one fact, 99 duplicates, few transactions', async t => {
-  const { app, store } = await buildTestApp(t, clock)
+testEachWriter(t, '100 concurrent identical deliveries: 100 acks, 100 rows, one fact, 99 duplicates, few transactions', async (t, writer) => {
+  const { app, store } = await buildTestApp(t, { ...clock, writer })
   const payload = signedForm({ order_id: 'G-1', amount: '100', status: '1', trade_no: 'T-1' })
   const batchesBefore = store.eventLog.batches
   const responses = await Promise.all(Array.from({ length: 100 }, async () => await postForm(app, payload)))
