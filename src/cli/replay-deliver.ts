@@ -2,6 +2,7 @@ import http from 'node:http'
 import https from 'node:https'
 import { signGenericParams } from '../gateways/generic.js'
 import type { ImportedRow } from '../event-log/ndjson.js'
+import { withRawBody } from '../event-log/raw-bodies.js'
 import type { EventMetadata, OrderPlacedData, RawRequest } from '../orders/events.js'
 import { formatMinorUnits } from '../orders/money.js'
 
@@ -112,7 +113,8 @@ export function prepareReplay (request: Recorded, secret: string | undefined, me
 export async function * recordedRequests (rows: AsyncIterable<ImportedRow>): AsyncGenerator<Recorded> {
   let pending: Recorded | undefined
   for await (const row of rows) {
-    const metadata = JSON.parse(row.metadata) as EventMetadata
+    // The body a row stores by hash goes back in metadata.raw: it is what is re-sent.
+    const metadata = JSON.parse(withRawBody(row.metadata, row.body?.text)) as EventMetadata
     if (pending !== undefined && pending.metadata.requestId === metadata.requestId && metadata.raw !== undefined) continue
     if (pending !== undefined) yield pending
     pending = { position: row.position, orderId: row.stream_id, type: row.type, metadata, data: JSON.parse(row.data) }

@@ -9,6 +9,8 @@ export interface Database {
   orders: OrdersTable
   projections: ProjectionsTable
   chain_checkpoints: ChainCheckpointsTable
+  raw_bodies: RawBodiesTable
+  deliveries: DeliveriesTable
 }
 
 export interface EventsTable {
@@ -57,6 +59,24 @@ export interface ChainCheckpointsTable {
   position: number
   hash: string
   verified_at: string
+}
+
+/** Raw request bodies, each stored once by the sha256 of its bytes (event-log/raw-bodies.ts). */
+export interface RawBodiesTable {
+  sha256: string
+  encoding: 'utf8' | 'base64'
+  /** The body as text: itself when it is UTF-8, else base64. */
+  body: string
+}
+
+/** Per order and delivery id: events stored (kept by a trigger) and repeats acked but not stored (the cap). */
+export interface DeliveriesTable {
+  stream_id: string
+  gateway: string
+  delivery_id: string
+  stored: number
+  unstored: Generated<number>
+  last_unstored_at: string | null
 }
 
 export type SynchronousMode = 'FULL' | 'NORMAL'

@@ -3,13 +3,15 @@ import * as eventLog from './migrations/2026-11-27-01-event-log.js'
 import * as orders from './migrations/2026-11-27-02-orders.js'
 import * as chainCheckpoints from './migrations/2026-11-27-03-chain-checkpoints.js'
 import * as eventsNoReplace from './migrations/2026-11-27-04-events-no-replace.js'
+import * as rawBodiesAndDeliveries from './migrations/2026-12-07-01-raw-bodies-and-deliveries.js'
 
 // Listed here rather than read from a folder, so the built package needs no file scanning.
 const migrations: Record<string, Migration> = {
   '2026-11-27-01-event-log': eventLog,
   '2026-11-27-02-orders': orders,
   '2026-11-27-03-chain-checkpoints': chainCheckpoints,
-  '2026-11-27-04-events-no-replace': eventsNoReplace
+  '2026-11-27-04-events-no-replace': eventsNoReplace,
+  '2026-12-07-01-raw-bodies-and-deliveries': rawBodiesAndDeliveries
 }
 
 /** Brings the schema to the latest version; throws with the failing migration's name. */

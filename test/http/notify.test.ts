@@ -1,5 +1,7 @@
+import { createHash } from 'node:crypto'
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
 import t, { type Test } from 'tap'
+import { maxStoredDeliveries } from '../../src/event-log/event-log.js'
 import { signGenericParams } from '../../src/gateways/generic.js'
 import type { Store } from '../../src/store.js'
 import { adminAuth, buildTestApp, formHeaders, signedForm, testSecrets } from '../helpers.js'
@@ -48,7 +50,9 @@ t.test('200 success for a signed form callback, only once it is in the log', asy
   t.match(JSON.parse(row.data), { orderId: 'A-1', amount: 8888, currency: 'CNY', gateway: 'generic', gatewayStatus: '1' })
   const metadata = JSON.parse(row.metadata)
   t.match(metadata, { gateway: 'generic', deliveryId: /^sha256:[0-9a-f]{64}$/, receivedAt: now.toISOString(), requestId: String })
-  t.same(metadata.raw, { body: payload, encoding: 'utf8', contentType: 'application/x-www-form-urlencoded', headers: {} }, 'the raw request is kept byte for byte')
+  const bodySha256 = createHash('sha256').update(payload).digest('hex')
+  t.same(metadata.raw, { encoding: 'utf8', contentType: 'application/x-www-form-urlencoded', headers: {}, bodySha256, bodySize: payload.length }, 'the raw request is stored, its body by hash')
+  t.same(store.sqlite.prepare('SELECT encoding, body FROM raw_bodies WHERE sha256 = ?').get(bodySha256), { encoding: 'utf8', body: payload }, 'the body is kept byte for byte')
   const order = await app.inject({ url: '/admin/orders/A-1', headers: adminAuth })
   t.match(order.json(), { status: 'paid', paidAmount: 8888, currency: 'CNY', gateway: 'generic', duplicateCount: 0 })
 })
@@ -263,19 +267,20 @@ t.test('503 when the store cannot commit (database full), and nothing is acked o
   t.equal(ready.statusCode, 200)
 })
 
-t.test('100 concurrent identical deliveries: 100 acks, 100 rows, one fact, 99 duplicates, few transactions', async t => {
+t.test('100 concurrent identical deliveries: 100 acks, the first 32 stored, one fact, the rest counted, few transactions', async t => {
   const { app, store } = await buildTestApp(t, clock)
   const payload = signedForm({ order_id: 'G-1', amount: '100', status: '1', trade_no: 'T-1' })
   const batchesBefore = store.eventLog.batches
   const responses = await Promise.all(Array.from({ length: 100 }, async () => await postForm(app, payload)))
   const batches = store.eventLog.batches - batchesBefore
   t.same(responses.map(r => `${r.statusCode} ${r.body}`), Array(100).fill('200 success'))
-  t.equal(countEvents(store), 100)
+  t.equal(countEvents(store), maxStoredDeliveries)
   t.ok(batches <= 20, `committed in ${batches} transaction(s), far fewer than 100`)
   const order = (await app.inject({ url: '/admin/orders/G-1', headers: adminAuth })).json()
-  t.match(order, { status: 'paid', paidAmount: 10000, duplicateCount: 99, anomalies: [], gatewayTradeNo: 'T-1', version: 100 })
-  const timeline = (await app.inject({ url: '/admin/orders/G-1/events', headers: adminAuth })).json() as { events: Array<{ position: number, outcome: string, duplicateOf?: number }> }
+  t.match(order, { status: 'paid', paidAmount: 10000, duplicateCount: maxStoredDeliveries - 1, anomalies: [], gatewayTradeNo: 'T-1', version: maxStoredDeliveries })
+  const timeline = (await app.inject({ url: '/admin/orders/G-1/events', headers: adminAuth })).json() as { events: Array<{ position: number, outcome: string, duplicateOf?: number }>, unstoredRepeats: number }
   const applied = timeline.events.filter(e => e.outcome === 'applied')
   t.equal(applied.length, 1, 'one applied fact')
   t.ok(timeline.events.filter(e => e.outcome === 'duplicate').every(e => e.duplicateOf === applied[0]!.position))
+  t.equal(timeline.unstoredRepeats, 100 - maxStoredDeliveries, 'the repeats beyond the cap are counted')
 })
