@@ -36,7 +36,7 @@ function machineSection (machine, what) {
     (what.startsWith('peer') ? `, @event-driven-io/emmett-sqlite ${p['@event-driven-io/emmett-sqlite']} with @event-driven-io/emmett ${p['@event-driven-io/emmett']} and sqlite3 ${p.sqlite3}` : '') + ')'
 }
 
-function targetsTable (ingest, peer, rebuild) {
+function targetsTable (ingest, peer, rebuild, stream) {
   const rows = ['| figure | target | measured: min / **median** / max | |', '|---|---|---|---|']
   if (ingest !== undefined) {
     const r = ingest.ratios
@@ -60,6 +60,9 @@ function targetsTable (ingest, peer, rebuild) {
     }
     rows.push(`| export of ${formatNumber(rebuild.settings.events)} events | ≥ 200,000 events/s | ${s0(ex.eventsPerSecond)} events/s | ${mark(ex.eventsPerSecond.median >= 200_000)} |`)
     rows.push(`| export memory (peak RSS at 1/10 of the log vs the whole log) | constant | ${formatNumber(ex.smallPeakRssMb.median)} MB vs ${formatNumber(ex.peakRssMb.median)} MB | ${mark(ex.constantMemory)} |`)
+  }
+  if (stream !== undefined) {
+    rows.push(`| server RSS growth while a client reads nothing from the NDJSON stream of ${formatNumber(stream.settings.events)} events | < ${stream.settings.targetMb} MB | ${formatSummary(stream.growthMb, 1, ' MB')} | ${mark(stream.met)} |`)
   }
   return rows.join('\n')
 }
@@ -137,6 +140,23 @@ Generating the log took ${formatNumber(rebuild.settings.generateSeconds, 1)} s (
 `
 }
 
+function streamSection (stream) {
+  const st = stream.settings
+  return `## A reader that reads nothing: the admin NDJSON stream (issue 10)
+
+Log: ${st.description}. ${st.rounds} rounds, each on a freshly started server: the client reads nothing for ${st.pauseSeconds} s while the server's RSS is sampled from /proc every 100 ms, then reads the whole stream.
+
+| figure | min / **median** / max |
+|---|---|
+| server RSS before the stream | ${formatSummary(stream.baselineMb, 0, ' MB')} |
+| its growth while the client read nothing | ${formatSummary(stream.growthMb, 1, ' MB')} |
+| server CPU over those ${st.pauseSeconds} s | ${formatSummary(stream.cpuSecondsWhilePaused, 2, ' s')} |
+| then reading the whole stream | ${formatSummary(stream.readEventsPerSecond, 0, ' events/s')} |
+
+Every run streamed every event once, in position order: ${stream.complete ? 'yes' : 'NO'}.
+`
+}
+
 function profileTable (title, profile, rows = 10) {
   const groups = profile.groups.slice(0, rows).map(g => `${g.percent}% ${g.name}`).join(' · ')
   const self = profile.self.slice(0, rows).map(f => `| ${f.percent}% | \`${f.name}\` |`).join('\n')
@@ -174,14 +194,16 @@ export function writeReport () {
   const peer = load('peer-append')
   const rebuild = load('rebuild')
   const profile = load('profile')
+  const stream = load('stream-backpressure')
   const machines = [
     ingest && machineSection(ingest.machine, 'ingest (1, 2, 3, 6)'),
     peer && machineSection(peer.machine, 'peer store (4)'),
-    rebuild && machineSection(rebuild.machine, 'rebuild/export (5)')
+    rebuild && machineSection(rebuild.machine, 'rebuild/export (5)'),
+    stream && machineSection(stream.machine, 'stream backpressure')
   ].filter(Boolean)
   const text = `# paynotify benchmarks
 
-Written by \`npm run bench\` (each script also runs alone: \`node bench/ingest.js\`, \`node bench/peer-append.js\`, \`node bench/rebuild.js\`, \`node bench/profile.js\`; this file is rebuilt from \`bench/results/*.json\` after each).
+Written by \`npm run bench\` (each script also runs alone: \`node bench/ingest.js\`, \`node bench/peer-append.js\`, \`node bench/rebuild.js\`, \`node bench/profile.js\`, \`node bench/stream-backpressure.js\`; this file is rebuilt from \`bench/results/*.json\` after each).
 All traffic is loopback. Every figure is min / **median** / max over the runs stated; the targets are judged on the median.
 This is a 2-core machine shared with other work while these ran, so absolute figures move from run to run; the ratios come from runs made side by side in one invocation.
 
@@ -190,11 +212,12 @@ ${machines.join('\n')}
 
 ## Targets
 
-${targetsTable(ingest, peer, rebuild)}
+${targetsTable(ingest, peer, rebuild, stream)}
 
 ${ingest === undefined ? '' : ingestSection(ingest)}
 ${peer === undefined ? '' : peerSection(peer)}
 ${rebuild === undefined ? '' : rebuildSection(rebuild)}
+${stream === undefined ? '' : streamSection(stream)}
 ${profile === undefined && rebuild?.profiles === undefined ? '' : profileSection(profile, rebuild)}
 ${notes}
 `

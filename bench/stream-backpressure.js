@@ -1,0 +1,130 @@
+// Issue 10 §1: a client that reads nothing from the NDJSON stream of GET /admin/events must not
+// grow the server's memory: target under 50 MB of RSS growth with 1,000,000 events in the log.
+// Generates the log (bench/generate-log.js), then per round starts `paynotify serve` on it
+// (bench/lib/servers.js), opens the stream and reads nothing for BENCH_PAUSE_SECONDS while
+// sampling the server's RSS from /proc every 100 ms, then reads the whole stream (every line, in
+// position order) and times it. The test (test/http/stream-backpressure.test.ts) checks the same
+// on a smaller log in every `npm test`.
+// Usage: node bench/stream-backpressure.js (BENCH_EVENTS, BENCH_ROUNDS, BENCH_PAUSE_SECONDS).
+import { execFileSync } from 'node:child_process'
+import { once } from 'node:events'
+import { readFileSync, mkdtempSync, rmSync } from 'node:fs'
+import http from 'node:http'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { benchAdminToken } from './lib/bodies.js'
+import { machineInfo, root } from './lib/machine.js'
+import { saveResult, writeReport } from './lib/report.js'
+import { cpuSeconds, startPaynotify } from './lib/servers.js'
+import { summarize } from './lib/stats.js'
+
+const events = Number(process.env.BENCH_EVENTS ?? 1_000_000)
+const rounds = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 3))
+const pauseSeconds = Number(process.env.BENCH_PAUSE_SECONDS ?? 10)
+const targetMb = 50
+
+function log (message) {
+  process.stderr.write(`[stream] ${message}\n`)
+}
+
+/** The resident set size of a process, in MB, from /proc. */
+function rssMb (pid) {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8')
+  return Number(/VmRSS:\s+(\d+) kB/.exec(status)[1]) / 1024
+}
+
+async function round (dbPath) {
+  const server = await startPaynotify({ env: { PAYNOTIFY_DB: dbPath, PAYNOTIFY_LOG_LEVEL: 'warn' } })
+  try {
+    const baselineMb = rssMb(server.pid)
+    const request = http.get(`${server.url}/admin/events`, { agent: false, headers: { authorization: `Bearer ${benchAdminToken}`, accept: 'application/x-ndjson' } })
+    const [response] = await once(request, 'response')
+    response.pause()
+    const cpuBefore = cpuSeconds(server.pid)
+    let peakMb = baselineMb
+    const samples = []
+    const started = performance.now()
+    while (performance.now() - started < pauseSeconds * 1000) {
+      await sleep(100)
+      const mb = rssMb(server.pid)
+      samples.push(mb)
+      peakMb = Math.max(peakMb, mb)
+    }
+    const cpuWhilePaused = cpuSeconds(server.pid) - cpuBefore
+    // The client reads again: the whole stream, every line in position order.
+    let lines = 0
+    let outOfOrder = 0
+    let bytes = 0
+    let tail = ''
+    const readStarted = performance.now()
+    response.setEncoding('utf8')
+    response.on('data', chunk => {
+      bytes += Buffer.byteLength(chunk)
+      const text = tail + chunk
+      const end = text.lastIndexOf('\n')
+      if (end === -1) {
+        tail = text
+        return
+      }
+      for (const line of text.slice(0, end).split('\n')) {
+        if (Number(/"position":(\d+),"streamId"/.exec(line)?.[1]) !== ++lines) outOfOrder++
+      }
+      tail = text.slice(end + 1)
+    })
+    response.resume()
+    await once(response, 'end')
+    const readSeconds = (performance.now() - readStarted) / 1000
+    const run = {
+      baselineMb,
+      peakMb,
+      growthMb: peakMb - baselineMb,
+      lastMb: samples.at(-1),
+      cpuSecondsWhilePaused: cpuWhilePaused,
+      lines,
+      outOfOrder,
+      bytes,
+      readSeconds,
+      eventsPerSecond: lines / readSeconds
+    }
+    log(`RSS ${baselineMb.toFixed(0)} MB → at most ${peakMb.toFixed(0)} MB in ${pauseSeconds} s of reading nothing (server CPU meanwhile ${cpuWhilePaused.toFixed(2)} s); ` +
+      `then ${lines} lines (${(bytes / 2 ** 20).toFixed(0)} MiB) in ${readSeconds.toFixed(1)} s, ${outOfOrder} out of order`)
+    return run
+  } finally {
+    await server.stop()
+    server.cleanup()
+  }
+}
+
+const dir = mkdtempSync(join(tmpdir(), 'paynotify-stream-'))
+try {
+  const dbPath = join(dir, 'log.db')
+  log(`generating ${events} events`)
+  const generated = JSON.parse(execFileSync(process.execPath, [join(root, 'bench', 'generate-log.js'), dbPath, String(events)], { cwd: root, encoding: 'utf8', timeout: 30 * 60_000 }).trim())
+  log(`generated in ${generated.seconds.toFixed(1)} s`)
+  const runs = []
+  for (let i = 0; i < rounds; i++) runs.push(await round(dbPath))
+  const growth = summarize(runs.map(r => r.growthMb))
+  saveResult('stream-backpressure', {
+    machine: machineInfo(),
+    settings: {
+      events,
+      rounds,
+      pauseSeconds,
+      targetMb,
+      generateSeconds: generated.seconds,
+      description: `the log of bench/generate-log.js (${events.toLocaleString('en-US')} events over ${generated.orders.toLocaleString('en-US')} orders, generic callbacks with their raw bodies); ` +
+        'the service as `node dist/cli/main.js serve` with its defaults; one client on loopback opens `GET /admin/events` with `Accept: application/x-ndjson` and reads nothing, then reads it all'
+    },
+    growthMb: growth,
+    baselineMb: summarize(runs.map(r => r.baselineMb)),
+    cpuSecondsWhilePaused: summarize(runs.map(r => r.cpuSecondsWhilePaused)),
+    readEventsPerSecond: summarize(runs.map(r => r.eventsPerSecond)),
+    complete: runs.every(r => r.lines === events && r.outOfOrder === 0),
+    met: growth.max < targetMb,
+    runs
+  })
+  writeReport()
+} finally {
+  rmSync(dir, { recursive: true, force: true })
+}
