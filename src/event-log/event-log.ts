@@ -2,17 +2,8 @@ import type SQLite from 'better-sqlite3'
 import { StoreUnavailableError } from '../errors.js'
 import { currentSchemaVersion, type DomainEvent, type EventMetadata, type RecordedEvent } from '../orders/events.js'
 import { chainHash, genesisHash } from './hash.js'
+import { DeliveryCounts } from './deliveries.js'
 import { insertRawBodySql, splitRawBody, type RawBody } from './raw-bodies.js'
-
-/**
- * Events the log stores per order and delivery id (gateway + deliveryId): the
- * first delivery and up to 31 repeats. A repeat beyond them is acked (the
- * delivery is already durable) and counted in deliveries.unstored, but not
- * appended, so a captured callback replayed without end costs a counter, not
- * an event each time. 32 covers every gateway's whole retry schedule (Alipay
- * 8 notifications in 25 hours, WeChat Pay 15, Stripe about 16 over 3 days).
- */
-export const maxStoredDeliveries = 32
 
 /** An event to append; the log assigns position, stream version, time and hash. */
 export type NewEvent = DomainEvent & {
@@ -104,8 +95,7 @@ export class EventLog implements EventAppender {
   readonly #insert: SQLite.Statement
   readonly #insertBody: SQLite.Statement
   readonly #streamVersion: SQLite.Statement<[string], { v: number | null }>
-  readonly #storedDeliveries: SQLite.Statement<[string, string, string | null], number>
-  readonly #countUnstored: SQLite.Statement
+  readonly #deliveries: DeliveryCounts
   #queue: PendingAppend[] = []
   #scheduled = false
   #closed = false
@@ -123,9 +113,7 @@ export class EventLog implements EventAppender {
       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`)
     this.#insertBody = sqlite.prepare(insertRawBodySql)
     this.#streamVersion = sqlite.prepare('SELECT max(stream_version) AS v FROM events WHERE stream_id = ?')
-    this.#storedDeliveries = sqlite.prepare('SELECT stored FROM deliveries WHERE stream_id = ? AND gateway = ? AND delivery_id = ?').pluck() as SQLite.Statement<[string, string, string | null], number>
-    this.#countUnstored = sqlite.prepare(`UPDATE deliveries SET unstored = unstored + 1, last_unstored_at = ?
-      WHERE stream_id = ? AND gateway = ? AND delivery_id = ?`)
+    this.#deliveries = new DeliveryCounts(sqlite)
     this.#tail = readTail(sqlite)
   }
 
@@ -203,12 +191,12 @@ export class EventLog implements EventAppender {
             const split = splitRawBody(event.metadata)
             stored = { metadata: event.metadata, json: JSON.stringify(split.metadata), body: split.body }
           }
-          const { gateway, deliveryId } = stored.metadata
-          // Counted in this transaction too: a repeat is left out only once the copies it repeats are committed with it or before it.
-          if ((this.#storedDeliveries.get(event.streamId, gateway ?? '', deliveryId ?? null) ?? 0) >= maxStoredDeliveries) {
-            this.#countUnstored.run(recordedAt, event.streamId, gateway ?? '', deliveryId)
+          // Counted in this transaction too: a repeat is left out only once the copies it repeats commit with it or before it.
+          if (this.#deliveries.full(event.streamId, stored.metadata)) {
+            this.#deliveries.unstored(event.streamId, stored.metadata, recordedAt)
             return null
           }
+          this.#deliveries.stored(event.streamId, stored.metadata)
           if (stored.body !== undefined) this.#insertBody.run(stored.body.sha256, stored.body.encoding, stored.body.text)
           const streamVersion = (versions.get(event.streamId) ?? this.#streamVersion.get(event.streamId)?.v ?? 0) + 1
           versions.set(event.streamId, streamVersion)

@@ -1,5 +1,6 @@
 import type SQLite from 'better-sqlite3'
 import type { RecordedEvent } from '../orders/events.js'
+import { DeliveryCounts } from './deliveries.js'
 import { readTail, type OnAppend } from './event-log.js'
 import { chainHash } from './hash.js'
 import { ExportLineError, type ExportSummary, type ImportedRow } from './ndjson.js'
@@ -65,6 +66,7 @@ export async function importRows (sqlite: SQLite.Database, rows: AsyncIterable<I
     (position, stream_id, stream_version, type, schema_version, data, metadata, recorded_at, hash)
     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`)
   const insertBody = sqlite.prepare(insertRawBodySql)
+  const deliveries = new DeliveryCounts(sqlite)
   const storedHash = sqlite.prepare('SELECT hash FROM events WHERE position = ?').pluck() as SQLite.Statement<[number], string>
   const streamVersion = sqlite.prepare('SELECT max(stream_version) FROM events WHERE stream_id = ?').pluck() as SQLite.Statement<[string], number | null>
   const result: ImportResult = { mode: options.mode, written: 0, skipped: 0, firstPosition: undefined, lastPosition: undefined }
@@ -103,7 +105,10 @@ export async function importRows (sqlite: SQLite.Database, rows: AsyncIterable<I
       result.firstPosition ??= stored.position
       result.lastPosition = stored.position
       result.written++
-      batch.push(rowToEvent(stored))
+      const event = rowToEvent(stored)
+      // Counted, never capped: a file that continues this chain keeps every event it holds.
+      deliveries.stored(event.streamId, event.metadata)
+      batch.push(event)
       if (batch.length >= batchSize) flush()
     }
     flush()

@@ -4,7 +4,9 @@ import SQLite from 'better-sqlite3'
 import { Kysely, Migrator, SqliteDialect } from 'kysely'
 import t from 'tap'
 import { checkChainSinceCheckpoint, describeChainBreak } from '../../src/event-log/chain-checkpoint.js'
-import { maxStoredDeliveries, type NewEvent } from '../../src/event-log/event-log.js'
+import { maxStoredDeliveries } from '../../src/event-log/deliveries.js'
+import { minBodyStoredApart } from '../../src/event-log/raw-bodies.js'
+import type { NewEvent } from '../../src/event-log/event-log.js'
 import { exportLines, resolveExportRange } from '../../src/event-log/export.js'
 import { chainHash, genesisHash } from '../../src/event-log/hash.js'
 import { importRows, planImport } from '../../src/event-log/import.js'
@@ -55,6 +57,8 @@ async function importLines (sqlite: SQLite.Database, lines: string[]): Promise<{
   return await importRows(sqlite, each(), { mode: planImport(sqlite, checker.summary()) })
 }
 
+const large = `order_id=A&amount=100.00&status=1&subject=${'x'.repeat(minBodyStoredApart)}&sign=00`
+
 const scalar = (db: SQLite.Database, query: string, ...params: unknown[]): unknown => db.prepare(query).pluck().get(...params)
 const sha256 = (bytes: string | Buffer): string => createHash('sha256').update(bytes).digest('hex')
 
@@ -92,35 +96,37 @@ for (const mode of Object.keys(modes) as Array<keyof typeof modes>) {
     s.sqlite.exec(`CREATE TRIGGER poison BEFORE INSERT ON events WHEN NEW.stream_id = 'POISON'
       BEGIN SELECT RAISE(ABORT, 'poisoned'); END`)
     const outcomes = await Promise.allSettled([
-      ...Array.from({ length: maxStoredDeliveries + 3 }, async () => await s.eventLog.append([delivered('A', 'd1', 'b')])),
+      ...Array.from({ length: maxStoredDeliveries + 3 }, async () => await s.eventLog.append([delivered('A', 'd1', large)])),
       s.eventLog.append([paid('POISON', 'p')])
     ])
     t.ok(outcomes.every(outcome => outcome.status === 'rejected'), 'the copies and the repeats beyond the cap all failed with their transaction')
     t.equal(scalar(s.sqlite, 'SELECT count(*) FROM deliveries'), 0, 'nothing was counted')
     t.equal(scalar(s.sqlite, 'SELECT count(*) FROM raw_bodies'), 0, 'no body was kept')
     s.sqlite.exec('DROP TRIGGER poison')
-    const [again] = await s.eventLog.append([delivered('A', 'd1', 'b')])
+    const [again] = await s.eventLog.append([delivered('A', 'd1', large)])
     t.equal(again?.position, 1, 'the gateway\'s retry is stored as the first copy')
   })
 }
 
-t.test('bodies are stored once by the hash of their bytes, and verify checks each against its hash', async t => {
+t.test(`bodies of ${minBodyStoredApart} bytes or more are stored once by the hash of their bytes, and verify checks each against it`, async t => {
   const path = join(tempDir(t), 'log.db')
   const store = await openStore(path)
-  const gbk = Buffer.from([0x6f, 0x3d, 0xc4, 0xe3, 0xba, 0xc3]).toString('base64')
-  await store.eventLog.append([delivered('A', 'a', 'same body'), delivered('B', 'b', 'same body'), delivered('C', 'c', gbk, 'base64')])
-  t.same(store.sqlite.prepare('SELECT sha256, encoding, body FROM raw_bodies ORDER BY body').all(), [
+  const gbk = Buffer.alloc(minBodyStoredApart, Buffer.from([0x6f, 0x3d, 0xc4, 0xe3, 0xba, 0xc3])).toString('base64')
+  const small = 'a'.repeat(minBodyStoredApart - 1)
+  await store.eventLog.append([delivered('A', 'a', large), delivered('B', 'b', large), delivered('C', 'c', gbk, 'base64'), delivered('D', 'd', small)])
+  t.same(store.sqlite.prepare('SELECT sha256, encoding, body FROM raw_bodies ORDER BY encoding').all(), [
     { sha256: sha256(Buffer.from(gbk, 'base64')), encoding: 'base64', body: gbk },
-    { sha256: sha256('same body'), encoding: 'utf8', body: 'same body' }
-  ].sort((a, b) => a.body < b.body ? -1 : 1), 'keyed by the sha256 of the bytes, base64 decoded')
-  const stored = JSON.parse(scalar(store.sqlite, 'SELECT metadata FROM events WHERE position = 3') as string)
-  t.same(stored.raw, { encoding: 'base64', contentType: 'application/x-www-form-urlencoded', headers: {}, bodySha256: sha256(Buffer.from(gbk, 'base64')), bodySize: 6 })
-  t.same([...iterateRows(store.sqlite)].map(row => rowToEvent(row).metadata.raw?.body), ['same body', 'same body', gbk], 'read with its body back in place')
-  t.match(verifyChain(store.sqlite), { ok: true, checked: 3 })
+    { sha256: sha256(large), encoding: 'utf8', body: large }
+  ], 'keyed by the sha256 of the bytes, base64 decoded; one row for two events')
+  const metadataAt = (position: number): { raw: Record<string, unknown> } => JSON.parse(scalar(store.sqlite, 'SELECT metadata FROM events WHERE position = ?', position) as string)
+  t.same(metadataAt(3).raw, { encoding: 'base64', contentType: 'application/x-www-form-urlencoded', headers: {}, bodySha256: sha256(Buffer.from(gbk, 'base64')), bodySize: minBodyStoredApart })
+  t.same(metadataAt(4).raw, { body: small, encoding: 'utf8', contentType: 'application/x-www-form-urlencoded', headers: {} }, 'a smaller body stays inline')
+  t.same([...iterateRows(store.sqlite)].map(row => rowToEvent(row).metadata.raw?.body), [large, large, gbk, small], 'read with its body back in place')
+  t.match(verifyChain(store.sqlite), { ok: true, checked: 4 })
   t.throws(() => store.sqlite.exec("UPDATE raw_bodies SET body = 'other'"), /immutable/)
   t.throws(() => store.sqlite.exec('DELETE FROM raw_bodies'), /immutable/)
-  store.sqlite.prepare('INSERT OR REPLACE INTO raw_bodies (sha256, encoding, body) VALUES (?, ?, ?)').run(sha256('same body'), 'utf8', 'other')
-  t.equal(scalar(store.sqlite, 'SELECT body FROM raw_bodies WHERE sha256 = ?', sha256('same body')), 'same body', 'a stored body is never replaced')
+  store.sqlite.prepare('INSERT OR REPLACE INTO raw_bodies (sha256, encoding, body) VALUES (?, ?, ?)').run(sha256(large), 'utf8', 'other')
+  t.equal(scalar(store.sqlite, 'SELECT body FROM raw_bodies WHERE sha256 = ?', sha256(large)), large, 'a stored body is never replaced')
   await store.close()
 
   // Whoever writes the file behind the triggers' back: an edited or deleted body is found at the first position using it.
@@ -135,10 +141,13 @@ t.test('bodies are stored once by the hash of their bytes, and verify checks eac
     copy.exec(sql)
     return copy
   }
-  const tamperings: Array<[string, string]> = [['edited', "UPDATE raw_bodies SET body = 'same bodY' WHERE body = 'same body'"], ['deleted', "DELETE FROM raw_bodies WHERE body = 'same body'"]]
+  const tamperings: Array<[string, string]> = [
+    ['edited', `UPDATE raw_bodies SET body = upper(body) WHERE sha256 = '${sha256(large)}'`],
+    ['deleted', `DELETE FROM raw_bodies WHERE sha256 = '${sha256(large)}'`]
+  ]
   for (const [name, sql] of tamperings) {
     const copy = tampered(name, sql)
-    t.match(verifyChain(copy), { ok: false, checked: 0, firstBreak: { kind: 'body', position: 1, sha256: sha256('same body') } }, `${name} body`)
+    t.match(verifyChain(copy), { ok: false, checked: 0, firstBreak: { kind: 'body', position: 1, sha256: sha256(large) } }, `${name} body`)
     const start = checkChainSinceCheckpoint(copy, new Date())
     t.equal(start.ok, false, `${name} body: the start-time check refuses it`)
     t.match(describeChainBreak(start), /raw body of position 1/)
@@ -148,9 +157,10 @@ t.test('bodies are stored once by the hash of their bytes, and verify checks eac
 t.test('export, import and export again: positions, hashes, stored rows and bodies identical; an edited body is refused', async t => {
   const source = await openStore(join(tempDir(t), 'source.db'))
   t.teardown(async () => { await source.close() })
-  await source.eventLog.append([delivered('A', 'a', 'amount=1&sign=00'), delivered('A', 'a', 'amount=1&sign=00'), delivered('B', 'b', Buffer.from([0xff, 0x00, 0x80]).toString('base64'), 'base64'), paid('C', 'c')])
+  const binary = Buffer.alloc(minBodyStoredApart, Buffer.from([0xff, 0x00, 0x80])).toString('base64')
+  await source.eventLog.append([delivered('A', 'a', large), delivered('A', 'a', large), delivered('B', 'b', binary, 'base64'), delivered('B', 'b2', 'small=1'), paid('C', 'c')])
   const lines = [...exportLines(source.sqlite, resolveExportRange(source.sqlite, {}))]
-  t.match(JSON.parse(lines[0]!), { metadata: { raw: { body: 'amount=1&sign=00', encoding: 'utf8', bodySha256: sha256('amount=1&sign=00'), bodySize: 16 } } },
+  t.match(JSON.parse(lines[0]!), { metadata: { raw: { body: large, encoding: 'utf8', bodySha256: sha256(large), bodySize: large.length } } },
     'a line carries its raw body, for replay --to')
 
   const target = await openStore(join(tempDir(t), 'target.db'))
@@ -162,9 +172,9 @@ t.test('export, import and export again: positions, hashes, stored rows and bodi
   t.same(table(target.sqlite, 'raw_bodies', 'sha256'), table(source.sqlite, 'raw_bodies', 'sha256'), 'the same bodies')
   t.same(table(target.sqlite, 'deliveries', 'delivery_id'), table(source.sqlite, 'deliveries', 'delivery_id'), 'the same delivery counts')
   t.same([...exportLines(target.sqlite, resolveExportRange(target.sqlite, {}))], lines, 'exported again byte for byte')
-  t.match(verifyChain(target.sqlite), { ok: true, checked: 4 })
+  t.match(verifyChain(target.sqlite), { ok: true, checked: 5 })
 
-  const edited = lines[0]!.replace('amount=1&', 'amount=9&')
+  const edited = lines[0]!.replace('amount=100.00&', 'amount=900.00&')
   t.throws(() => parseExportLine(edited, 1), /line 1: metadata.raw.body does not match metadata.raw.bodySha256/, 'an edited body is refused, though the chain hash still matches')
   const withoutBody = JSON.parse(lines[0]!) as { metadata: { raw: Record<string, unknown> } }
   delete withoutBody.metadata.raw.body
@@ -194,12 +204,12 @@ t.test('events stored before bodies were stored by hash still read, count, expor
   t.same(store.sqlite.prepare('SELECT stream_id, gateway, delivery_id, stored, unstored FROM deliveries').all(),
     [{ stream_id: 'OLD', gateway: 'generic', delivery_id: 'old-1', stored: maxStoredDeliveries, unstored: 0 }], 'the migration counted the events already stored')
   t.same(await store.eventLog.append([delivered('OLD', 'old-1', 'old body')]), [], 'so a further repeat of an old delivery is counted, not stored')
-  const [fresh] = await store.eventLog.append([delivered('OLD', 'new-1', 'new body')])
+  const [fresh] = await store.eventLog.append([delivered('OLD', 'new-1', large)])
   t.equal(fresh?.position, maxStoredDeliveries + 1)
   t.match(verifyChain(store.sqlite), { ok: true, checked: maxStoredDeliveries + 1 })
   const events = [...iterateRows(store.sqlite)].map(rowToEvent)
   t.same(events[0]!.metadata.raw, { body: `old body ${'é'.repeat(3)}`, encoding: 'utf8', contentType: 'application/x-www-form-urlencoded', headers: {} }, 'an old event reads as it always did')
-  t.equal(events.at(-1)!.metadata.raw?.body, 'new body')
+  t.match(events.at(-1)!.metadata.raw, { body: large, bodySha256: sha256(large) }, 'a new one, its body stored apart, reads the same way')
   const lines = [...exportLines(store.sqlite, resolveExportRange(store.sqlite, {}))]
   t.ok(lines[0]!.includes(`"metadata":${oldRows[0]!.metadata},`), 'an old line is exported as stored')
   const target = await openStore(join(tempDir(t), 'copy.db'))

@@ -1,6 +1,6 @@
 import { Agent } from 'node:http'
 import t from 'tap'
-import { maxStoredDeliveries } from '../../src/event-log/event-log.js'
+import { maxStoredDeliveries } from '../../src/event-log/deliveries.js'
 import { adminAuth, buildTestApp } from '../helpers.js'
 import { auditLog, genericDelivery, isAck, postDelivery, runPool, seededRandom, shuffle, testSeed, type Delivery } from './helpers.js'
 

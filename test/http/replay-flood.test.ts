@@ -2,7 +2,7 @@ import { join } from 'node:path'
 import t from 'tap'
 import { buildApp } from '../../src/app.js'
 import { loadConfig } from '../../src/config.js'
-import { maxStoredDeliveries } from '../../src/event-log/event-log.js'
+import { maxStoredDeliveries } from '../../src/event-log/deliveries.js'
 import { openStore, openThreadedStore, type ServiceStore } from '../../src/store.js'
 import { adminAuth, formHeaders, signedForm, tempDir, testSecrets } from '../helpers.js'
 

@@ -11,10 +11,10 @@ import { sql, type Kysely } from 'kysely'
  * IGNORE makes a second insert of the same hash a no-op, REPLACE included).
  *
  * deliveries: per order and delivery id (gateway + deliveryId, the fold's
- * delivery key), how many events the log holds (`stored`, counted by a
- * trigger for every writer, and filled here from the events already stored)
- * and how many repeats were acked but not appended because the cap was
- * reached (`unstored`, written by the event log).
+ * delivery key), how many events the log holds (`stored`: filled here from
+ * the events already stored, then counted by the event log and import as
+ * they append) and how many repeats were acked but not appended because the
+ * cap was reached (`unstored`, counted by the event log).
  */
 export async function up (db: Kysely<any>): Promise<void> {
   await db.schema.createTable('raw_bodies')
@@ -39,23 +39,17 @@ export async function up (db: Kysely<any>): Promise<void> {
     last_unstored_at TEXT,
     PRIMARY KEY (stream_id, gateway, delivery_id)
   ) WITHOUT ROWID`.execute(db)
-  // json_valid first: a row written behind the service's back may hold anything, and must not make appends fail.
+  // json_valid first: a row written behind the service's back may hold anything, and must not make the migration fail.
   await sql`INSERT INTO deliveries (stream_id, gateway, delivery_id, stored)
     SELECT stream_id, gateway, delivery_id, count(*) FROM (
-      SELECT stream_id, coalesce(json_extract(metadata, '$.gateway'), '') AS gateway, json_extract(metadata, '$.deliveryId') AS delivery_id
+      SELECT stream_id,
+        CASE WHEN json_type(metadata, '$.gateway') = 'text' THEN json_extract(metadata, '$.gateway') ELSE '' END AS gateway,
+        CASE WHEN json_type(metadata, '$.deliveryId') = 'text' THEN json_extract(metadata, '$.deliveryId') END AS delivery_id
       FROM events WHERE json_valid(metadata)
     ) WHERE delivery_id IS NOT NULL GROUP BY stream_id, gateway, delivery_id`.execute(db)
-  await sql`CREATE TRIGGER events_count_deliveries AFTER INSERT ON events
-    WHEN json_valid(NEW.metadata) AND json_extract(NEW.metadata, '$.deliveryId') IS NOT NULL
-    BEGIN
-      INSERT INTO deliveries (stream_id, gateway, delivery_id, stored)
-        VALUES (NEW.stream_id, coalesce(json_extract(NEW.metadata, '$.gateway'), ''), json_extract(NEW.metadata, '$.deliveryId'), 1)
-        ON CONFLICT (stream_id, gateway, delivery_id) DO UPDATE SET stored = stored + 1;
-    END`.execute(db)
 }
 
 export async function down (db: Kysely<any>): Promise<void> {
-  await sql`DROP TRIGGER events_count_deliveries`.execute(db)
   await db.schema.dropTable('deliveries').execute()
   await db.schema.dropTable('raw_bodies').execute()
 }
