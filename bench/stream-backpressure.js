@@ -5,19 +5,23 @@
 // sampling the server's RSS from /proc every 100 ms, then reads the whole stream (every line, in
 // position order) and times it. The test (test/http/stream-backpressure.test.ts) checks the same
 // on a smaller log in every `npm test`.
-// Usage: node bench/stream-backpressure.js (BENCH_EVENTS, BENCH_ROUNDS, BENCH_PAUSE_SECONDS).
+// Usage: node bench/stream-backpressure.js [log.db] (BENCH_EVENTS, BENCH_ROUNDS, BENCH_PAUSE_SECONDS);
+// with a path, the log is generated there only if it is missing, and kept.
 import { execFileSync } from 'node:child_process'
 import { once } from 'node:events'
-import { readFileSync, mkdtempSync, rmSync } from 'node:fs'
+import { existsSync, readFileSync, mkdtempSync, rmSync } from 'node:fs'
 import http from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
+import SQLite from 'better-sqlite3'
 import { benchAdminToken } from './lib/bodies.js'
 import { machineInfo, root } from './lib/machine.js'
 import { saveResult, writeReport } from './lib/report.js'
 import { cpuSeconds, startPaynotify } from './lib/servers.js'
 import { summarize } from './lib/stats.js'
+
+const { checkChainSinceCheckpoint } = await import(join(root, 'dist', 'event-log', 'chain-checkpoint.js'))
 
 const events = Number(process.env.BENCH_EVENTS ?? 1_000_000)
 const rounds = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 3))
@@ -37,8 +41,12 @@ function rssMb (pid) {
 async function round (dbPath) {
   const server = await startPaynotify({ env: { PAYNOTIFY_DB: dbPath, PAYNOTIFY_LOG_LEVEL: 'warn' } })
   try {
+    const headers = { authorization: `Bearer ${benchAdminToken}`, accept: 'application/x-ndjson' }
+    // The route's code loaded and compiled first, as on a server that has been up a while.
+    const warm = await fetch(`${server.url}/admin/events?limit=1000`, { headers })
+    await warm.text()
     const baselineMb = rssMb(server.pid)
-    const request = http.get(`${server.url}/admin/events`, { agent: false, headers: { authorization: `Bearer ${benchAdminToken}`, accept: 'application/x-ndjson' } })
+    const request = http.get(`${server.url}/admin/events`, { agent: false, headers })
     const [response] = await once(request, 'response')
     response.pause()
     const cpuBefore = cpuSeconds(server.pid)
@@ -96,12 +104,28 @@ async function round (dbPath) {
   }
 }
 
+const kept = process.argv[2]
 const dir = mkdtempSync(join(tmpdir(), 'paynotify-stream-'))
 try {
-  const dbPath = join(dir, 'log.db')
-  log(`generating ${events} events`)
-  const generated = JSON.parse(execFileSync(process.execPath, [join(root, 'bench', 'generate-log.js'), dbPath, String(events)], { cwd: root, encoding: 'utf8', timeout: 30 * 60_000 }).trim())
-  log(`generated in ${generated.seconds.toFixed(1)} s`)
+  const dbPath = kept ?? join(dir, 'log.db')
+  let generated
+  if (existsSync(dbPath)) {
+    const db = new SQLite(dbPath, { readonly: true })
+    generated = { seconds: NaN, orders: db.prepare('SELECT count(*) FROM orders').pluck().get() }
+    const count = db.prepare('SELECT count(*) FROM events').pluck().get()
+    db.close()
+    if (count !== events) throw new Error(`${dbPath} holds ${count} events, not ${events}`)
+    log(`using ${dbPath}`)
+  } else {
+    log(`generating ${events} events`)
+    generated = JSON.parse(execFileSync(process.execPath, [join(root, 'bench', 'generate-log.js'), dbPath, String(events)], { cwd: root, encoding: 'utf8', timeout: 60 * 60_000 }).trim())
+    log(`generated in ${generated.seconds.toFixed(1)} s`)
+  }
+  // A start checks the chain from the last verified position: check the new log once here, so
+  // each round's server is ready within startPaynotify's wait however loaded the machine is.
+  const db = new SQLite(dbPath)
+  checkChainSinceCheckpoint(db, new Date())
+  db.close()
   const runs = []
   for (let i = 0; i < rounds; i++) runs.push(await round(dbPath))
   const growth = summarize(runs.map(r => r.growthMb))
@@ -112,7 +136,7 @@ try {
       rounds,
       pauseSeconds,
       targetMb,
-      generateSeconds: generated.seconds,
+      generateSeconds: Number.isNaN(generated.seconds) ? undefined : generated.seconds,
       description: `the log of bench/generate-log.js (${events.toLocaleString('en-US')} events over ${generated.orders.toLocaleString('en-US')} orders, generic callbacks with their raw bodies); ` +
         'the service as `node dist/cli/main.js serve` with its defaults; one client on loopback opens `GET /admin/events` with `Accept: application/x-ndjson` and reads nothing, then reads it all'
     },
