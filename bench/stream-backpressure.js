@@ -1,12 +1,14 @@
 // Issue 10 §1: a client that reads nothing from the NDJSON stream of GET /admin/events must not
 // grow the server's memory: target under 50 MB of RSS growth with 1,000,000 events in the log.
-// Generates the log (bench/generate-log.js), then per round starts `paynotify serve` on it
+// Generates the log, then per round starts `paynotify serve` on it
 // (bench/lib/servers.js), opens the stream and reads nothing for BENCH_PAUSE_SECONDS while
 // sampling the server's RSS from /proc every 100 ms, then reads the whole stream (every line, in
 // position order) and times it. The test (test/http/stream-backpressure.test.ts) checks the same
 // on a smaller log in every `npm test`.
-// Usage: node bench/stream-backpressure.js [log.db] (BENCH_EVENTS, BENCH_ROUNDS, BENCH_PAUSE_SECONDS);
-// with a path, the log is generated there only if it is missing, and kept.
+// Two logs: the usual one of bench/generate-log.js, and one whose first 2,000 events carry a
+// 64 KiB callback (bench/generate-large-log.js), which a reader that ignores its client holds.
+// Usage: node bench/stream-backpressure.js [dir] (BENCH_EVENTS, BENCH_ROUNDS, BENCH_PAUSE_SECONDS);
+// with a directory, the logs are kept there and generated only when missing.
 import { execFileSync } from 'node:child_process'
 import { once } from 'node:events'
 import { existsSync, readFileSync, mkdtempSync, rmSync } from 'node:fs'
@@ -43,7 +45,7 @@ async function round (dbPath) {
   try {
     const headers = { authorization: `Bearer ${benchAdminToken}`, accept: 'application/x-ndjson' }
     // The route's code loaded and compiled first, as on a server that has been up a while.
-    const warm = await fetch(`${server.url}/admin/events?limit=1000`, { headers })
+    const warm = await fetch(`${server.url}/admin/events?limit=100`, { headers })
     await warm.text()
     const baselineMb = rssMb(server.pid)
     const request = http.get(`${server.url}/admin/events`, { agent: false, headers })
@@ -104,31 +106,68 @@ async function round (dbPath) {
   }
 }
 
-const kept = process.argv[2]
-const dir = mkdtempSync(join(tmpdir(), 'paynotify-stream-'))
-try {
-  const dbPath = kept ?? join(dir, 'log.db')
+const largeEvents = 2_000
+const logs = [
+  {
+    name: 'usual',
+    script: 'generate-log.js',
+    args: [],
+    describe: generated => `the log of bench/generate-log.js: ${events.toLocaleString('en-US')} events over ${generated.orders.toLocaleString('en-US')} orders, generic callbacks of about 200 bytes with their raw bodies (~700 bytes a line)`
+  },
+  {
+    name: 'large-first',
+    script: 'generate-large-log.js',
+    args: [String(largeEvents)],
+    describe: generated => `bench/generate-large-log.js: ${events.toLocaleString('en-US')} events, the first ${largeEvents.toLocaleString('en-US')} carrying a callback padded to 64 KiB (${(largeEvents * 64 / 1024).toFixed(0)} MiB of lines, as in a log holding the replays of issue 10), the rest a 200-byte one`
+  }
+]
+
+/** The log, generated unless `path` holds it already (a kept one), its chain checked once. */
+function prepare (spec, path) {
   let generated
-  if (existsSync(dbPath)) {
-    const db = new SQLite(dbPath, { readonly: true })
-    generated = { seconds: NaN, orders: db.prepare('SELECT count(*) FROM orders').pluck().get() }
+  if (existsSync(path)) {
+    const db = new SQLite(path, { readonly: true })
     const count = db.prepare('SELECT count(*) FROM events').pluck().get()
+    generated = { seconds: NaN, orders: db.prepare('SELECT count(*) FROM orders').pluck().get() }
     db.close()
-    if (count !== events) throw new Error(`${dbPath} holds ${count} events, not ${events}`)
-    log(`using ${dbPath}`)
+    if (count !== events) throw new Error(`${path} holds ${count} events, not ${events}`)
+    log(`using ${path}`)
   } else {
-    log(`generating ${events} events`)
-    generated = JSON.parse(execFileSync(process.execPath, [join(root, 'bench', 'generate-log.js'), dbPath, String(events)], { cwd: root, encoding: 'utf8', timeout: 60 * 60_000 }).trim())
+    log(`generating ${events} events (${spec.script})`)
+    generated = JSON.parse(execFileSync(process.execPath, [join(root, 'bench', spec.script), path, String(events), ...spec.args], { cwd: root, encoding: 'utf8', timeout: 60 * 60_000 }).trim())
     log(`generated in ${generated.seconds.toFixed(1)} s`)
   }
   // A start checks the chain from the last verified position: check the new log once here, so
   // each round's server is ready within startPaynotify's wait however loaded the machine is.
-  const db = new SQLite(dbPath)
+  const db = new SQLite(path)
   checkChainSinceCheckpoint(db, new Date())
   db.close()
-  const runs = []
-  for (let i = 0; i < rounds; i++) runs.push(await round(dbPath))
-  const growth = summarize(runs.map(r => r.growthMb))
+  return generated
+}
+
+const kept = process.argv[2]
+const dir = kept ?? mkdtempSync(join(tmpdir(), 'paynotify-stream-'))
+try {
+  const results = []
+  for (const spec of logs) {
+    const path = join(dir, `${spec.name}-${events}.db`)
+    const generated = prepare(spec, path)
+    const runs = []
+    for (let i = 0; i < rounds; i++) runs.push(await round(path))
+    const growth = summarize(runs.map(r => r.growthMb))
+    results.push({
+      name: spec.name,
+      description: spec.describe(generated),
+      generateSeconds: Number.isNaN(generated.seconds) ? undefined : generated.seconds,
+      growthMb: growth,
+      baselineMb: summarize(runs.map(r => r.baselineMb)),
+      cpuSecondsWhilePaused: summarize(runs.map(r => r.cpuSecondsWhilePaused)),
+      readEventsPerSecond: summarize(runs.map(r => r.eventsPerSecond)),
+      complete: runs.every(r => r.lines === events && r.outOfOrder === 0),
+      met: growth.max < targetMb,
+      runs
+    })
+  }
   saveResult('stream-backpressure', {
     machine: machineInfo(),
     settings: {
@@ -136,19 +175,12 @@ try {
       rounds,
       pauseSeconds,
       targetMb,
-      generateSeconds: Number.isNaN(generated.seconds) ? undefined : generated.seconds,
-      description: `the log of bench/generate-log.js (${events.toLocaleString('en-US')} events over ${generated.orders.toLocaleString('en-US')} orders, generic callbacks with their raw bodies); ` +
-        'the service as `node dist/cli/main.js serve` with its defaults; one client on loopback opens `GET /admin/events` with `Accept: application/x-ndjson` and reads nothing, then reads it all'
+      description: 'the service as `node dist/cli/main.js serve` with its defaults; one client on loopback opens `GET /admin/events` with `Accept: application/x-ndjson` and reads nothing, then reads it all'
     },
-    growthMb: growth,
-    baselineMb: summarize(runs.map(r => r.baselineMb)),
-    cpuSecondsWhilePaused: summarize(runs.map(r => r.cpuSecondsWhilePaused)),
-    readEventsPerSecond: summarize(runs.map(r => r.eventsPerSecond)),
-    complete: runs.every(r => r.lines === events && r.outOfOrder === 0),
-    met: growth.max < targetMb,
-    runs
+    logs: results,
+    met: results.every(r => r.met)
   })
   writeReport()
 } finally {
-  rmSync(dir, { recursive: true, force: true })
+  if (kept === undefined) rmSync(dir, { recursive: true, force: true })
 }
