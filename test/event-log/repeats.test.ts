@@ -198,6 +198,11 @@ t.test('events stored before bodies were stored by hash still read, count, expor
     return row
   })
   await db.destroy()
+  // verify and export open a database read-only, before any newer release has migrated it.
+  const unmigrated = new SQLite(path, { readonly: true })
+  t.match(verifyChain(unmigrated), { ok: true, checked: maxStoredDeliveries })
+  t.equal([...exportLines(unmigrated, resolveExportRange(unmigrated, {}))].length, maxStoredDeliveries)
+  unmigrated.close()
 
   const store = await openStore(path)
   t.teardown(async () => { await store.close() })
