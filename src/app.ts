@@ -102,7 +102,7 @@ export async function buildApp (deps: AppDeps): Promise<FastifyInstance> {
     defaultCurrency: config.defaultCurrency,
     now
   })
-  await app.register(adminRoutes, { db: store.db, adminToken: secrets.adminToken })
+  await app.register(adminRoutes, { db: store.db, sqlite: store.sqlite, adminToken: secrets.adminToken })
 
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())
   return app

@@ -36,7 +36,7 @@ function machineSection (machine, what) {
     (what.startsWith('peer') ? `, @event-driven-io/emmett-sqlite ${p['@event-driven-io/emmett-sqlite']} with @event-driven-io/emmett ${p['@event-driven-io/emmett']} and sqlite3 ${p.sqlite3}` : '') + ')'
 }
 
-function targetsTable (ingest, peer, rebuild, flood) {
+function targetsTable (ingest, peer, rebuild, flood, stream) {
   const rows = ['| figure | target | measured: min / **median** / max | |', '|---|---|---|---|']
   if (ingest !== undefined) {
     const r = ingest.ratios
@@ -66,6 +66,9 @@ function targetsTable (ingest, peer, rebuild, flood) {
     const reference = flood.table['after.none'].p50
     const before = flood.table['before.flood63k']?.p50
     rows.push(`| generic callbacks' p50 beside ${flood.settings.floodRate} req/s of unsigned 63 KB Alipay bodies | < 5 ms | ${formatSummary(p50, 1, ' ms')} (the same runs without a flood: ${formatSummary(reference, 1, ' ms')}${before === undefined ? '' : `; before: ${formatSummary(before, 0, ' ms')}`}) | ${mark(p50.median < 5)} |`)
+  }
+  for (const log of stream?.logs ?? []) {
+    rows.push(`| server RSS growth while a client reads nothing from the NDJSON stream of ${formatNumber(stream.settings.events)} events (${log.name} log) | < ${stream.settings.targetMb} MB | ${formatSummary(log.growthMb, 1, ' MB')} | ${mark(log.met)} |`)
   }
   return rows.join('\n')
 }
@@ -167,6 +170,22 @@ The 63 KB bodies are over Alipay's 16 KiB body limit: they are refused (413) fro
 `
 }
 
+function streamSection (stream) {
+  const st = stream.settings
+  const rows = stream.logs.map(log => `| ${log.name} | ${formatSummary(log.baselineMb, 0, ' MB')} | ${formatSummary(log.growthMb, 1, ' MB')} | ${formatSummary(log.cpuSecondsWhilePaused, 2, ' s')} | ${formatSummary(log.readEventsPerSecond, 0)} | ${log.complete ? 'yes' : 'NO'} |`)
+  return `## A reader that reads nothing: the admin NDJSON stream (issue 10)
+
+Setup: ${st.description}. ${st.rounds} rounds per log, each on a freshly started server: the client reads nothing for ${st.pauseSeconds} s while the server's RSS is sampled from /proc every 100 ms, then reads the whole stream (and checks every line arrives once, in position order).
+
+Logs:
+${stream.logs.map(log => `- ${log.name}: ${log.description}.`).join('\n')}
+
+| log | server RSS before the stream | its growth while the client read nothing | server CPU over those ${st.pauseSeconds} s | then reading the whole stream, events/s | every event, in order |
+|---|---|---|---|---|---|
+${rows.join('\n')}
+`
+}
+
 function profileTable (title, profile, rows = 10) {
   const groups = profile.groups.slice(0, rows).map(g => `${g.percent}% ${g.name}`).join(' · ')
   const self = profile.self.slice(0, rows).map(f => `| ${f.percent}% | \`${f.name}\` |`).join('\n')
@@ -205,11 +224,13 @@ export function writeReport () {
   const rebuild = load('rebuild')
   const profile = load('profile')
   const flood = load('alipay-flood')
+  const stream = load('stream-backpressure')
   const machines = [
     ingest && machineSection(ingest.machine, 'ingest (1, 2, 3, 6)'),
     peer && machineSection(peer.machine, 'peer store (4)'),
     rebuild && machineSection(rebuild.machine, 'rebuild/export (5)'),
-    flood && machineSection(flood.machine, 'alipay flood (issue 10)')
+    flood && machineSection(flood.machine, 'alipay flood (issue 10)'),
+    stream && machineSection(stream.machine, 'stream backpressure')
   ].filter(Boolean)
   const text = `# paynotify benchmarks
 
@@ -222,12 +243,13 @@ ${machines.join('\n')}
 
 ## Targets
 
-${targetsTable(ingest, peer, rebuild, flood)}
+${targetsTable(ingest, peer, rebuild, flood, stream)}
 
 ${ingest === undefined ? '' : ingestSection(ingest)}
 ${peer === undefined ? '' : peerSection(peer)}
 ${rebuild === undefined ? '' : rebuildSection(rebuild)}
 ${flood === undefined ? '' : floodSection(flood)}
+${stream === undefined ? '' : streamSection(stream)}
 ${profile === undefined && rebuild?.profiles === undefined ? '' : profileSection(profile, rebuild)}
 ${notes}
 `

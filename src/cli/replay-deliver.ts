@@ -1,6 +1,7 @@
 import http from 'node:http'
 import https from 'node:https'
 import type { ImportedRow } from '../event-log/ndjson.js'
+import { withRawBody } from '../event-log/raw-bodies.js'
 import type { LocalGatewayKeys } from '../local-gateway-keys.js'
 import type { EventMetadata, OrderPlacedData, PaymentData, RawRequest } from '../orders/events.js'
 import { formatMinorUnits } from '../orders/money.js'
@@ -93,7 +94,8 @@ export function prepareReplay (request: Recorded, keys: ReplayKeys, now: Date): 
 export async function * recordedRequests (rows: AsyncIterable<ImportedRow>): AsyncGenerator<Recorded> {
   let pending: Recorded | undefined
   for await (const row of rows) {
-    const metadata = JSON.parse(row.metadata) as EventMetadata
+    // The body a row stores by hash goes back in metadata.raw: it is what is re-sent.
+    const metadata = JSON.parse(withRawBody(row.metadata, row.body?.text)) as EventMetadata
     if (pending !== undefined && pending.metadata.requestId === metadata.requestId && metadata.raw !== undefined) continue
     if (pending !== undefined) yield pending
     pending = { position: row.position, orderId: row.stream_id, type: row.type, metadata, data: JSON.parse(row.data) }

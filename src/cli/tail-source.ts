@@ -93,8 +93,16 @@ export function httpSource (base: URL, adminToken: string, timeoutMs: number): L
       }
       return high
     },
-    history: async (orderId, signal) =>
-      ((await get(`/admin/orders/${encodeURIComponent(orderId)}/events`, signal)) as { events: RecordedEvent[] }).events,
+    // The timeline is paged (by stream version): read every page.
+    history: async (orderId, signal) => {
+      const events: RecordedEvent[] = []
+      for (let cursor: number | null = 0; cursor !== null;) {
+        const page = (await get(`/admin/orders/${encodeURIComponent(orderId)}/events?cursor=${cursor}&limit=500`, signal)) as { events: RecordedEvent[], nextCursor?: number | null }
+        events.push(...page.events)
+        cursor = page.nextCursor ?? null
+      }
+      return events
+    },
     close: async () => { getter.close() }
   }
 }
@@ -107,7 +115,13 @@ export async function databaseSource (dbPath: string): Promise<LogSource> {
     name: dbPath,
     after: async (position, limit) => (await readEvents(database.db, { after: position, limit })).map(rowToEvent),
     end: async () => (database.sqlite.prepare('SELECT coalesce(max(position), 0) FROM events').pluck().get() as number),
-    history: async (orderId) => (await readStream(database.db, orderId)).map(rowToEvent),
+    history: async (orderId) => {
+      const events: RecordedEvent[] = []
+      for (let rows = await readStream(database.db, orderId, 0, 1000); rows.length > 0; rows = await readStream(database.db, orderId, rows[rows.length - 1]!.stream_version, 1000)) {
+        events.push(...rows.map(rowToEvent))
+      }
+      return events
+    },
     close: async () => { await database.close() }
   }
 }

@@ -11,9 +11,11 @@ interface VerifyOptions {
 }
 
 function describeBreak (broken: ChainBreak): string {
-  return broken.kind === 'gap'
-    ? `chain broken at position ${broken.expected}: it is missing (the next row is position ${broken.position}; a row was deleted)`
-    : `chain broken at position ${broken.position}: its hash does not match its content or its predecessor (a row was edited, inserted or reordered)`
+  switch (broken.kind) {
+    case 'gap': return `chain broken at position ${broken.expected}: it is missing (the next row is position ${broken.position}; a row was deleted)`
+    case 'hash': return `chain broken at position ${broken.position}: its hash does not match its content or its predecessor (a row was edited, inserted or reordered)`
+    case 'body': return `chain broken at position ${broken.position}: its raw body (sha256 ${broken.sha256}) is missing or was edited`
+  }
 }
 
 function describeSignatures (report: SignatureReport, source: string | undefined, tail: number): string {

@@ -10,6 +10,8 @@ export interface Database {
   projections: ProjectionsTable
   chain_checkpoints: ChainCheckpointsTable
   signed_checkpoints: SignedCheckpointsTable
+  raw_bodies: RawBodiesTable
+  deliveries: DeliveriesTable
 }
 
 export interface EventsTable {
@@ -70,6 +72,24 @@ export interface SignedCheckpointsTable {
   /** Ed25519 over `paynotify-checkpoint-v1\n<position>\n<hash>`, base64url. */
   signature: string
   signed_at: string
+}
+
+/** Raw request bodies, each stored once by the sha256 of its bytes (event-log/raw-bodies.ts). */
+export interface RawBodiesTable {
+  sha256: string
+  encoding: 'utf8' | 'base64'
+  /** The body as text: itself when it is UTF-8, else base64. */
+  body: string
+}
+
+/** Per order and delivery id: events stored (kept by a trigger) and repeats acked but not stored (the cap). */
+export interface DeliveriesTable {
+  stream_id: string
+  gateway: string
+  delivery_id: string
+  stored: number
+  unstored: Generated<number>
+  last_unstored_at: string | null
 }
 
 export type SynchronousMode = 'FULL' | 'NORMAL'

@@ -3,6 +3,7 @@ import * as eventLog from './migrations/2026-11-27-01-event-log.js'
 import * as orders from './migrations/2026-11-27-02-orders.js'
 import * as chainCheckpoints from './migrations/2026-11-27-03-chain-checkpoints.js'
 import * as eventsNoReplace from './migrations/2026-11-27-04-events-no-replace.js'
+import * as rawBodiesAndDeliveries from './migrations/2026-12-07-01-raw-bodies-and-deliveries.js'
 import * as eventsByTransaction from './migrations/2026-12-07-02-events-by-transaction.js'
 import * as signedCheckpoints from './migrations/2026-12-07-03-signed-checkpoints.js'
 import * as ordersNeedsReview from './migrations/2026-12-07-04-orders-needs-review.js'
@@ -13,6 +14,7 @@ const migrations: Record<string, Migration> = {
   '2026-11-27-02-orders': orders,
   '2026-11-27-03-chain-checkpoints': chainCheckpoints,
   '2026-11-27-04-events-no-replace': eventsNoReplace,
+  '2026-12-07-01-raw-bodies-and-deliveries': rawBodiesAndDeliveries,
   '2026-12-07-02-events-by-transaction': eventsByTransaction,
   '2026-12-07-03-signed-checkpoints': signedCheckpoints,
   '2026-12-07-04-orders-needs-review': ordersNeedsReview

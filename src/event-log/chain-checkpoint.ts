@@ -98,7 +98,9 @@ export function describeChainBreak (check: StartChainCheck): string {
   }
   const broken = check.report.firstBreak
   if (broken === undefined) return 'chain intact'
-  return broken.kind === 'gap'
-    ? `position ${broken.expected} is missing (next row is ${broken.position})`
-    : `position ${broken.position} does not match its hash (edited, inserted or reordered)`
+  switch (broken.kind) {
+    case 'gap': return `position ${broken.expected} is missing (next row is ${broken.position})`
+    case 'hash': return `position ${broken.position} does not match its hash (edited, inserted or reordered)`
+    case 'body': return `the raw body of position ${broken.position} is missing or does not match its hash`
+  }
 }

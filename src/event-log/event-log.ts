@@ -4,6 +4,8 @@ import { currentSchemaVersion, type DomainEvent, type EventMetadata, type Record
 import type { CheckpointSigner } from './checkpoint-signature.js'
 import { chainHash, genesisHash } from './hash.js'
 import { checkpointRecorder } from './signed-checkpoints.js'
+import { DeliveryCounts } from './deliveries.js'
+import { insertRawBodySql, splitRawBody, type RawBody } from './raw-bodies.js'
 
 /** An event to append; the log assigns position, stream version, time and hash. */
 export type NewEvent = DomainEvent & {
@@ -12,7 +14,8 @@ export type NewEvent = DomainEvent & {
 }
 
 /**
- * A NewEvent whose data and metadata are already the JSON the log stores:
+ * A NewEvent whose data and metadata are already the JSON the log stores
+ * (metadata as splitRawBody leaves it) and whose raw body, if any, is apart:
  * how events cross to the writer thread (a string is copied; an object graph
  * is cloned field by field, several times slower on both sides).
  */
@@ -22,6 +25,8 @@ export interface EncodedEvent {
   type: DomainEvent['type']
   data: string
   metadata: string
+  /** The raw body's text, stored in raw_bodies under metadata.raw.bodySha256; null when the event has none. */
+  body: string | null
 }
 
 /**
@@ -51,7 +56,11 @@ export function readTail (sqlite: SQLite.Database): Tail {
 
 /** What the routes need of the log: the in-process EventLog and the writer thread both provide it. */
 export interface EventAppender {
-  /** Appends the events of one request atomically; resolves after they are durable. */
+  /**
+   * Appends the events of one request atomically; resolves after they are
+   * durable, with the events stored: a repeat beyond maxStoredDeliveries is
+   * counted, not stored, and left out.
+   */
   append: (events: readonly NewEvent[]) => Promise<RecordedEvent[]>
 }
 
@@ -88,8 +97,10 @@ export class EventLog implements EventAppender {
   readonly #onRollback: (() => void) | undefined
   readonly #clock: () => Date
   readonly #insert: SQLite.Statement
+  readonly #insertBody: SQLite.Statement
   readonly #streamVersion: SQLite.Statement<[string], { v: number | null }>
   readonly #recordCheckpoint: ((tail: Tail, signedAt: string) => void) | undefined
+  readonly #deliveries: DeliveryCounts
   #queue: PendingAppend[] = []
   #scheduled = false
   #closed = false
@@ -105,8 +116,10 @@ export class EventLog implements EventAppender {
     this.#insert = sqlite.prepare(`INSERT INTO events
       (position, stream_id, stream_version, type, schema_version, data, metadata, recorded_at, hash)
       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+    this.#insertBody = sqlite.prepare(insertRawBodySql)
     this.#streamVersion = sqlite.prepare('SELECT max(stream_version) AS v FROM events WHERE stream_id = ?')
     this.#recordCheckpoint = options.signer === undefined ? undefined : checkpointRecorder(sqlite, options.signer)
+    this.#deliveries = new DeliveryCounts(sqlite)
     this.#tail = readTail(sqlite)
   }
 
@@ -145,23 +158,25 @@ export class EventLog implements EventAppender {
   }
 
   #commit (batch: PendingAppend[]): void {
-    let written: RecordedEvent[][]
+    let written: Array<Array<RecordedEvent | null>>
     try {
       written = this.commitNow(batch.map(pending => pending.events))
     } catch (error) {
       for (const pending of batch) pending.reject(error as Error)
       return
     }
-    batch.forEach((pending, i) => pending.resolve(written[i]!))
+    batch.forEach((pending, i) => pending.resolve(written[i]!.filter((event): event is RecordedEvent => event !== null)))
   }
 
   /**
    * Writes these appends (one entry per caller) in one BEGIN IMMEDIATE
    * transaction now, with onAppend inside it, and returns each caller's
-   * recorded events. Throws StoreUnavailableError after a rollback. The
-   * writer thread drives its batches through this; append() queues into it.
+   * events as recorded, in the order given: null for a repeat beyond
+   * maxStoredDeliveries, counted and not stored. Throws
+   * StoreUnavailableError after a rollback. The writer thread drives its
+   * batches through this; append() queues into it.
    */
-  commitNow (appends: ReadonlyArray<ReadonlyArray<NewEvent | EncodedEvent>>): RecordedEvent[][] {
+  commitNow (appends: ReadonlyArray<ReadonlyArray<NewEvent | EncodedEvent>>): Array<Array<RecordedEvent | null>> {
     if (this.#closed) throw new StoreUnavailableError('event log is closed')
     const recordedAt = this.#clock().toISOString()
     const before = this.#tail
@@ -172,6 +187,23 @@ export class EventLog implements EventAppender {
         let { position, hash } = before
         const all: RecordedEvent[] = []
         const perCaller = appends.map(events => events.map(event => {
+          let stored: { metadata: EventMetadata, json: string, body: RawBody | undefined }
+          if ('encoded' in event) {
+            // The projector folds objects: an encoded event is decoded once, here.
+            const metadata = JSON.parse(event.metadata) as EventMetadata
+            const body = event.body === null ? undefined : { sha256: metadata.raw!.bodySha256!, encoding: metadata.raw!.encoding, text: event.body }
+            stored = { metadata, json: event.metadata, body }
+          } else {
+            const split = splitRawBody(event.metadata)
+            stored = { metadata: event.metadata, json: JSON.stringify(split.metadata), body: split.body }
+          }
+          // Counted in this transaction too: a repeat is left out only once the copies it repeats commit with it or before it.
+          if (this.#deliveries.full(event.streamId, stored.metadata)) {
+            this.#deliveries.unstored(event.streamId, stored.metadata, recordedAt)
+            return null
+          }
+          this.#deliveries.stored(event.streamId, stored.metadata)
+          if (stored.body !== undefined) this.#insertBody.run(stored.body.sha256, stored.body.encoding, stored.body.text)
           const streamVersion = (versions.get(event.streamId) ?? this.#streamVersion.get(event.streamId)?.v ?? 0) + 1
           versions.set(event.streamId, streamVersion)
           position += 1
@@ -183,7 +215,7 @@ export class EventLog implements EventAppender {
             type: event.type,
             schema_version: currentSchemaVersion,
             data: encoded ? event.data : JSON.stringify(event.data),
-            metadata: encoded ? event.metadata : JSON.stringify(event.metadata),
+            metadata: stored.json,
             recorded_at: recordedAt
           }
           hash = chainHash(hash, row)
@@ -192,9 +224,8 @@ export class EventLog implements EventAppender {
           const recorded = {
             streamId: event.streamId,
             type: event.type,
-            // The projector folds objects: an encoded event is decoded once, here.
             data: encoded ? JSON.parse(event.data) : event.data,
-            metadata: encoded ? JSON.parse(event.metadata) : event.metadata,
+            metadata: stored.metadata,
             position,
             streamVersion,
             schemaVersion: currentSchemaVersion,

@@ -1,5 +1,6 @@
 import type SQLite from 'better-sqlite3'
 import { genesisHash } from './hash.js'
+import { eventsWithBodiesSql, withRawBodySql } from './raw-bodies.js'
 import { formatCheckpoint, signedCheckpointsBetween } from './signed-checkpoints.js'
 
 export interface ExportSelection {
@@ -45,10 +46,11 @@ export function resolveExportRange (sqlite: SQLite.Database, selection: ExportSe
 // One export line up to its prevHash, built by SQLite: formatting in SQL and taking one string
 // per row costs about half of reading nine columns and formatting them here (bench/NOTES.md,
 // export). json_quote escapes exactly as JSON.stringify does; formatExportLine in ndjson.ts is
-// the reference the tests hold this to.
-const lineHead = `'{"position":' || position || ',"streamId":' || json_quote(stream_id) ||
-  ',"streamVersion":' || stream_version || ',"type":' || json_quote(type) || ',"schemaVersion":' || schema_version ||
-  ',"data":' || data || ',"metadata":' || metadata || ',"recordedAt":' || json_quote(recorded_at) || ',"prevHash":"'`
+// the reference the tests hold this to. A raw body stored by hash goes back in the metadata,
+// so the line carries what `replay --to` re-sends (raw-bodies.ts).
+const lineHead = (body: string): string => `'{"position":' || e.position || ',"streamId":' || json_quote(e.stream_id) ||
+  ',"streamVersion":' || e.stream_version || ',"type":' || json_quote(e.type) || ',"schemaVersion":' || e.schema_version ||
+  ',"data":' || e.data || ',"metadata":' || ${withRawBodySql('e.metadata', body)} || ',"recordedAt":' || json_quote(e.recorded_at) || ',"prevHash":"'`
 
 const lineTail = (prevHash: string, hash: string, checkpoint = ''): string => `${prevHash}","hash":"${hash}"${checkpoint}}\n`
 
@@ -72,10 +74,11 @@ export function * exportLines (sqlite: SQLite.Database, range: ExportRange, stre
     const row = signed.get(position)
     return row === undefined ? '' : formatCheckpoint({ publicKey: row.public_key, signature: row.signature })
   }
+  const events = eventsWithBodiesSql(sqlite)
   if (streamId !== undefined) {
     // An order's events are scattered: each line looks up the hash just before it (primary key, cheap).
-    const rows = sqlite.prepare(`SELECT ${lineHead}, coalesce((SELECT p.hash FROM events p WHERE p.position = e.position - 1), ?), hash, position
-      FROM events e WHERE e.stream_id = ? AND e.position BETWEEN ? AND ? ORDER BY e.stream_version`).raw()
+    const rows = sqlite.prepare(`SELECT ${lineHead(events.body)}, coalesce((SELECT p.hash FROM events p WHERE p.position = e.position - 1), ?), e.hash, e.position
+      FROM ${events.from} WHERE e.stream_id = ? AND e.position BETWEEN ? AND ? ORDER BY e.stream_version`).raw()
       .iterate(genesisHash, streamId, range.first, range.last) as IterableIterator<[string, string, string, number]>
     for (const [head, prevHash, hash, position] of rows) yield head + lineTail(prevHash, hash, checkpoint(position))
     return
@@ -83,7 +86,7 @@ export function * exportLines (sqlite: SQLite.Database, range: ExportRange, stre
   let prevHash = range.first === 1
     ? genesisHash
     : (sqlite.prepare('SELECT hash FROM events WHERE position = ?').pluck().get(range.first - 1) as string)
-  const page = sqlite.prepare(`SELECT ${lineHead}, hash, position FROM events WHERE position BETWEEN ? AND ? ORDER BY position`).raw()
+  const page = sqlite.prepare(`SELECT ${lineHead(events.body)}, e.hash, e.position FROM ${events.from} WHERE e.position BETWEEN ? AND ? ORDER BY e.position`).raw()
   for (let from = range.first; from <= range.last; from += pageSize) {
     const rows = page.all(from, Math.min(range.last, from + pageSize - 1)) as Array<[string, string, number]>
     for (const [head, hash, position] of rows) {

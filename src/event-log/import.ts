@@ -1,9 +1,11 @@
 import type SQLite from 'better-sqlite3'
 import type { RecordedEvent } from '../orders/events.js'
 import type { CheckpointSigner } from './checkpoint-signature.js'
+import { DeliveryCounts } from './deliveries.js'
 import { readTail, type OnAppend } from './event-log.js'
 import { chainHash } from './hash.js'
 import { ExportLineError, type ExportSummary, type ImportedRow } from './ndjson.js'
+import { insertRawBodySql } from './raw-bodies.js'
 import { rowToEvent, type EventRow } from './read.js'
 import { checkpointRecorder } from './signed-checkpoints.js'
 
@@ -69,6 +71,8 @@ export async function importRows (sqlite: SQLite.Database, rows: AsyncIterable<I
   const insert = sqlite.prepare(`INSERT INTO events
     (position, stream_id, stream_version, type, schema_version, data, metadata, recorded_at, hash)
     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+  const insertBody = sqlite.prepare(insertRawBodySql)
+  const deliveries = new DeliveryCounts(sqlite)
   const storedHash = sqlite.prepare('SELECT hash FROM events WHERE position = ?').pluck() as SQLite.Statement<[number], string>
   const streamVersion = sqlite.prepare('SELECT max(stream_version) FROM events WHERE stream_id = ?').pluck() as SQLite.Statement<[string], number | null>
   const result: ImportResult = { mode: options.mode, written: 0, skipped: 0, firstPosition: undefined, lastPosition: undefined }
@@ -103,6 +107,7 @@ export async function importRows (sqlite: SQLite.Database, rows: AsyncIterable<I
         const fresh = { position, stream_id: row.stream_id, stream_version: (streamVersion.get(row.stream_id) ?? 0) + 1, type: row.type, schema_version: row.schema_version, data: row.data, metadata: row.metadata, recorded_at: row.recorded_at }
         stored = { ...fresh, hash: chainHash(tail.hash, fresh) }
       }
+      if (row.body !== undefined) insertBody.run(row.body.sha256, row.body.encoding, row.body.text)
       insert.run(stored.position, stored.stream_id, stored.stream_version, stored.type, stored.schema_version, stored.data, stored.metadata, stored.recorded_at, stored.hash)
       tail = { position: stored.position, hash: stored.hash }
       result.firstPosition ??= stored.position
@@ -110,7 +115,10 @@ export async function importRows (sqlite: SQLite.Database, rows: AsyncIterable<I
       result.written++
       // A checkpoint the file carries under this database's own key stays (Ed25519 is deterministic: the same signature).
       if (options.mode === 'verbatim' && row.checkpoint?.publicKey === options.signer?.publicKey) recordCheckpoint?.(tail, signedAt)
-      batch.push(rowToEvent(stored))
+      const event = rowToEvent(stored)
+      // Counted, never capped: a file that continues this chain keeps every event it holds.
+      deliveries.stored(event.streamId, event.metadata)
+      batch.push(event)
       if (batch.length >= batchSize) flush()
     }
     flush()

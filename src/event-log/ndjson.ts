@@ -3,6 +3,7 @@ import { verifyCheckpointSignature } from './checkpoint-signature.js'
 import { checkExportedEvent } from './event-schemas.js'
 import { chainHash, genesisHash, type ChainedRow } from './hash.js'
 import { formatCheckpoint, type LineCheckpoint } from './signed-checkpoints.js'
+import { rawBodySha256, withRawBody, type RawBody } from './raw-bodies.js'
 import type { EventRow } from './read.js'
 
 /**
@@ -31,6 +32,8 @@ export type { LineCheckpoint } from './signed-checkpoints.js'
 
 /** A parsed line: the stored row it stands for (data and metadata as stored text) and its chain links. */
 export interface ImportedRow extends ChainedRow {
+  /** The raw body the line carried in metadata.raw, when the row stores it by hash (raw-bodies.ts). */
+  body?: RawBody | undefined
   /** As given in the line, or (set by ChainChecker) the hash of the line before it. */
   prevHash: string | undefined
   hash: string
@@ -44,11 +47,12 @@ export interface ImportedRow extends ChainedRow {
  * Formats a stored row as an export line (with its newline). data and
  * metadata are spliced in as stored: they are already single-line JSON, and
  * not re-serializing them keeps export fast and the bytes exactly those the
- * hash covers.
+ * hash covers. A raw body the row stores by hash (read with it) goes back
+ * first in metadata.raw, so the line can be re-delivered.
  */
 export function formatExportLine (row: EventRow, prevHash: string, checkpoint?: LineCheckpoint): string {
   return `{"position":${row.position},"streamId":${JSON.stringify(row.stream_id)},"streamVersion":${row.stream_version},` +
-    `"type":${JSON.stringify(row.type)},"schemaVersion":${row.schema_version},"data":${row.data},"metadata":${row.metadata},` +
+    `"type":${JSON.stringify(row.type)},"schemaVersion":${row.schema_version},"data":${row.data},"metadata":${withRawBody(row.metadata, row.raw_body)},` +
     `"recordedAt":${JSON.stringify(row.recorded_at)},"prevHash":"${prevHash}","hash":"${row.hash}"${formatCheckpoint(checkpoint)}}\n`
 }
 
@@ -79,7 +83,9 @@ function isObject (value: unknown): value is Record<string, unknown> {
  * well-formed, and `hash = chainHash(prevHash, row)` when the line carries
  * its prevHash (ChainChecker checks the others). data and metadata are
  * re-serialized the way the log stores them; an export of a stored row gives
- * the stored text back, and anything else fails the hash check.
+ * the stored text back, and anything else fails the hash check. A raw body
+ * the log stores by hash (metadata.raw.bodySha256) is taken out of the
+ * metadata and must have that hash: the chain covers it only through it.
  */
 export function parseExportLine (text: string, line: number): ImportedRow {
   let value: unknown
@@ -110,6 +116,7 @@ export function parseExportLine (text: string, line: number): ImportedRow {
   if (checkpoint !== undefined && !verifyCheckpointSignature(checkpoint.publicKey, v.position as number, v.hash as string, checkpoint.signature)) {
     throw new ExportLineError(line, `position ${v.position as number}: its checkpoint signature does not verify with ${checkpoint.publicKey} (forged, or the line was edited)`)
   }
+  const { metadata, body } = storedMetadata(v.metadata as Record<string, unknown>, line)
   const row: ImportedRow = {
     position: v.position as number,
     stream_id: v.streamId as string,
@@ -117,7 +124,8 @@ export function parseExportLine (text: string, line: number): ImportedRow {
     type: v.type as string,
     schema_version: v.schemaVersion as number,
     data: JSON.stringify(v.data),
-    metadata: JSON.stringify(v.metadata),
+    metadata: JSON.stringify(metadata),
+    body,
     recorded_at: v.recordedAt as string,
     prevHash: v.prevHash as string | undefined,
     hash: v.hash as string,
@@ -128,6 +136,21 @@ export function parseExportLine (text: string, line: number): ImportedRow {
   if (row.position === 1 && row.prevHash !== genesisHash) throw new ExportLineError(line, 'position 1 must follow the genesis hash')
   checkHash(row, row.prevHash)
   return row
+}
+
+/** A line's metadata as the log stores it: a body stored by hash taken out of raw, after checking it has that hash. */
+function storedMetadata (metadata: Record<string, unknown>, line: number): { metadata: Record<string, unknown>, body: RawBody | undefined } {
+  const raw = metadata.raw
+  if (!isObject(raw) || raw.bodySha256 === undefined) return { metadata, body: undefined }
+  const { body: text, ...stored } = raw
+  if (typeof raw.bodySha256 !== 'string' || !hexHash.test(raw.bodySha256)) throw new ExportLineError(line, 'metadata.raw.bodySha256 must be 64 lower-case hex characters')
+  if (raw.encoding !== 'utf8' && raw.encoding !== 'base64') throw new ExportLineError(line, 'metadata.raw.encoding must be utf8 or base64')
+  if (typeof text !== 'string') throw new ExportLineError(line, 'metadata.raw.body must be the raw body whose hash is metadata.raw.bodySha256')
+  if (rawBodySha256(text, raw.encoding) !== raw.bodySha256 || Buffer.byteLength(text, raw.encoding) !== raw.bodySize) {
+    throw new ExportLineError(line, 'metadata.raw.body does not match metadata.raw.bodySha256 and bodySize (the line was edited)')
+  }
+  // The rest keeps its key order: the stored JSON is the line's metadata without the body.
+  return { metadata: { ...metadata, raw: stored }, body: { sha256: raw.bodySha256, encoding: raw.encoding, text } }
 }
 
 function checkHash (row: ImportedRow, prevHash: string): void {

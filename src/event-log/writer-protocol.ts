@@ -13,18 +13,20 @@ export interface WriterSettings {
 
 /**
  * The appends of one turn of the HTTP thread, flattened: `ids[i]` made
- * `counts[i]` events, whose streamId, type, data JSON and metadata JSON follow
- * one another in `fields`. Strings and numbers only, the cheapest to copy.
+ * `counts[i]` events, whose streamId, type, data JSON, metadata JSON (as the
+ * log stores it) and raw body text (null for none) follow one another in
+ * `fields`. Strings and numbers only, the cheapest to copy.
  */
 export type ToWriter =
-  | { kind: 'append', ids: number[], counts: number[], fields: string[] }
+  | { kind: 'append', ids: number[], counts: number[], fields: Array<string | null> }
   | { kind: 'close' }
 
 /**
  * What the writer answers. A committed transaction reports, per event of its
  * appends in order, the stream version and hash it got (positions follow on
- * from `first`); the HTTP thread still holds the events themselves, so they
- * are not sent back.
+ * from `first`), or stream version 0 and hash '' for a repeat the log counted
+ * but did not store; the HTTP thread still holds the events themselves, so
+ * they are not sent back.
  */
 export type FromWriter =
   | { kind: 'ready', tail: Tail }

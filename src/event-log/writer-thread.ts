@@ -3,6 +3,7 @@ import { workerOptions, workerSource } from '../worker-source.js'
 import { StoreUnavailableError } from '../errors.js'
 import { currentSchemaVersion, type RecordedEvent } from '../orders/events.js'
 import type { EventAppender, NewEvent, Tail } from './event-log.js'
+import { splitRawBody } from './raw-bodies.js'
 import type { FromWriter, ToWriter, WriterSettings } from './writer-protocol.js'
 
 export type { WriterSettings } from './writer-protocol.js'
@@ -37,7 +38,7 @@ export class WriterThread implements EventAppender {
   readonly #worker: Worker
   readonly #pending = new Map<number, Pending>()
   readonly #onFatal: ((error: Error) => void) | undefined
-  #outbox: { ids: number[], counts: number[], fields: string[] } = { ids: [], counts: [], fields: [] }
+  #outbox: { ids: number[], counts: number[], fields: Array<string | null> } = { ids: [], counts: [], fields: [] }
   #scheduled = false
   #nextId = 1
   #tail: Tail
@@ -95,8 +96,11 @@ export class WriterThread implements EventAppender {
     return new Promise((resolve, reject) => {
       // Encoded here, where the objects are: the writer stores these exact strings. Encoded before
       // anything is queued, so an event that cannot be encoded fails its own append only.
-      const fields: string[] = []
-      for (const event of events) fields.push(event.streamId, event.type, JSON.stringify(event.data), JSON.stringify(event.metadata))
+      const fields: Array<string | null> = []
+      for (const event of events) {
+        const { metadata, body } = splitRawBody(event.metadata)
+        fields.push(event.streamId, event.type, JSON.stringify(event.data), JSON.stringify(metadata), body?.text ?? null)
+      }
       const id = this.#nextId++
       this.#pending.set(id, { events, resolve, reject })
       const outbox = this.#outbox
@@ -147,10 +151,14 @@ export class WriterThread implements EventAppender {
       for (const id of message.ids) {
         const pending = this.#take(id)
         // Built from the caller's own events: only what the log assigned came back from the writer.
-        const recorded = pending.events.map(event => {
+        const recorded: RecordedEvent[] = []
+        for (const event of pending.events) {
           const streamVersion = message.streamVersions[index]!
           const hash = message.hashes[index++]!
-          return {
+          // A repeat the log counted but did not store (maxStoredDeliveries).
+          if (streamVersion === 0) continue
+          this.#tail = { position, hash }
+          recorded.push({
             streamId: event.streamId,
             type: event.type,
             data: event.data,
@@ -160,9 +168,8 @@ export class WriterThread implements EventAppender {
             schemaVersion: currentSchemaVersion,
             recordedAt: message.recordedAt,
             hash
-          } as RecordedEvent
-        })
-        if (index > 0) this.#tail = { position: position - 1, hash: message.hashes[index - 1]! }
+          } as RecordedEvent)
+        }
         pending.resolve(recorded)
       }
     } else if (message.kind === 'failed') {

@@ -4,6 +4,7 @@
 import { parentPort, workerData } from 'node:worker_threads'
 import SQLite from 'better-sqlite3'
 import { configureConnection } from '../db/database.js'
+import type { RecordedEvent } from '../orders/events.js'
 import { OrderProjector } from '../orders/projector.js'
 import { createCheckpointSigner } from './checkpoint-signature.js'
 import { EventLog, takeBatch, type EncodedEvent } from './event-log.js'
@@ -38,13 +39,14 @@ function flush (): void {
       const written = log.commitNow(batch.map(append => append.events))
       const streamVersions: number[] = []
       const hashes: string[] = []
+      let first: RecordedEvent | undefined
       for (const events of written) {
         for (const event of events) {
-          streamVersions.push(event.streamVersion)
-          hashes.push(event.hash)
+          first ??= event ?? undefined
+          streamVersions.push(event?.streamVersion ?? 0)
+          hashes.push(event?.hash ?? '')
         }
       }
-      const first = written.find(events => events.length > 0)?.[0]
       post({ kind: 'committed', ids, first: first?.position ?? 0, recordedAt: first?.recordedAt ?? '', streamVersions, hashes })
     } catch (error) {
       const cause = (error as Error).cause as { code?: string } | undefined
@@ -59,8 +61,8 @@ port.on('message', (message: ToWriter) => {
     let f = 0
     for (let i = 0; i < ids.length; i++) {
       const events: EncodedEvent[] = []
-      for (let n = 0; n < counts[i]!; n++, f += 4) {
-        events.push({ encoded: true, streamId: fields[f]!, type: fields[f + 1] as EncodedEvent['type'], data: fields[f + 2]!, metadata: fields[f + 3]! })
+      for (let n = 0; n < counts[i]!; n++, f += 5) {
+        events.push({ encoded: true, streamId: fields[f]!, type: fields[f + 1] as EncodedEvent['type'], data: fields[f + 2]!, metadata: fields[f + 3]!, body: fields[f + 4] ?? null })
       }
       queue.push({ id: ids[i]!, events })
     }

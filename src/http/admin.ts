@@ -1,20 +1,25 @@
-import { Readable } from 'node:stream'
+import type SQLite from 'better-sqlite3'
 import type { FastifyPluginAsync } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
 import type { Kysely } from 'kysely'
 import type { Database } from '../db/database.js'
 import { AppError, MalformedError } from '../errors.js'
-import { readEvents, readStream, rowToEvent, type EventQuery } from '../event-log/read.js'
+import { maxStoredDeliveries } from '../event-log/deliveries.js'
+import { readEvents, rowToEvent } from '../event-log/read.js'
+import { readTimelinePage } from '../event-log/timeline.js'
 import { eventTypes } from '../orders/events.js'
-import { evolve, initialOrderState, Anomaly, OrderStatus } from '../orders/order-fold.js'
+import { Anomaly, OrderStatus } from '../orders/order-fold.js'
 import { findOrder, listOrders } from '../orders/queries.js'
 import { listUnattributed } from '../orders/unattributed-reports.js'
 import { requireBearer } from './auth.js'
+import { EventStream } from './event-stream.js'
 import { ErrorBody, EventSchema, OrderId, OrderViewSchema, TimelineEntry } from './schemas.js'
 
 export interface AdminRoutesOptions {
   db: Kysely<Database>
+  /** The same connection as `db`: the timeline folds an order's earlier events on it synchronously, page by page. */
+  sqlite: SQLite.Database
   adminToken: string
 }
 
@@ -24,7 +29,7 @@ const security = [{ adminToken: [] }]
 /** Read-only admin API over the projection and the log. Every route needs the admin token. */
 export const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (plugin, options) => {
   const app = plugin.withTypeProvider<TypeBoxTypeProvider>()
-  const { db } = options
+  const { db, sqlite } = options
   app.addHook('onRequest', requireBearer(options.adminToken, 'admin'))
   // Every admin route refuses a query parameter it does not know (400 naming it): a misspelt
   // filter (?staus=failed) would otherwise be dropped, and the answer look like a filtered one.
@@ -64,24 +69,28 @@ export const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (plugin
 
   app.get('/admin/orders/:id/events', {
     schema: {
-      summary: 'Timeline of every delivery for one order, repeats marked with the position of the first',
+      summary: 'Timeline of every delivery for one order, repeats marked with the position of the first, cursor paged by stream version',
       security,
       params: Type.Object({ id: OrderId }),
-      response: { 200: Type.Object({ orderId: Type.String(), events: Type.Array(TimelineEntry) }), 404: ErrorBody }
+      querystring: Type.Object({
+        cursor: Type.Integer({ minimum: 0, default: 0, description: 'nextCursor of the previous page: the entries after this streamVersion' }),
+        limit: Type.Integer({ minimum: 1, maximum: 500, default: 100 })
+      }),
+      response: {
+        200: Type.Object({
+          orderId: Type.String(),
+          events: Type.Array(TimelineEntry),
+          nextCursor: Type.Union([Type.Integer(), Type.Null()]),
+          unstoredRepeats: Type.Integer({ description: `repeats of this order's deliveries acked but not stored: each delivery id keeps at most ${maxStoredDeliveries} events` })
+        }),
+        404: ErrorBody
+      }
     }
   }, async (request) => {
-    const rows = await readStream(db, request.params.id)
-    if (rows.length === 0) throw new AppError(404, 'order_not_found', `no events for order ${request.params.id}`)
-    let state = initialOrderState(request.params.id)
-    const events = rows.map(row => {
-      const event = rowToEvent(row)
-      const step = evolve(state, event)
-      state = step.state
-      return step.outcome.kind === 'applied'
-        ? { ...event, outcome: 'applied' as const }
-        : { ...event, outcome: 'duplicate' as const, duplicateReason: step.outcome.reason, duplicateOf: step.outcome.duplicateOf }
-    })
-    return { orderId: request.params.id, events }
+    const { id } = request.params
+    const page = await readTimelinePage(sqlite, db, id, request.query.cursor, request.query.limit)
+    if (page.unknown) throw new AppError(404, 'order_not_found', `no events for order ${id}`)
+    return { orderId: id, events: page.entries, nextCursor: page.nextCursor, unstoredRepeats: page.unstoredRepeats }
   })
 
   app.get('/admin/events', {
@@ -104,7 +113,7 @@ export const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (plugin
     const filter = { ...rest, from: toStoredTime(from, 'from'), to: toStoredTime(to, 'to') }
     if ((request.headers.accept ?? '').includes('application/x-ndjson')) {
       // A stream bypasses the response schema; the type provider cannot know that.
-      return reply.type('application/x-ndjson').send(Readable.from(streamEvents(db, filter, limit)) as never)
+      return reply.type('application/x-ndjson').send(new EventStream(db, filter, limit) as never)
     }
     const pageSize = limit ?? 100
     const rows = await readEvents(db, { ...filter, limit: pageSize + 1 })
@@ -140,17 +149,4 @@ function toStoredTime (value: string | undefined, field: string): string | undef
   const time = new Date(value)
   if (Number.isNaN(time.getTime())) throw new MalformedError('must be an ISO-8601 date-time', field)
   return time.toISOString()
-}
-
-/** Pages through the log so a large export never sits in memory. */
-async function * streamEvents (db: Kysely<Database>, filter: Omit<EventQuery, 'limit'>, max?: number): AsyncGenerator<string> {
-  let after = filter.after ?? 0
-  let remaining = max ?? Number.POSITIVE_INFINITY
-  while (remaining > 0) {
-    const rows = await readEvents(db, { ...filter, after, limit: Math.min(1000, remaining) })
-    if (rows.length === 0) return
-    yield rows.map(row => JSON.stringify(rowToEvent(row)) + '\n').join('')
-    after = rows[rows.length - 1]!.position
-    remaining -= rows.length
-  }
 }

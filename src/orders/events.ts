@@ -90,6 +90,9 @@ export interface RawRequest {
   contentType: string
   /** Only the headers the gateway's signature scheme needs. */
   headers: Record<string, string>
+  /** sha256 (hex) and length of the body's bytes: the log stores the body once by this hash (event-log/raw-bodies.ts). */
+  bodySha256?: string
+  bodySize?: number
 }
 
 export interface EventMetadata {

@@ -4,7 +4,8 @@ import t from 'tap'
 import { exportChunks, exportLines, resolveExportRange } from '../../src/event-log/export.js'
 import { genesisHash } from '../../src/event-log/hash.js'
 import { formatExportLine } from '../../src/event-log/ndjson.js'
-import type { EventRow } from '../../src/event-log/read.js'
+import { rawBodySha256 } from '../../src/event-log/raw-bodies.js'
+import { iterateRows, type EventRow } from '../../src/event-log/read.js'
 import { buildTestApp, tempDir } from '../helpers.js'
 import { copyDatabase, isolatedEnv, runCli, seedScenarios, tableRows } from './toolkit-helpers.js'
 
@@ -26,6 +27,14 @@ t.test('export lines are formatExportLine of each stored row, byte for byte, wha
   for (const [i, text] of odd.entries()) {
     insert.run(++position, `odd ${text}`, i + 1, text, 1, JSON.stringify({ text }), `{"raw":${JSON.stringify(text)}}`, text, `h${i}`)
   }
+  // Odd raw bodies stored by hash: each goes back into its line's metadata, escaped as JSON.stringify does.
+  const insertBody = db.prepare('INSERT INTO raw_bodies (sha256, encoding, body) VALUES (?, ?, ?)')
+  for (const [i, text] of [...odd, '$& $1 $$ "raw":{ x'].entries()) {
+    const sha256 = rawBodySha256(text, 'utf8')
+    insertBody.run(sha256, 'utf8', text)
+    const raw = { encoding: 'utf8', contentType: text, headers: { 'x-odd': text }, bodySha256: sha256, bodySize: Buffer.byteLength(text) }
+    insert.run(++position, 'odd-body', i + 1, 'T', 1, '{}', JSON.stringify({ gateway: 'generic', deliveryId: `b${i}`, raw }), 'x', `hb${i}`)
+  }
   // A line longer than two chunks.
   insert.run(++position, 'long', 1, 'T', 1, JSON.stringify({ text: 'x'.repeat(5000) }), '{}', 'x', 'hl')
   // Invalid UTF-8 reads back as U+FFFD in every column, in the old way and the new.
@@ -33,8 +42,11 @@ t.test('export lines are formatExportLine of each stored row, byte for byte, wha
     .run(++position, Buffer.from('odd \x80\xff', 'latin1'), 'T', Buffer.from('{"x":"\x80"}', 'latin1'), '{}', 'x', 'h9')
   const rows = db.prepare('SELECT * FROM events ORDER BY position').all() as EventRow[]
   const byPosition = new Map(rows.map(row => [row.position, row]))
+  // Each row with the raw body its metadata names by hash, which the line carries.
+  const bodies = new Map([...iterateRows(db)].map(row => [row.position, row.raw_body]))
+  t.ok([...bodies.values()].some(body => typeof body === 'string'), 'the service stored bodies by hash')
   const expected = (selected: EventRow[], prevOf: (row: EventRow, i: number) => string): string =>
-    selected.map((row, i) => formatExportLine(row, prevOf(row, i))).join('')
+    selected.map((row, i) => formatExportLine({ ...row, raw_body: bodies.get(row.position) }, prevOf(row, i))).join('')
 
   const whole = expected(rows, (_, i) => i === 0 ? genesisHash : rows[i - 1]!.hash)
   t.equal([...exportLines(db, resolveExportRange(db, {}))].join(''), whole, 'the whole log')

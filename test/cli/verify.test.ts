@@ -3,7 +3,7 @@ import SQLite from 'better-sqlite3'
 import t, { type Test } from 'tap'
 import { chainHash } from '../../src/event-log/hash.js'
 import { verifyProjection } from '../../src/orders/verify-projection.js'
-import { buildTestApp, tempDir, type TestApp } from '../helpers.js'
+import { buildTestApp, formHeaders, signedForm, tempDir, type TestApp } from '../helpers.js'
 import { copyDatabase, isolatedEnv, runCli, seedScenarios, tamper } from './toolkit-helpers.js'
 
 interface Copies { source: TestApp, copy: (name: string) => string, env: Record<string, string> }
@@ -52,6 +52,24 @@ t.test('tampering behind the service is named by position (trigger dropped first
     const run = await runCli(['verify', '--db', path], env)
     t.equal(run.code, 1, `${name}: exit 1`)
     t.match(run.stdout, message, name)
+  }
+})
+
+t.test('a raw body stored apart, edited or deleted behind the service, is named by the position that uses it', async t => {
+  const source = await buildTestApp(t)
+  const payload = signedForm({ order_id: 'BIG-1', amount: '1.00', status: '1', notify_id: 'big-1', subject: 'x'.repeat(5000) })
+  t.equal((await source.app.inject({ method: 'POST', url: '/notify/generic', headers: formHeaders, payload })).statusCode, 200)
+  const dir = tempDir(t)
+  const env = isolatedEnv(t)
+  const intact = await runCli(['verify', '--db', source.dbPath], env)
+  t.equal(intact.code, 0, intact.stdout + intact.stderr)
+  const cases: Array<[string, string]> = [['edited', "UPDATE raw_bodies SET body = replace(body, 'amount=1.00', 'amount=9.00')"], ['deleted', 'DELETE FROM raw_bodies']]
+  for (const [name, change] of cases) {
+    const path = copyDatabase(source, join(dir, `${name}.db`))
+    tamper(path, db => { db.exec(`DROP TRIGGER raw_bodies_no_update; DROP TRIGGER raw_bodies_no_delete; ${change}`) })
+    const run = await runCli(['verify', '--db', path], env)
+    t.equal(run.code, 1, `${name}: exit 1`)
+    t.match(run.stdout, /chain broken at position 1: its raw body \(sha256 [0-9a-f]{64}\) is missing or was edited/, name)
   }
 })
 

@@ -49,6 +49,9 @@ t.test('every event stored after a mixed run of callbacks validates against its 
   const json = { order_id: 'M-4', amount: '9.99', status: 'paid', notify_id: 'g-8', currency: 'USD', timestamp: String(nowSeconds) }
   const jsonBody = JSON.stringify({ ...json, sign: new URLSearchParams(signedForm(json)).get('sign') })
   await post({ url: '/notify/generic', headers: { 'content-type': 'application/json; charset=utf-8' }, payload: jsonBody })
+  // A body large enough to be stored apart, by its hash, and its retry.
+  await generic({ order_id: 'M-5', amount: '1.00', status: 'paid', notify_id: 'g-9', subject: 'x'.repeat(5000) })
+  await generic({ order_id: 'M-5', amount: '1.00', status: 'paid', notify_id: 'g-9', subject: 'x'.repeat(5000) })
 
   // Stripe: pending, paid, failed, closed, refunds (cumulative and per refund id) and a failed refund.
   const pi = (id: string, status: string): Record<string, unknown> => ({ id, object: 'payment_intent', amount: 2000, amount_received: status === 'succeeded' ? 2000 : 0, currency: 'usd', status, metadata: { order_id: 'S-1' } })
@@ -73,6 +76,7 @@ t.test('every event stored after a mixed run of callbacks validates against its 
   const rows = [...iterateRows(store.sqlite)]
   t.ok(rows.length >= 20, `${rows.length} events stored`)
   t.same(new Set(rows.map(row => row.type)), new Set(eventTypes), 'the run stored every event type')
+  t.equal(rows.filter(row => typeof row.raw_body === 'string').length, 2, 'two events with a body stored apart')
   let prevHash = genesisHash
   for (const row of rows) {
     const event = rowToEvent(row)

@@ -1,6 +1,7 @@
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
 import t, { type Test } from 'tap'
 import { loadConfig } from '../../src/config.js'
+import { maxStoredDeliveries } from '../../src/event-log/deliveries.js'
 import { signGenericParams } from '../../src/gateways/generic.js'
 import type { ServiceStore } from '../../src/store.js'
 import { adminAuth, buildTestApp, formHeaders, signedForm, testEachWriter, testSecrets } from '../helpers.js'
@@ -340,19 +341,20 @@ t.test('503 when the store cannot commit (database full), and nothing is acked o
   t.equal(ready.statusCode, 200)
 })
 
-testEachWriter(t, '100 concurrent identical deliveries: 100 acks, 100 rows, one fact, 99 duplicates, few transactions', async (t, writer) => {
+testEachWriter(t, '100 concurrent identical deliveries: 100 acks, the first 32 stored, one fact, the rest counted, few transactions', async (t, writer) => {
   const { app, store } = await buildTestApp(t, { ...clock, writer })
   const payload = signedForm({ order_id: 'G-1', amount: '100', status: '1', trade_no: 'T-1' })
   const batchesBefore = store.eventLog.batches
   const responses = await Promise.all(Array.from({ length: 100 }, async () => await postForm(app, payload)))
   const batches = store.eventLog.batches - batchesBefore
   t.same(responses.map(r => `${r.statusCode} ${r.body}`), Array(100).fill('200 success'))
-  t.equal(countEvents(store), 100)
+  t.equal(countEvents(store), maxStoredDeliveries)
   t.ok(batches <= 20, `committed in ${batches} transaction(s), far fewer than 100`)
   const order = (await app.inject({ url: '/admin/orders/G-1', headers: adminAuth })).json()
-  t.match(order, { status: 'paid', paidAmount: 10000, duplicateCount: 99, anomalies: [], gatewayTradeNo: 'T-1', version: 100 })
-  const timeline = (await app.inject({ url: '/admin/orders/G-1/events', headers: adminAuth })).json() as { events: Array<{ position: number, outcome: string, duplicateOf?: number }> }
+  t.match(order, { status: 'paid', paidAmount: 10000, duplicateCount: maxStoredDeliveries - 1, anomalies: [], gatewayTradeNo: 'T-1', version: maxStoredDeliveries })
+  const timeline = (await app.inject({ url: '/admin/orders/G-1/events', headers: adminAuth })).json() as { events: Array<{ position: number, outcome: string, duplicateOf?: number }>, unstoredRepeats: number }
   const applied = timeline.events.filter(e => e.outcome === 'applied')
   t.equal(applied.length, 1, 'one applied fact')
   t.ok(timeline.events.filter(e => e.outcome === 'duplicate').every(e => e.duplicateOf === applied[0]!.position))
+  t.equal(timeline.unstoredRepeats, 100 - maxStoredDeliveries, 'the repeats beyond the cap are counted')
 })
