@@ -15,7 +15,7 @@ t.test('replay --to and simulate warn about secrets given as options, and not ab
   const env = isolatedEnv(t)
   const file = join(tempDir(t), 'incident.ndjson')
   t.equal((await runCli(['export', '--db', source.dbPath, '--out', file], env)).code, 0)
-  const target = await buildTestApp(t)
+  const target = await buildTestApp(t, { env: { PAYNOTIFY_ACCEPT_REPLAYS: '1' } })
   const url = await target.app.listen({ host: '127.0.0.1', port: 0 })
   // Its own service: replay registers orders, after which simulate's unregistered ones are unknown_order.
   const gateway = await buildTestApp(t)

@@ -137,7 +137,7 @@ t.test('tail follows the log by position: it says when the service went away, an
 
   // The admin token from the secrets file beside PAYNOTIFY_DB, as the service wrote it.
   const dbPath = join(tempDir(t), 'paynotify.db')
-  writeFileSync(join(dirname(dbPath), 'paynotify.secrets.json'), JSON.stringify({ adminToken: testSecrets.adminToken }))
+  writeFileSync(join(dirname(dbPath), 'paynotify.secrets.json'), JSON.stringify({ adminToken: testSecrets.adminToken }), { mode: 0o600 })
   log.push(event(1, 'R1', 'paid\u001b[2J'))
   const tail = startTail(t, ['--to', url, '--after', '0'], { PAYNOTIFY_DB: dbPath })
   await tail.until(() => tail.out.length === 1)
