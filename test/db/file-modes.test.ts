@@ -12,7 +12,8 @@ t.test('the database, its WAL and its -shm are created 0600 under a umask of 022
   const previous = process.umask(0o022)
   t.teardown(() => { process.umask(previous) })
   for (const mode of ['inline', 'thread'] as const) {
-    const dbPath = join(tempDir(t), 'data', 'paynotify.db')
+    // Its own directory, as PAYNOTIFY_DB outside ./data needs (made first: only ./data is created for you).
+    const dbPath = join(tempDir(t), 'paynotify.db')
     const store = mode === 'inline' ? await openStore(dbPath) : await openThreadedStore(dbPath)
     await store.eventLog.append([paid('M1', `d-${mode}`)])
     for (const file of [dbPath, `${dbPath}-wal`, `${dbPath}-shm`]) {
