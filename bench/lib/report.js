@@ -234,7 +234,7 @@ export function writeReport () {
   ].filter(Boolean)
   const text = `# paynotify benchmarks
 
-Written by \`npm run bench\` (each script also runs alone: \`node bench/ingest.js\`, \`node bench/peer-append.js\`, \`node bench/rebuild.js\`, \`node bench/profile.js\`, \`node bench/alipay-flood.js\`; this file is rebuilt from \`bench/results/*.json\` after each).
+Written by \`npm run bench\` (each script also runs alone: \`node bench/ingest.js\`, \`node bench/peer-append.js\`, \`node bench/rebuild.js\`, \`node bench/profile.js\`, \`node bench/alipay-flood.js\`, \`node bench/stream-backpressure.js\`; this file is rebuilt from \`bench/results/*.json\` after each).
 All traffic is loopback. Every figure is min / **median** / max over the runs stated; the targets are judged on the median.
 This is a 2-core machine shared with other work while these ran, so absolute figures move from run to run; the ratios come from runs made side by side in one invocation.
 
