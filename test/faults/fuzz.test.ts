@@ -67,9 +67,12 @@ const corrupted = (gateway: string, field: string, value: string): SignedRequest
 async function inject (app: FastifyInstance, options: InjectOptions): Promise<{ statusCode: number, body: string }> {
   const payload = options.payload
   pending = `${options.method} ${options.url} ${Buffer.isBuffer(payload) ? `<${payload.length} bytes>` : JSON.stringify(payload)?.slice(0, 200)}`
-  const response = await app.inject(options)
-  pending = undefined
-  return { statusCode: response.statusCode, body: response.body }
+  try {
+    const response = await app.inject(options)
+    return { statusCode: response.statusCode, body: response.body }
+  } finally {
+    pending = undefined
+  }
 }
 
 function describe (c: Case): string {
