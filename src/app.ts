@@ -9,6 +9,8 @@ import { toAppError } from './http/errors.js'
 import { healthRoutes } from './http/health.js'
 import { merchantRoutes } from './http/merchant.js'
 import { notifyRoutes } from './http/notify.js'
+import { feedRoutes, outboundRoutes } from './http/outbound.js'
+import type { Outbound } from './outbound/runtime.js'
 import { ErrorBody } from './http/schemas.js'
 import type { Secrets } from './secrets.js'
 import type { ServiceStore } from './store.js'
@@ -25,6 +27,8 @@ export interface AppDeps {
   /** The service clock (signature windows, receivedAt). */
   now?: () => Date
   logger?: FastifyServerOptions['logger']
+  /** Outbound delivery and the feed (outbound/runtime.ts): its routes, and a wake-up after every append. */
+  outbound?: Outbound
 }
 
 /**
@@ -32,7 +36,8 @@ export interface AppDeps {
  * listens, tests use inject. Plugins and routes are registered explicitly.
  */
 export async function buildApp (deps: AppDeps): Promise<FastifyInstance> {
-  const { config, secrets, store } = deps
+  const { config, secrets, store, outbound } = deps
+  const eventLog = outbound === undefined ? store.eventLog : outbound.notifying(store.eventLog)
   const now = deps.now ?? (() => new Date())
   const app = Fastify({
     logger: deps.logger ?? {
@@ -90,19 +95,23 @@ export async function buildApp (deps: AppDeps): Promise<FastifyInstance> {
   await app.register(healthRoutes, { sqlite: store.sqlite })
   await app.register(notifyRoutes, {
     gateways: deps.gateways ?? createGatewayRegistry(config, secrets, app.log),
-    eventLog: store.eventLog,
+    eventLog,
     bodyLimit: config.bodyLimit,
     acceptReplays: config.acceptReplays,
     now
   })
   await app.register(merchantRoutes, {
     db: store.db,
-    eventLog: store.eventLog,
+    eventLog,
     merchantToken: secrets.merchantToken,
     defaultCurrency: config.defaultCurrency,
     now
   })
   await app.register(adminRoutes, { db: store.db, sqlite: store.sqlite, adminToken: secrets.adminToken })
+  if (outbound !== undefined) {
+    await app.register(outboundRoutes, { outbound, sqlite: store.sqlite, adminToken: secrets.adminToken })
+    await app.register(feedRoutes, { outbound, sqlite: store.sqlite, adminToken: secrets.adminToken })
+  }
 
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())
   return app

@@ -1,5 +1,6 @@
 import { Type, type Static } from '@sinclair/typebox'
 import { envSchema } from 'env-schema'
+import { defaultRetrySchedule, parseRetrySchedule } from './outbound/schedule.js'
 import { standardSecretProblem, stripeSecretProblem, weakSecretReason } from './secret-strength.js'
 
 const logLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
@@ -26,6 +27,12 @@ const EnvSchema = Type.Object({
   PAYNOTIFY_MAX_CONNECTIONS: Type.Integer({ default: 1024, minimum: 1, maximum: 65536 }),
   PAYNOTIFY_ALLOW_BROKEN_CHAIN: Type.Union([Type.Literal('0'), Type.Literal('1'), Type.Literal('false'), Type.Literal('true')], { default: '0' }),
   PAYNOTIFY_ACCEPT_REPLAYS: Type.Union([Type.Literal('0'), Type.Literal('1'), Type.Literal('false'), Type.Literal('true')], { default: '0' }),
+  // Outbound delivery to the merchant's endpoints (outbound/).
+  PAYNOTIFY_OUTBOUND_ALLOW_PRIVATE: Type.Union([Type.Literal('0'), Type.Literal('1'), Type.Literal('false'), Type.Literal('true')], { default: '0' }),
+  PAYNOTIFY_OUTBOUND_RETRY_SCHEDULE: Type.String({ default: defaultRetrySchedule, minLength: 1, maxLength: 400 }),
+  PAYNOTIFY_OUTBOUND_CONCURRENCY: Type.Integer({ default: 16, minimum: 1, maximum: 256 }),
+  PAYNOTIFY_OUTBOUND_TIMEOUT_MS: Type.Integer({ default: 15000, minimum: 100, maximum: 60000 }),
+  PAYNOTIFY_FEED_TOKEN: Type.Optional(Type.String({ minLength: 16 })),
   // Other gateways: each is enabled only when its keys are set (otherwise /notify/<name> is 404).
   PAYNOTIFY_ALIPAY_PUBLIC_KEY: Type.Optional(Type.String({ minLength: 1 })),
   PAYNOTIFY_ALIPAY_APP_ID: Type.Optional(Type.String({ minLength: 1 })),
@@ -63,6 +70,17 @@ export interface Config {
   readonly allowBrokenChain: boolean
   /** Honour `x-paynotify-replay-of` on callbacks (a service `replay --to` delivers to); otherwise such a callback is refused (403). */
   readonly acceptReplays: boolean
+  /** Delivery of order.* messages to the merchant's endpoints, and the pull feed. */
+  readonly outbound: {
+    /** PAYNOTIFY_OUTBOUND_ALLOW_PRIVATE: http, loopback and private addresses allowed (tests, local development). */
+    readonly allowPrivate: boolean
+    /** Milliseconds: the first attempt's delay, then the wait before each retry. */
+    readonly retrySchedule: readonly number[]
+    readonly concurrency: number
+    readonly timeoutMs: number
+    /** A read-only token for GET /admin/feed (the admin token works too). */
+    readonly feedToken?: string | undefined
+  }
   /** Keys of the other gateways, as given (adapters parse and validate them). */
   readonly gateways: {
     readonly alipay: { readonly publicKey?: string | undefined, readonly appId?: string | undefined, readonly sellerId?: string | undefined }
@@ -101,6 +119,12 @@ export function loadConfig (env: NodeJS.ProcessEnv): Config {
   if (!Intl.supportedValuesOf('currency').includes(parsed.PAYNOTIFY_DEFAULT_CURRENCY)) {
     throw new ConfigError(`invalid configuration: PAYNOTIFY_DEFAULT_CURRENCY ${parsed.PAYNOTIFY_DEFAULT_CURRENCY} is not an ISO 4217 currency`)
   }
+  let retrySchedule: number[]
+  try {
+    retrySchedule = parseRetrySchedule(parsed.PAYNOTIFY_OUTBOUND_RETRY_SCHEDULE)
+  } catch (error) {
+    throw new ConfigError(`invalid configuration: PAYNOTIFY_OUTBOUND_RETRY_SCHEDULE ${(error as Error).message}`)
+  }
   const secretProblems = describeSecretProblems(parsed)
   if (secretProblems.length > 0) throw new ConfigError(`invalid configuration: ${secretProblems.join('; ')}`)
   return Object.freeze({
@@ -123,6 +147,13 @@ export function loadConfig (env: NodeJS.ProcessEnv): Config {
     }),
     allowBrokenChain: parsed.PAYNOTIFY_ALLOW_BROKEN_CHAIN === '1' || parsed.PAYNOTIFY_ALLOW_BROKEN_CHAIN === 'true',
     acceptReplays: parsed.PAYNOTIFY_ACCEPT_REPLAYS === '1' || parsed.PAYNOTIFY_ACCEPT_REPLAYS === 'true',
+    outbound: Object.freeze({
+      allowPrivate: parsed.PAYNOTIFY_OUTBOUND_ALLOW_PRIVATE === '1' || parsed.PAYNOTIFY_OUTBOUND_ALLOW_PRIVATE === 'true',
+      retrySchedule: Object.freeze(retrySchedule),
+      concurrency: parsed.PAYNOTIFY_OUTBOUND_CONCURRENCY,
+      timeoutMs: parsed.PAYNOTIFY_OUTBOUND_TIMEOUT_MS,
+      feedToken: parsed.PAYNOTIFY_FEED_TOKEN
+    }),
     gateways: Object.freeze({
       alipay: Object.freeze({ publicKey: parsed.PAYNOTIFY_ALIPAY_PUBLIC_KEY, appId: parsed.PAYNOTIFY_ALIPAY_APP_ID, sellerId: parsed.PAYNOTIFY_ALIPAY_SELLER_ID }),
       wechatpay: Object.freeze({ platformKeys: parsed.PAYNOTIFY_WECHATPAY_PLATFORM_KEYS, apiV3Key: parsed.PAYNOTIFY_WECHATPAY_APIV3_KEY }),
@@ -145,7 +176,7 @@ export function loadConfig (env: NodeJS.ProcessEnv): Config {
  */
 function describeSecretProblems (env: Env): string[] {
   const problems: string[] = []
-  for (const name of ['PAYNOTIFY_GENERIC_SECRET', 'PAYNOTIFY_ADMIN_TOKEN', 'PAYNOTIFY_MERCHANT_TOKEN'] as const) {
+  for (const name of ['PAYNOTIFY_GENERIC_SECRET', 'PAYNOTIFY_ADMIN_TOKEN', 'PAYNOTIFY_MERCHANT_TOKEN', 'PAYNOTIFY_FEED_TOKEN'] as const) {
     const value = env[name]
     const weak = value === undefined ? undefined : weakSecretReason(value)
     if (weak !== undefined) problems.push(`${name} is too easy to guess: it ${weak} (generate one with \`openssl rand -base64 24\`)`)

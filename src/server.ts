@@ -1,10 +1,14 @@
+import SQLite from 'better-sqlite3'
 import closeWithGrace from 'close-with-grace'
+import type { FastifyInstance } from 'fastify'
 import { buildApp } from './app.js'
 import type { Config } from './config.js'
+import { configureConnection } from './db/database.js'
 import { prepareDatabaseDirectory } from './db/data-directory.js'
 import { acquireWriterLock } from './db/writer-lock.js'
 import { checkChainSinceCheckpoint, describeChainBreak } from './event-log/chain-checkpoint.js'
 import { createCheckpointSigner } from './event-log/checkpoint-signature.js'
+import { createOutbound } from './outbound/runtime.js'
 import { describeGeneratedSecrets, resolveSecrets } from './secrets.js'
 import { openStore, openThreadedStore } from './store.js'
 
@@ -22,7 +26,9 @@ export async function startServer (config: Config): Promise<{ close: () => Promi
   const signer = createCheckpointSigner(signingKey)
   // Held while serving: a second service, and rebuild/import without --force, refuse this database.
   const lock = acquireWriterLock(config.dbPath)
-  const storeOptions = { synchronous: config.synchronous, batchMaxSize: config.batchMaxSize, busyTimeoutMs: config.busyTimeoutMs, signingKey }
+  // Every change of an order writes its order.* messages to the outbox in its own commit; the first attempt is due after the schedule's first delay.
+  const outbox = { firstDelayMs: config.outbound.retrySchedule[0] ?? 0 }
+  const storeOptions = { synchronous: config.synchronous, batchMaxSize: config.batchMaxSize, busyTimeoutMs: config.busyTimeoutMs, signingKey, outbox }
   // A writer thread that dies leaves nothing to commit with: stop, so the supervisor restarts a whole service.
   let onWriterDeath = (error: Error): void => { throw error }
   const store = config.writer === 'thread'
@@ -35,7 +41,21 @@ export async function startServer (config: Config): Promise<{ close: () => Promi
     lock.release()
     throw new Error(`event log chain is broken: ${describeChainBreak(chain)}; refusing to serve (run \`paynotify verify\`, or set PAYNOTIFY_ALLOW_BROKEN_CHAIN=1 to serve anyway)`)
   }
-  const app = await buildApp({ config, secrets, store })
+  // The dispatcher records attempts on a connection of its own at synchronous=NORMAL: a record lost with the
+  // page cache only means the message goes again (at least once, same webhook-id), and the HTTP thread
+  // does not wait for an fsync per batch of attempts. An in-memory store (inline writer) has one connection.
+  const dispatcherSqlite = config.dbPath === ':memory:' ? store.sqlite : new SQLite(config.dbPath, { fileMustExist: true })
+  if (dispatcherSqlite !== store.sqlite) configureConnection(dispatcherSqlite, { synchronous: 'NORMAL', busyTimeoutMs: config.busyTimeoutMs })
+  let app: FastifyInstance | undefined
+  const outbound = createOutbound({
+    sqlite: store.sqlite,
+    dispatcherSqlite,
+    eventLog: store.eventLog,
+    signingKey,
+    config: config.outbound,
+    log: { warn: (object, message) => app?.log.warn(object, message), error: (object, message) => app?.log.error(object, message) }
+  })
+  app = await buildApp({ config, secrets, store, outbound })
   if (chain.ok) {
     app.log.info({ publicKey: signer.publicKey, from: chain.from.position, to: chain.report.lastPosition, checked: chain.report.checked }, 'event log chain verified')
     if (chain.signedOnFirstUse !== undefined) {
@@ -57,6 +77,8 @@ export async function startServer (config: Config): Promise<{ close: () => Promi
     } finally {
       clearTimeout(cut)
     }
+    await outbound.close()
+    if (dispatcherSqlite !== store.sqlite) dispatcherSqlite.close()
     await store.close()
     lock.release()
   }
@@ -71,5 +93,6 @@ export async function startServer (config: Config): Promise<{ close: () => Promi
     close().finally(() => process.exit(1)).catch(() => {})
   }
   const address = await app.listen({ host: config.host, port: config.port, listenTextResolver: address => `paynotify listening on ${address}` })
+  outbound.dispatcher.start()
   return { close, address }
 }

@@ -3,13 +3,15 @@ import { migrateToLatest } from './db/migrate.js'
 import { createCheckpointSigner } from './event-log/checkpoint-signature.js'
 import { EventLog, type EventAppender, type Tail } from './event-log/event-log.js'
 import { WriterThread, type WriterThreadOptions } from './event-log/writer-thread.js'
-import { OrderProjector } from './orders/projector.js'
+import { OrderProjector, type ProjectorOptions } from './orders/projector.js'
 
 export interface StoreOptions extends DatabaseOptions {
   batchMaxSize?: number
   clock?: () => Date
   /** Sign the tail of every commit with this key (secrets.ts); a store without one writes an unsigned log. */
   signingKey?: string | undefined
+  /** Write the outbox of order.* messages with every change (the service does; orders/projector.ts). */
+  outbox?: ProjectorOptions['outbox']
 }
 
 /** What the service needs of a store: reads on `sqlite`/`db`, appends through `eventLog`. */
@@ -41,7 +43,7 @@ async function openMigrated (path: string, options: DatabaseOptions): Promise<Op
  */
 export async function openStore (path: string, options: StoreOptions = {}): Promise<Store> {
   const database = await openMigrated(path, options)
-  const projector = new OrderProjector(database.sqlite)
+  const projector = new OrderProjector(database.sqlite, { outbox: options.outbox })
   const eventLog = new EventLog(database.sqlite, {
     maxBatchSize: options.batchMaxSize,
     clock: options.clock,
@@ -75,7 +77,8 @@ export async function openThreadedStore (path: string, options: StoreOptions & W
       synchronous: options.synchronous ?? 'FULL',
       busyTimeoutMs: options.busyTimeoutMs ?? 5000,
       maxBatchSize: Math.max(1, options.batchMaxSize ?? 1024),
-      signingKey: options.signingKey
+      signingKey: options.signingKey,
+      outbox: options.outbox
     }, { onFatal: options.onFatal, entry: options.entry })
   } catch (error) {
     await database.close()

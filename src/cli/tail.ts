@@ -127,7 +127,7 @@ async function tail (command: Command, options: TailOptions): Promise<void> {
             gateway: event.metadata.gateway,
             orderId: event.streamId,
             type: event.type,
-            gatewayStatus: event.type === 'OrderPlaced' ? null : event.data.gatewayStatus,
+            gatewayStatus: event.type === 'OrderPlaced' || event.type === 'EndpointChanged' ? null : event.data.gatewayStatus,
             deliveryId: event.metadata.deliveryId,
             repeat: outcome.kind === 'duplicate',
             duplicateOf: outcome.kind === 'duplicate' ? outcome.duplicateOf : null,

@@ -12,6 +12,12 @@ export interface Database {
   signed_checkpoints: SignedCheckpointsTable
   raw_bodies: RawBodiesTable
   deliveries: DeliveriesTable
+  endpoints: EndpointsTable
+  endpoint_secrets: EndpointSecretsTable
+  outbox: OutboxTable
+  outbound_deliveries: OutboundDeliveriesTable
+  outbound_attempts: OutboundAttemptsTable
+  jobs: JobsTable
 }
 
 export interface EventsTable {
@@ -90,6 +96,100 @@ export interface DeliveriesTable {
   stored: number
   unstored: Generated<number>
   last_unstored_at: string | null
+}
+
+/** Outbound endpoints: the projection of the log's EndpointChanged events (orders/endpoints-projection.ts). */
+export interface EndpointsTable {
+  id: string
+  url: string
+  /** JSON array of order.* types; null for every type. */
+  events: string | null
+  description: string | null
+  enabled: number
+  disabled_reason: string | null
+  /** Log position of its EndpointChanged `created`: it receives the messages of later positions only. */
+  created_position: number
+  created_at: string
+  updated_at: string
+}
+
+/** An endpoint's signing secrets, sealed under a key kept outside the database (outbound/sealed-secrets.ts). */
+export interface EndpointSecretsTable {
+  id: Generated<number>
+  endpoint_id: string
+  sealed: string
+  created_at: string
+  /** Set when a newer secret replaced it: it keeps signing beside the new one until then. */
+  expires_at: string | null
+}
+
+/** Every order.* message, written in the transaction of the event that caused it (orders/outbox.ts). */
+export interface OutboxTable {
+  /** The message's position in the feed (GET /admin/feed `id:`). */
+  seq: Generated<number>
+  /** `webhook-id`: the same on every attempt. */
+  message_id: string
+  type: string
+  order_id: string
+  /** Log position of the event that caused it. */
+  position: number
+  version: number
+  /** The body, exactly as sent. */
+  payload: string
+  created_at: string
+}
+
+export const DeliveryState = {
+  Pending: 'pending',
+  /** An attempt failed and another is scheduled. */
+  Failed: 'failed',
+  Delivered: 'delivered',
+  /** Dead-lettered: the last attempt failed, or the answer said not to retry. */
+  Dead: 'dead'
+} as const
+export type DeliveryState = typeof DeliveryState[keyof typeof DeliveryState]
+
+/** One message to one endpoint. */
+export interface OutboundDeliveriesTable {
+  id: Generated<number>
+  message_seq: number
+  endpoint_id: string
+  order_id: string
+  state: DeliveryState
+  attempts: Generated<number>
+  /** Epoch milliseconds. */
+  next_attempt_at: number
+  created_at: string
+  updated_at: string
+  last_status: number | null
+  last_error: string | null
+}
+
+export interface OutboundAttemptsTable {
+  id: Generated<number>
+  delivery_id: number
+  endpoint_id: string
+  message_seq: number
+  attempted_at: string
+  duration_ms: number
+  /** JSON object of the headers sent. */
+  request_headers: string
+  status: number | null
+  /** The first 4 KiB of the answer. */
+  response_body: string | null
+  error: string | null
+}
+
+export interface JobsTable {
+  id: string
+  kind: string
+  state: 'running' | 'done' | 'failed' | 'interrupted'
+  params: string
+  total: number
+  done: number
+  error: string | null
+  created_at: string
+  finished_at: string | null
 }
 
 export type SynchronousMode = 'FULL' | 'NORMAL'

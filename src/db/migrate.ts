@@ -7,6 +7,7 @@ import * as rawBodiesAndDeliveries from './migrations/2026-12-07-01-raw-bodies-a
 import * as eventsByTransaction from './migrations/2026-12-07-02-events-by-transaction.js'
 import * as signedCheckpoints from './migrations/2026-12-07-03-signed-checkpoints.js'
 import * as ordersNeedsReview from './migrations/2026-12-07-04-orders-needs-review.js'
+import * as outbound from './migrations/2026-12-07-05-outbound.js'
 
 // Listed here rather than read from a folder, so the built package needs no file scanning.
 const migrations: Record<string, Migration> = {
@@ -17,7 +18,8 @@ const migrations: Record<string, Migration> = {
   '2026-12-07-01-raw-bodies-and-deliveries': rawBodiesAndDeliveries,
   '2026-12-07-02-events-by-transaction': eventsByTransaction,
   '2026-12-07-03-signed-checkpoints': signedCheckpoints,
-  '2026-12-07-04-orders-needs-review': ordersNeedsReview
+  '2026-12-07-04-orders-needs-review': ordersNeedsReview,
+  '2026-12-07-05-outbound': outbound
 }
 
 /** Brings the schema to the latest version; throws with the failing migration's name. */

@@ -9,6 +9,8 @@ export interface WriterSettings {
   maxBatchSize: number
   /** The checkpoint signing key (checkpoint-signature.ts), when the log is signed. */
   signingKey?: string | undefined
+  /** The projector's outbox (orders/projector.ts), when the service delivers order.* messages. */
+  outbox?: { firstDelayMs: number } | undefined
 }
 
 /**

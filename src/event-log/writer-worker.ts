@@ -14,7 +14,7 @@ const settings = workerData as WriterSettings
 const port = parentPort!
 const sqlite = new SQLite(settings.path, { fileMustExist: true })
 configureConnection(sqlite, { synchronous: settings.synchronous, busyTimeoutMs: settings.busyTimeoutMs })
-const projector = new OrderProjector(sqlite)
+const projector = new OrderProjector(sqlite, { outbox: settings.outbox })
 const log = new EventLog(sqlite, {
   maxBatchSize: settings.maxBatchSize,
   onAppend: events => { projector.apply(events) },

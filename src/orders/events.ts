@@ -18,10 +18,18 @@ export const EventType = {
    * the projection joins it to every order whose own events carry its
    * transaction id (order-fold.ts, unattributed-reports.ts).
    */
-  UnattributedReportReceived: 'UnattributedReportReceived'
+  UnattributedReportReceived: 'UnattributedReportReceived',
+  /**
+   * An outbound endpoint was created, changed, deleted, had its secret
+   * rotated, or was disabled by the dispatcher (410). Not an order's event:
+   * every one is in the stream ~endpoints, and the writer projects them into
+   * the endpoints table (orders/endpoints-projection.ts). Secrets never
+   * appear in it.
+   */
+  EndpointChanged: 'EndpointChanged'
 } as const
 export type EventType = typeof EventType[keyof typeof EventType]
-export type PaymentEventType = Exclude<EventType, 'OrderPlaced' | 'UnattributedReportReceived'>
+export type PaymentEventType = Exclude<EventType, 'OrderPlaced' | 'UnattributedReportReceived' | 'EndpointChanged'>
 
 export const eventTypes: readonly EventType[] = Object.values(EventType)
 
@@ -75,13 +83,16 @@ export function unattributedStreamId (gateway: string): string {
   return `${unattributedStreamPrefix}${gateway}`
 }
 
-/** Whether a stream is an order's (every stream but the unattributed reports'). */
+/** The stream of every EndpointChanged event. */
+export const endpointsStreamId = '~endpoints'
+
+/** Whether a stream is an order's: the others (unattributed reports, endpoints) start with `~`, which no order id has. */
 export function isOrderStream (streamId: string): boolean {
-  return !streamId.startsWith(unattributedStreamPrefix)
+  return !streamId.startsWith('~')
 }
 
-/** Every stream id the log can hold: an order id, or a gateway's unattributed reports (gateway names as in EventMetadata). */
-export const streamIdPattern = /^(?:[A-Za-z0-9_.:-]{1,64}|~unattributed:[a-z0-9_-]{1,32})$/
+/** Every stream id the log can hold: an order id, a gateway's unattributed reports (gateway names as in EventMetadata), or the endpoints'. */
+export const streamIdPattern = /^(?:[A-Za-z0-9_.:-]{1,64}|~unattributed:[a-z0-9_-]{1,32}|~endpoints)$/
 
 /** The request as received, kept so a callback can be replayed byte for byte. */
 export interface RawRequest {
@@ -106,13 +117,45 @@ export interface EventMetadata {
   replayOf?: number
 }
 
+export const EndpointChange = {
+  Created: 'created',
+  Updated: 'updated',
+  Deleted: 'deleted',
+  SecretRotated: 'secret_rotated',
+  /** By the dispatcher, when the endpoint answered 410 Gone. */
+  Disabled: 'disabled'
+} as const
+export type EndpointChange = typeof EndpointChange[keyof typeof EndpointChange]
+
+/** An endpoint's settings (never its secret). */
+export interface EndpointSettings {
+  url: string
+  /** The order.* types it receives; null for every type. */
+  events: string[] | null
+  description: string | null
+  enabled: boolean
+}
+
+export interface EndpointChangedData {
+  endpointId: string
+  change: EndpointChange
+  /** The settings after the change; null once deleted. */
+  endpoint: EndpointSettings | null
+  /** Why, when the change was not an admin's (disabled: "answered 410 Gone"). */
+  reason: string | null
+  /** Who changed it: an admin request, or the dispatcher. */
+  actor: { kind: 'admin' | 'dispatcher', requestId: string | null, address: string | null }
+}
+
 export type OrderPlaced = { type: 'OrderPlaced', data: OrderPlacedData }
 export type PaymentEvent = { type: PaymentEventType, data: PaymentData }
 export type UnattributedReport = { type: 'UnattributedReportReceived', data: UnattributedReportData }
-export type DomainEvent = OrderPlaced | PaymentEvent | UnattributedReport
+export type EndpointChanged = { type: 'EndpointChanged', data: EndpointChangedData }
+export type DomainEvent = OrderPlaced | PaymentEvent | UnattributedReport | EndpointChanged
 
-/** The stream an event belongs to: its order's, or its gateway's unattributed reports. */
+/** The stream an event belongs to: its order's, its gateway's unattributed reports, or the endpoints'. */
 export function streamIdOf (event: DomainEvent): string {
+  if (event.type === 'EndpointChanged') return endpointsStreamId
   return event.type === 'UnattributedReportReceived' ? unattributedStreamId(event.data.gateway) : event.data.orderId
 }
 

@@ -307,6 +307,9 @@ function apply<S extends StateFields> (state: S, next: S, event: FoldEvent, reco
       const { reportedType, reason: _reason, ...report } = event.data
       return applyFact(state, next, reportedType, { ...report, orderId: state.orderId }, event.position, records)
     }
+    case 'EndpointChanged':
+      // Never in an order's stream (~endpoints): nothing about money or an order to fold.
+      return { kind: 'applied' }
     default:
       return assertNever(event)
   }

@@ -1,11 +1,13 @@
 import type SQLite from 'better-sqlite3'
 import type { RecordedEvent, UnattributedReportData } from './events.js'
 import { evolve, foldingStateJson, foldingView, initialOrderState, orderView, type FoldEvent, type FoldingState, type FoldOutcome, type OrderState, type OrderView, type ViewContext } from './order-fold.js'
+import { EndpointsProjection } from './endpoints-projection.js'
+import { messageTypesOf, OutboxWriter, summaryOf, summaryOfRow, type Cause, type OrderSummary, type SummaryColumns } from './outbox.js'
 import { UnattributedReports } from './unattributed-reports.js'
 
 export const ordersProjection = 'orders'
 
-interface OrderRowState { state: string }
+interface OrderRowState extends SummaryColumns { state: string }
 
 /** The orders columns, in the order orderRowValues gives them. */
 export const orderColumns = [
@@ -49,10 +51,23 @@ const upsertSql = `INSERT INTO orders (order_id, status, needs_review, anomalies
     version = excluded.version, last_position = excluded.last_position,
     first_seen_at = excluded.first_seen_at, updated_at = excluded.updated_at, state = excluded.state`
 
+export interface ProjectorOptions {
+  /**
+   * Write an order.* message to the outbox for every change of an order's
+   * view, with a delivery per endpoint that takes it, due after
+   * `firstDelayMs` (orders/outbox.ts). The service's writer does; the CLI's
+   * stores (import, rebuild, tests of the fold) do not.
+   */
+  outbox?: { firstDelayMs: number } | undefined
+}
+
+const summaryColumns = 'state, status, paid_amount, refunded_amount, currency, anomalies, needs_review'
+
 /**
- * Applies new events to the orders table. Runs synchronously inside the
- * event log's append transaction (EventLog onAppend), so the projection and
- * the log commit together; records the last position it applied.
+ * Applies new events to the orders table (and EndpointChanged events to the
+ * endpoints table). Runs synchronously inside the event log's append
+ * transaction (EventLog onAppend), so the projection and the log commit
+ * together; records the last position it applied.
  */
 export class OrderProjector {
   readonly #sqlite: SQLite.Database
@@ -61,16 +76,20 @@ export class OrderProjector {
   readonly #checkpoint: SQLite.Statement
   readonly #readCheckpoint: SQLite.Statement<[string], { last_position: number, context: string }>
   readonly #reports: UnattributedReports
+  readonly #endpoints: EndpointsProjection
+  readonly #outbox: OutboxWriter | undefined
   #context: ViewContext
 
-  constructor (sqlite: SQLite.Database) {
+  constructor (sqlite: SQLite.Database, options: ProjectorOptions = {}) {
     this.#sqlite = sqlite
-    this.#load = sqlite.prepare('SELECT state FROM orders WHERE order_id = ?')
+    this.#load = sqlite.prepare(`SELECT ${summaryColumns} FROM orders WHERE order_id = ?`)
     this.#upsert = sqlite.prepare(upsertSql)
     this.#checkpoint = sqlite.prepare(`INSERT INTO projections (name, last_position, context) VALUES (?, ?, ?)
       ON CONFLICT (name) DO UPDATE SET last_position = excluded.last_position, context = excluded.context`)
     this.#readCheckpoint = sqlite.prepare('SELECT last_position, context FROM projections WHERE name = ?')
     this.#reports = new UnattributedReports(sqlite)
+    this.#endpoints = new EndpointsProjection(sqlite)
+    this.#outbox = options.outbox === undefined ? undefined : new OutboxWriter(sqlite, options.outbox)
     this.#context = this.#readContext()
   }
 
@@ -87,54 +106,85 @@ export class OrderProjector {
   apply (events: readonly RecordedEvent[]): FoldOutcome[] {
     if (events.length === 0) return []
     const touched = new Map<string, OrderState>()
+    // With the outbox: each touched order's summary as it stands, to tell a change (messageTypesOf).
+    const summaries = new Map<string, OrderSummary | null>()
     const outcomes: FoldOutcome[] = []
-    const reports: UnattributedReportData[] = []
-    let contextChanged = false
+    const reports: RecordedEvent[] = []
+    let contextChangedBy: RecordedEvent | undefined
+    const load = (orderId: string): OrderState => touched.get(orderId) ?? this.#loadState(orderId, summaries)
     for (const event of events) {
+      if (event.type === 'EndpointChanged') {
+        this.#endpoints.apply(event.data, event.position, event.recordedAt)
+        outcomes.push({ kind: 'applied' })
+        continue
+      }
       if (event.type === 'UnattributedReportReceived') {
         // Not an order's event: it changes the view of every order it joins (below).
         this.#reports.noteReport(event.data)
-        reports.push(event.data)
+        reports.push(event)
         outcomes.push({ kind: 'applied' })
         continue
       }
       if (event.type === 'OrderPlaced' && !this.#context.ordersRegistered) {
         this.#context = { ...this.#context, ordersRegistered: true }
-        contextChanged = true
+        contextChangedBy ??= event
       }
-      const current = touched.get(event.streamId) ?? this.#loadState(event.streamId)
-      const { state, outcome } = evolve(current, event)
+      const { state, outcome } = evolve(load(event.streamId), event)
       touched.set(event.streamId, state)
       outcomes.push(outcome)
+      this.#noteChange(state, event, summaries)
     }
     for (const report of reports) {
-      for (const orderId of this.#reports.ordersJoined(report)) if (!touched.has(orderId)) touched.set(orderId, this.#loadState(orderId))
+      if (report.type !== 'UnattributedReportReceived') continue
+      for (const orderId of this.#reports.ordersJoined(report.data)) {
+        const state = load(orderId)
+        touched.set(orderId, state)
+        this.#noteChange(state, report, summaries)
+      }
     }
     for (const state of touched.values()) this.#upsert.run(this.#rowValues(state))
-    if (contextChanged) this.#rederiveAll()
+    if (contextChangedBy !== undefined) this.#rederiveAll(contextChangedBy)
     this.#checkpoint.run(ordersProjection, events[events.length - 1]!.position, JSON.stringify(this.#context))
     return outcomes
+  }
+
+  /** With the outbox, writes the messages of the change `cause` made to an order's view, if it made one. */
+  #noteChange (state: OrderState, cause: Cause, summaries: Map<string, OrderSummary | null>): void {
+    if (this.#outbox === undefined) return
+    const view = orderView(state, this.#context, this.#reports.linkedTo(Object.values(state.facts)))
+    const previous = summaries.get(state.orderId) ?? null
+    const next = summaryOf(view)
+    const types = messageTypesOf(previous, next)
+    if (types.length === 0) return
+    summaries.set(state.orderId, next)
+    this.#outbox.write(types, view, previous, cause, this.#endpoints.enabled)
   }
 
   /** Re-reads the checkpoint, e.g. after a rolled-back transaction or a rebuild. */
   reload (): void {
     this.#context = this.#readContext()
     this.#reports.reload()
+    this.#endpoints.reload()
   }
 
   #rowValues (state: OrderState): Array<string | number | null> {
     return orderRowValues(state, this.#context, this.#reports.linkedTo(Object.values(state.facts)))
   }
 
-  #loadState (orderId: string): OrderState {
+  #loadState (orderId: string, summaries: Map<string, OrderSummary | null>): OrderState {
     const row = this.#load.get(orderId)
+    if (!summaries.has(orderId)) summaries.set(orderId, row === undefined ? null : summaryOfRow(row))
     return row === undefined ? initialOrderState(orderId) : JSON.parse(row.state) as OrderState
   }
 
   // The first registered order changes every order's view once (unknown_order): rare, so a full pass is fine.
-  #rederiveAll (): void {
-    const rows = this.#sqlite.prepare('SELECT state FROM orders').all() as OrderRowState[]
-    for (const row of rows) this.#upsert.run(this.#rowValues(JSON.parse(row.state) as OrderState))
+  #rederiveAll (cause: Cause): void {
+    const rows = this.#sqlite.prepare(`SELECT ${summaryColumns} FROM orders`).all() as OrderRowState[]
+    for (const row of rows) {
+      const state = JSON.parse(row.state) as OrderState
+      this.#noteChange(state, cause, new Map([[state.orderId, summaryOfRow(row)]]))
+      this.#upsert.run(this.#rowValues(state))
+    }
   }
 
   #readContext (): ViewContext {

@@ -1,0 +1,130 @@
+import { createHash } from 'node:crypto'
+import type SQLite from 'better-sqlite3'
+import { OrderStatus, type OrderView } from './order-fold.js'
+
+/** The types of outbound messages: every change is `order.updated`; the others name what changed, for filtering. */
+export const OrderMessageType = {
+  Updated: 'order.updated',
+  Paid: 'order.paid',
+  Refunded: 'order.refunded',
+  PartiallyRefunded: 'order.partially_refunded',
+  Failed: 'order.failed',
+  Closed: 'order.closed',
+  NeedsReview: 'order.needs_review'
+} as const
+export type OrderMessageType = typeof OrderMessageType[keyof typeof OrderMessageType]
+export const orderMessageTypes: readonly OrderMessageType[] = Object.values(OrderMessageType)
+
+/** The status entered, as a message type; the statuses without one (pending, awaiting_payment) only send order.updated. */
+const statusTypes: Partial<Record<OrderStatus, OrderMessageType>> = {
+  [OrderStatus.Paid]: OrderMessageType.Paid,
+  [OrderStatus.Refunded]: OrderMessageType.Refunded,
+  [OrderStatus.PartiallyRefunded]: OrderMessageType.PartiallyRefunded,
+  [OrderStatus.Failed]: OrderMessageType.Failed,
+  [OrderStatus.Closed]: OrderMessageType.Closed
+}
+
+/** What a consumer is told of an order: the parts of its view whose change is a message. */
+export interface OrderSummary {
+  status: string
+  paidAmount: number
+  refundedAmount: number
+  currency: string | null
+  anomalies: readonly string[]
+  needsReview: boolean
+}
+
+export function summaryOf (view: OrderView): OrderSummary {
+  return { status: view.status, paidAmount: view.paidAmount, refundedAmount: view.refundedAmount, currency: view.currency, anomalies: view.anomalies, needsReview: view.needsReview }
+}
+
+/** The orders row's columns that hold a summary, as the projector reads them back. */
+export interface SummaryColumns {
+  status: string
+  paid_amount: number
+  refunded_amount: number
+  currency: string | null
+  anomalies: string
+  needs_review: number
+}
+
+export function summaryOfRow (row: SummaryColumns): OrderSummary {
+  return { status: row.status, paidAmount: row.paid_amount, refundedAmount: row.refunded_amount, currency: row.currency, anomalies: JSON.parse(row.anomalies) as string[], needsReview: row.needs_review === 1 }
+}
+
+function sameSummary (a: OrderSummary, b: OrderSummary): boolean {
+  return a.status === b.status && a.paidAmount === b.paidAmount && a.refundedAmount === b.refundedAmount &&
+    a.currency === b.currency && a.needsReview === b.needsReview &&
+    a.anomalies.length === b.anomalies.length && a.anomalies.every((anomaly, i) => anomaly === b.anomalies[i])
+}
+
+/**
+ * The message types one change of an order's view sends: none when the
+ * summary did not change (a repeat callback sends nothing), else
+ * order.updated, the status entered, and order.needs_review when an anomaly
+ * appeared. `previous` is null for an order's first change.
+ */
+export function messageTypesOf (previous: OrderSummary | null, next: OrderSummary): OrderMessageType[] {
+  if (previous !== null && sameSummary(previous, next)) return []
+  const types: OrderMessageType[] = [OrderMessageType.Updated]
+  const entered = previous?.status === next.status ? undefined : statusTypes[next.status as OrderStatus]
+  if (entered !== undefined) types.push(entered)
+  if (next.anomalies.some(anomaly => !(previous?.anomalies ?? []).includes(anomaly))) types.push(OrderMessageType.NeedsReview)
+  return types
+}
+
+/** The event that caused a change: its position, hash and time. */
+export interface Cause { position: number, hash: string, recordedAt: string }
+
+/** An enabled endpoint as the writer fans messages out to it. */
+export interface FanoutEndpoint { id: string, events: ReadonlySet<string> | null, createdPosition: number }
+
+/**
+ * Writes order.* messages to the outbox, and one delivery per message and
+ * endpoint that takes it, in the caller's transaction (the projector's, in
+ * the append): no change is lost, and none is sent for an event that did not
+ * commit. The webhook-id is derived from the causing event's hash, so it is
+ * stable and unique per log.
+ */
+export class OutboxWriter {
+  readonly #insertMessage: SQLite.Statement
+  readonly #insertDelivery: SQLite.Statement
+  readonly #firstDelayMs: number
+  readonly #clock: () => number
+
+  constructor (sqlite: SQLite.Database, options: { firstDelayMs: number, clock?: () => number }) {
+    this.#insertMessage = sqlite.prepare(`INSERT INTO outbox (message_id, type, order_id, position, version, payload, created_at)
+      VALUES (?, ?, ?, ?, ?, ?, ?)`)
+    this.#insertDelivery = sqlite.prepare(`INSERT INTO outbound_deliveries (message_seq, endpoint_id, order_id, state, attempts, next_attempt_at, created_at, updated_at)
+      VALUES (?, ?, ?, 'pending', 0, ?, ?, ?)`)
+    this.#firstDelayMs = options.firstDelayMs
+    this.#clock = options.clock ?? Date.now
+  }
+
+  /** Writes the messages of one change (messageTypesOf) and their deliveries. */
+  write (types: readonly OrderMessageType[], view: OrderView, previous: OrderSummary | null, cause: Cause, endpoints: readonly FanoutEndpoint[]): void {
+    if (types.length === 0) return
+    const data = {
+      order_id: view.orderId,
+      status: view.status,
+      previous_status: previous?.status ?? null,
+      paid_amount: view.paidAmount,
+      refunded_amount: view.refundedAmount,
+      currency: view.currency,
+      anomalies: view.anomalies,
+      needs_review: view.needsReview,
+      position: cause.position,
+      version: view.version
+    }
+    const due = this.#clock() + this.#firstDelayMs
+    for (const type of types) {
+      const messageId = `msg_${createHash('sha256').update(`${cause.hash}|${view.orderId}|${type}`).digest('hex').slice(0, 32)}`
+      const payload = JSON.stringify({ type, timestamp: cause.recordedAt, data })
+      const seq = this.#insertMessage.run(messageId, type, view.orderId, cause.position, view.version, payload, cause.recordedAt).lastInsertRowid
+      for (const endpoint of endpoints) {
+        if (cause.position <= endpoint.createdPosition || (endpoint.events !== null && !endpoint.events.has(type))) continue
+        this.#insertDelivery.run(seq, endpoint.id, view.orderId, due, cause.recordedAt, cause.recordedAt)
+      }
+    }
+  }
+}
