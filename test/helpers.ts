@@ -5,7 +5,9 @@ import type { FastifyInstance } from 'fastify'
 import type { Test } from 'tap'
 import { buildApp, type AppDeps } from '../src/app.js'
 import { loadConfig, type Config } from '../src/config.js'
+import { generateSigningKey } from '../src/event-log/checkpoint-signature.js'
 import { signGenericParams } from '../src/gateways/generic.js'
+import { createOutbound, type Outbound } from '../src/outbound/runtime.js'
 import type { Secrets } from '../src/secrets.js'
 import { openStore, openThreadedStore, type ServiceStore, type Store, type StoreOptions } from '../src/store.js'
 
@@ -48,6 +50,8 @@ interface BuildOptions {
   store?: StoreOptions
   deps?: Partial<AppDeps>
   dbPath?: string
+  /** Run outbound as `serve` does: the outbox written with every change, the endpoint routes and the feed, a dispatcher started. */
+  outbound?: boolean
 }
 
 /**
@@ -62,11 +66,17 @@ export async function buildTestApp (t: Teardown, options: BuildOptions & { write
 export async function buildTestApp (t: Teardown, options: BuildOptions & { writer?: Writer } = {}): Promise<TestApp<ServiceStore>> {
   const dbPath = options.dbPath ?? join(tempDir(t), 'test.db')
   const config = loadConfig({ PAYNOTIFY_DB: dbPath, PAYNOTIFY_LOG_LEVEL: 'silent', ...options.env })
-  const storeOptions = { synchronous: config.synchronous, batchMaxSize: config.batchMaxSize, ...options.store }
+  const outbox = options.outbound === true ? { firstDelayMs: config.outbound.retrySchedule[0] ?? 0 } : undefined
+  const storeOptions = { synchronous: config.synchronous, batchMaxSize: config.batchMaxSize, outbox, ...options.store }
   const store = options.writer === 'thread' ? await openThreadedStore(dbPath, { ...storeOptions, entry: builtWriter }) : await openStore(dbPath, storeOptions)
-  const app = await buildApp({ config, secrets: testSecrets, store, ...options.deps })
+  const outbound: Outbound | undefined = options.outbound === true
+    ? createOutbound({ sqlite: store.sqlite, dispatcherSqlite: store.sqlite, eventLog: store.eventLog, signingKey: generateSigningKey(), config: config.outbound, log: { warn: () => {}, error: () => {} } })
+    : undefined
+  const app = await buildApp({ config, secrets: testSecrets, store, outbound, ...options.deps })
+  outbound?.dispatcher.start()
   t.teardown(async () => {
     await app.close()
+    await outbound?.close()
     await store.close()
   })
   return { app, store, config, dbPath }

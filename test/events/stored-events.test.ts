@@ -22,7 +22,7 @@ function stripeEvent (type: string, object: Record<string, unknown>): { payload:
 }
 
 t.test('every event stored after a mixed run of callbacks validates against its schema', async t => {
-  const { app, store } = await buildTestApp(t, { env: { PAYNOTIFY_STRIPE_WEBHOOK_SECRET: stripeSecret, PAYNOTIFY_ACCEPT_REPLAYS: '1' }, deps: { now }, store: { clock: now } })
+  const { app, store } = await buildTestApp(t, { env: { PAYNOTIFY_STRIPE_WEBHOOK_SECRET: stripeSecret, PAYNOTIFY_ACCEPT_REPLAYS: '1', PAYNOTIFY_OUTBOUND_ALLOW_PRIVATE: '1' }, deps: { now }, store: { clock: now }, outbound: true })
   const post = async (request: { url: string, headers: Record<string, string>, payload: string }, status = 200): Promise<void> => {
     const answer = await app.inject({ method: 'POST', ...request })
     t.equal(answer.statusCode, status, `${request.url} ${request.payload.slice(0, 60)}`)
@@ -72,6 +72,14 @@ t.test('every event stored after a mixed run of callbacks validates against its 
   ]) {
     await post({ url: '/notify/stripe', headers: { 'content-type': 'application/json', 'stripe-signature': signature }, payload })
   }
+
+  // Endpoint changes by an admin: created, updated, secret rotated, deleted. (Disabled, the dispatcher's, is test/outbound's.)
+  const created = await app.inject({ method: 'POST', url: '/admin/endpoints', headers: adminAuth, payload: { url: 'http://127.0.0.1:9/hook', events: ['order.paid'], description: 'ERP' } })
+  t.equal(created.statusCode, 201, 'endpoint created')
+  const endpointId = created.json().id as string
+  t.equal((await app.inject({ method: 'PATCH', url: `/admin/endpoints/${endpointId}`, headers: adminAuth, payload: { enabled: false } })).statusCode, 200, 'endpoint updated')
+  t.equal((await app.inject({ method: 'POST', url: `/admin/endpoints/${endpointId}/rotate-secret`, headers: adminAuth })).statusCode, 200, 'secret rotated')
+  t.equal((await app.inject({ method: 'DELETE', url: `/admin/endpoints/${endpointId}`, headers: adminAuth })).statusCode, 204, 'endpoint deleted')
 
   const rows = [...iterateRows(store.sqlite)]
   t.ok(rows.length >= 20, `${rows.length} events stored`)
