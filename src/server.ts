@@ -46,6 +46,8 @@ export async function startServer (config: Config): Promise<{ close: () => Promi
   // does not wait for an fsync per batch of attempts. An in-memory store (inline writer) has one connection.
   const dispatcherSqlite = config.dbPath === ':memory:' ? store.sqlite : new SQLite(config.dbPath, { fileMustExist: true })
   if (dispatcherSqlite !== store.sqlite) configureConnection(dispatcherSqlite, { synchronous: 'NORMAL', busyTimeoutMs: config.busyTimeoutMs })
+  // Assigned once, below: the outbound log needs the app's logger, and the app needs outbound.
+  // eslint-disable-next-line prefer-const
   let app: FastifyInstance | undefined
   const outbound = createOutbound({
     sqlite: store.sqlite,

@@ -1,5 +1,5 @@
 import type SQLite from 'better-sqlite3'
-import type { RecordedEvent, UnattributedReportData } from './events.js'
+import type { RecordedEvent } from './events.js'
 import { evolve, foldingStateJson, foldingView, initialOrderState, orderView, type FoldEvent, type FoldingState, type FoldOutcome, type OrderState, type OrderView, type ViewContext } from './order-fold.js'
 import { EndpointsProjection } from './endpoints-projection.js'
 import { messageTypesOf, OutboxWriter, summaryOf, summaryOfRow, type Cause, type OrderSummary, type SummaryColumns } from './outbox.js'

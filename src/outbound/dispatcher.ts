@@ -82,8 +82,8 @@ export class Dispatcher {
         AND NOT EXISTS (SELECT 1 FROM outbound_deliveries AS p WHERE p.endpoint_id = d.endpoint_id AND p.order_id = d.order_id
           AND p.state IN ('pending', 'failed') AND p.message_seq < d.message_seq)
       ORDER BY d.next_attempt_at, d.id LIMIT ?`)
-    this.#earliest = sqlite.prepare(`SELECT min(next_attempt_at) FROM outbound_deliveries WHERE state IN ('pending', 'failed')`).pluck() as SQLite.Statement<[], number | null>
-    this.#secrets = sqlite.prepare(`SELECT sealed FROM endpoint_secrets WHERE endpoint_id = ? AND (expires_at IS NULL OR expires_at > ?) ORDER BY id DESC`)
+    this.#earliest = sqlite.prepare('SELECT min(next_attempt_at) FROM outbound_deliveries WHERE state IN (\'pending\', \'failed\')').pluck() as SQLite.Statement<[], number | null>
+    this.#secrets = sqlite.prepare('SELECT sealed FROM endpoint_secrets WHERE endpoint_id = ? AND (expires_at IS NULL OR expires_at > ?) ORDER BY id DESC')
     this.#insertAttempt = sqlite.prepare(`INSERT INTO outbound_attempts (delivery_id, endpoint_id, message_seq, attempted_at, duration_ms, request_headers, status, response_body, error)
       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`)
     this.#update = sqlite.prepare(`UPDATE outbound_deliveries SET state = ?, attempts = attempts + 1, next_attempt_at = ?, last_status = ?, last_error = ?, updated_at = ?

@@ -43,7 +43,7 @@ export class OutboundMessages {
     this.#now = now
     this.#onResend = onResend
     // A job a stopped service left running is not running any more: say so (its finished chunks stand).
-    sqlite.prepare(`UPDATE jobs SET state = 'interrupted', finished_at = ? WHERE state = 'running'`).run(now().toISOString())
+    sqlite.prepare('UPDATE jobs SET state = \'interrupted\', finished_at = ? WHERE state = \'running\'').run(now().toISOString())
   }
 
   attempts (endpointId: string, cursor: number | undefined, limit: number): { attempts: Attempt[], nextCursor: number | null } {
@@ -110,7 +110,7 @@ export class OutboundMessages {
       WHERE d.endpoint_id = ? AND d.state IN ('failed', 'dead') AND o.created_at >= ? AND o.created_at < ?`
     const total = this.#sqlite.prepare(`SELECT count(*) ${range}`).pluck().get(endpointId, since, until) as number
     const id = `job_${randomBytes(12).toString('hex')}`
-    this.#sqlite.prepare(`INSERT INTO jobs (id, kind, state, params, total, done, error, created_at, finished_at) VALUES (?, 'recover', 'running', ?, ?, 0, NULL, ?, NULL)`)
+    this.#sqlite.prepare('INSERT INTO jobs (id, kind, state, params, total, done, error, created_at, finished_at) VALUES (?, \'recover\', \'running\', ?, ?, 0, NULL, ?, NULL)')
       .run(id, JSON.stringify({ endpointId, since, until }), total, now.toISOString())
     const chunk = this.#sqlite.prepare(`UPDATE outbound_deliveries SET state = 'pending', attempts = 0, next_attempt_at = ?, updated_at = ?
       WHERE id IN (SELECT d.id ${range} AND d.id > ? ORDER BY d.id LIMIT ${recoverChunk}) RETURNING id`).pluck()

@@ -44,16 +44,15 @@ export function createOutbound (options: OutboundOptions): Outbound {
       return written
     }
   })
-  let dispatcher: Dispatcher | undefined
   const endpoints = new EndpointService({
     sqlite: options.sqlite,
     eventLog: notifying(options.eventLog),
     sealer,
     allowPrivate: options.config.allowPrivate,
     now,
-    onSecretsChanged: id => { dispatcher?.forget(id) }
+    onSecretsChanged: id => { dispatcher.forget(id) }
   })
-  dispatcher = new Dispatcher({
+  const dispatcher = new Dispatcher({
     sqlite: options.dispatcherSqlite,
     sealer,
     schedule: options.config.retrySchedule,
@@ -64,9 +63,8 @@ export function createOutbound (options: OutboundOptions): Outbound {
     log: options.log,
     clock: () => now().getTime()
   })
-  const running = dispatcher
-  const messages = new OutboundMessages(options.sqlite, now, () => { running.nudge() })
-  commits.on('committed', () => { running.nudge() })
+  const messages = new OutboundMessages(options.sqlite, now, () => { dispatcher.nudge() })
+  commits.on('committed', () => { dispatcher.nudge() })
   return {
     endpoints,
     messages,
@@ -76,7 +74,7 @@ export function createOutbound (options: OutboundOptions): Outbound {
     notifying,
     close: async () => {
       await messages.close()
-      await running.close()
+      await dispatcher.close()
     }
   }
 }
