@@ -1,5 +1,5 @@
 import { join } from 'node:path'
-import t from 'tap'
+import t, { type Test } from 'tap'
 import type { NewEvent } from '../../src/event-log/event-log.js'
 import type { EndpointChangedData, PaymentEventType } from '../../src/orders/events.js'
 import { messageTypesOf, type OrderSummary } from '../../src/orders/outbox.js'
@@ -20,7 +20,7 @@ t.test('a change sends order.updated, the status it entered and order.needs_revi
   t.same(messageTypesOf(summary({ currency: 'CNY' }), summary({ currency: 'USD' })), ['order.updated'])
 })
 
-async function outboxStore (t: Parameters<Parameters<typeof t.test>[1]>[0], outbox = true): Promise<Store> {
+async function outboxStore (t: Test, outbox = true): Promise<Store> {
   const store = await openStore(join(tempDir(t), 'outbox.db'), { outbox: outbox ? { firstDelayMs: 0 } : undefined })
   t.teardown(async () => { await store.close() })
   return store
