@@ -3,7 +3,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
 import type SQLite from 'better-sqlite3'
 import { MalformedError } from '../errors.js'
-import { orderMessageTypes } from '../orders/outbox.js'
+import { orderMessageTypes, webhookIdPattern } from '../orders/outbox.js'
 import { maxEndpointUrlLength } from '../outbound/endpoint-url.js'
 import type { Actor } from '../outbound/endpoints.js'
 import type { Outbound } from '../outbound/runtime.js'
@@ -20,7 +20,7 @@ export interface OutboundRoutesOptions {
 const security = [{ adminToken: [] }]
 const Nullable = <T extends ReturnType<typeof Type.String>>(schema: T) => Type.Union([schema, Type.Null()])
 const EndpointId = Type.String({ pattern: '^ep_[0-9a-f]{32}$' })
-const MessageId = Type.String({ pattern: '^msg_[0-9a-f]{32}$' })
+const MessageId = Type.String({ pattern: webhookIdPattern.source })
 const MessageType = Type.Union(orderMessageTypes.map(type => Type.Literal(type)))
 const Events = Type.Array(MessageType, { maxItems: orderMessageTypes.length, description: 'the order.* types it receives; omitted or empty: every type' })
 const Url = Type.String({ minLength: 1, maxLength: maxEndpointUrlLength })

@@ -108,6 +108,8 @@ export class OrderProjector {
     const touched = new Map<string, OrderState>()
     // With the outbox: each touched order's summary as it stands, to tell a change (messageTypesOf).
     const summaries = new Map<string, OrderSummary | null>()
+    // Messages written per causing event so far (their webhook-ids' index).
+    const sent = new Map<number, number>()
     const outcomes: FoldOutcome[] = []
     const reports: RecordedEvent[] = []
     let contextChangedBy: RecordedEvent | undefined
@@ -132,24 +134,24 @@ export class OrderProjector {
       const { state, outcome } = evolve(load(event.streamId), event)
       touched.set(event.streamId, state)
       outcomes.push(outcome)
-      this.#noteChange(state, event, summaries)
+      this.#noteChange(state, event, summaries, sent)
     }
     for (const report of reports) {
       if (report.type !== 'UnattributedReportReceived') continue
       for (const orderId of this.#reports.ordersJoined(report.data)) {
         const state = load(orderId)
         touched.set(orderId, state)
-        this.#noteChange(state, report, summaries)
+        this.#noteChange(state, report, summaries, sent)
       }
     }
     for (const state of touched.values()) this.#upsert.run(this.#rowValues(state))
-    if (contextChangedBy !== undefined) this.#rederiveAll(contextChangedBy)
+    if (contextChangedBy !== undefined) this.#rederiveAll(contextChangedBy, sent)
     this.#checkpoint.run(ordersProjection, events[events.length - 1]!.position, JSON.stringify(this.#context))
     return outcomes
   }
 
   /** With the outbox, writes the messages of the change `cause` made to an order's view, if it made one. */
-  #noteChange (state: OrderState, cause: Cause, summaries: Map<string, OrderSummary | null>): void {
+  #noteChange (state: OrderState, cause: Cause, summaries: Map<string, OrderSummary | null>, sent: Map<number, number>): void {
     if (this.#outbox === undefined) return
     const view = orderView(state, this.#context, this.#reports.linkedTo(Object.values(state.facts)))
     const previous = summaries.get(state.orderId) ?? null
@@ -157,7 +159,9 @@ export class OrderProjector {
     const types = messageTypesOf(previous, next)
     if (types.length === 0) return
     summaries.set(state.orderId, next)
-    this.#outbox.write(types, view, previous, cause, this.#endpoints.enabled)
+    const index = sent.get(cause.position) ?? 0
+    this.#outbox.write(types, view, previous, cause, index, this.#endpoints.enabled)
+    sent.set(cause.position, index + types.length)
   }
 
   /** Re-reads the checkpoint, e.g. after a rolled-back transaction or a rebuild. */
@@ -178,11 +182,11 @@ export class OrderProjector {
   }
 
   // The first registered order changes every order's view once (unknown_order): rare, so a full pass is fine.
-  #rederiveAll (cause: Cause): void {
+  #rederiveAll (cause: Cause, sent: Map<number, number>): void {
     const rows = this.#sqlite.prepare(`SELECT ${summaryColumns} FROM orders`).all() as OrderRowState[]
     for (const row of rows) {
       const state = JSON.parse(row.state) as OrderState
-      this.#noteChange(state, cause, new Map([[state.orderId, summaryOfRow(row)]]))
+      this.#noteChange(state, cause, new Map([[state.orderId, summaryOfRow(row)]]), sent)
       this.#upsert.run(this.#rowValues(state))
     }
   }

@@ -2,7 +2,7 @@ import { join } from 'node:path'
 import t, { type Test } from 'tap'
 import type { NewEvent } from '../../src/event-log/event-log.js'
 import type { EndpointChangedData, PaymentEventType } from '../../src/orders/events.js'
-import { messageTypesOf, type OrderSummary } from '../../src/orders/outbox.js'
+import { messageTypesOf, webhookIdPattern, type OrderSummary } from '../../src/orders/outbox.js'
 import { openStore, type Store } from '../../src/store.js'
 import { tempDir } from '../helpers.js'
 
@@ -58,7 +58,9 @@ t.test('the projector writes each change\'s messages in the append\'s own transa
   const rows = outbox(store)
   t.same(rows.map(row => [row.type, row.order_id, row.version]), [['order.updated', 'A-1', 1], ['order.paid', 'A-1', 1], ['order.updated', 'A-1', 3], ['order.partially_refunded', 'A-1', 3]], 'the repeat (version 2) sent nothing')
   t.equal(rows[0]!.position, paid!.position)
-  t.match(rows[0]!.message_id, /^msg_[0-9a-f]{32}$/)
+  t.equal(rows[0]!.message_id, `msg_${paid!.position.toString(36).padStart(9, '0')}00${paid!.hash.slice(0, 12)}`, 'position, index and the event\'s hash')
+  t.equal(rows[1]!.message_id, `msg_${paid!.position.toString(36).padStart(9, '0')}01${paid!.hash.slice(0, 12)}`, 'the second message of the same event')
+  t.ok(rows.every(row => webhookIdPattern.test(row.message_id)))
   t.equal(new Set(rows.map(row => row.message_id)).size, rows.length, 'one webhook-id per message')
   t.same(JSON.parse(rows[2]!.payload), {
     type: 'order.updated',
