@@ -14,7 +14,7 @@ import { findOrder, listOrders } from '../orders/queries.js'
 import { listUnattributed } from '../orders/unattributed-reports.js'
 import { requireBearer } from './auth.js'
 import { EventStream } from './event-stream.js'
-import { ErrorBody, EventSchema, OrderId, OrderViewSchema, TimelineEntry } from './schemas.js'
+import { ErrorBody, EventSchema, OrderId, OrderViewSchema, refuseUnknownQuery, TimelineEntry } from './schemas.js'
 
 export interface AdminRoutesOptions {
   db: Kysely<Database>
@@ -31,12 +31,7 @@ export const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (plugin
   const app = plugin.withTypeProvider<TypeBoxTypeProvider>()
   const { db, sqlite } = options
   app.addHook('onRequest', requireBearer(options.adminToken, 'admin'))
-  // Every admin route refuses a query parameter it does not know (400 naming it): a misspelt
-  // filter (?staus=failed) would otherwise be dropped, and the answer look like a filtered one.
-  app.addHook('onRoute', route => {
-    const querystring = (route.schema?.querystring ?? { type: 'object', properties: {} }) as Record<string, unknown>
-    route.schema = { ...route.schema, querystring: { ...querystring, additionalProperties: false } }
-  })
+  app.addHook('onRoute', refuseUnknownQuery)
 
   app.get('/admin/orders/:id', {
     schema: {

@@ -9,7 +9,7 @@ import type { Actor } from '../outbound/endpoints.js'
 import type { Outbound } from '../outbound/runtime.js'
 import { requireBearer } from './auth.js'
 import { FeedStream } from './feed.js'
-import { ErrorBody } from './schemas.js'
+import { ErrorBody, refuseUnknownQuery } from './schemas.js'
 
 export interface OutboundRoutesOptions {
   outbound: Outbound
@@ -46,10 +46,7 @@ export const outboundRoutes: FastifyPluginAsync<OutboundRoutesOptions> = async (
   const app = plugin.withTypeProvider<TypeBoxTypeProvider>()
   const { endpoints, messages } = options.outbound
   app.addHook('onRequest', requireBearer(options.adminToken, 'admin'))
-  app.addHook('onRoute', route => {
-    const querystring = (route.schema?.querystring ?? { type: 'object', properties: {} }) as Record<string, unknown>
-    route.schema = { ...route.schema, querystring: { ...querystring, additionalProperties: false } }
-  })
+  app.addHook('onRoute', refuseUnknownQuery)
 
   app.post('/admin/endpoints', {
     schema: {

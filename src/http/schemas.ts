@@ -1,4 +1,5 @@
 import { Type, type TSchema } from '@sinclair/typebox'
+import type { onRouteHookHandler } from 'fastify'
 import { Anomaly, OrderStatus } from '../orders/order-fold.js'
 import { eventTypes, orderIdPattern } from '../orders/events.js'
 
@@ -46,3 +47,14 @@ export const TimelineEntry = Type.Intersect([EventSchema, Type.Object({
   duplicateReason: Type.Optional(Type.Union([Type.Literal('delivery'), Type.Literal('fact')])),
   duplicateOf: Type.Optional(Type.Integer({ description: 'position of the first delivery of this notification or fact' }))
 })])
+
+/**
+ * An onRoute hook for the admin plugins: every route refuses a query
+ * parameter it does not know (400 naming it). A misspelt filter
+ * (?staus=failed) would otherwise be dropped, and the answer look like a
+ * filtered one.
+ */
+export const refuseUnknownQuery: onRouteHookHandler = route => {
+  const querystring = (route.schema?.querystring ?? { type: 'object', properties: {} }) as Record<string, unknown>
+  route.schema = { ...route.schema, querystring: { ...querystring, additionalProperties: false } }
+}
