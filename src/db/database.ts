@@ -133,6 +133,7 @@ export interface OutboxTable {
   order_id: string
   /** Log position of the event that caused it. */
   position: number
+  /** Per order, one more than its previous change's: the messages of one change share it. */
   version: number
   /** The body, exactly as sent. */
   payload: string

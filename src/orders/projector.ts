@@ -105,6 +105,7 @@ export class OrderProjector {
   /** Applies events (in log order) and returns each event's outcome. Must run inside a transaction. */
   apply (events: readonly RecordedEvent[]): FoldOutcome[] {
     if (events.length === 0) return []
+    this.#outbox?.beginBatch()
     const touched = new Map<string, OrderState>()
     // With the outbox: each touched order's summary as it stands, to tell a change (messageTypesOf).
     const summaries = new Map<string, OrderSummary | null>()

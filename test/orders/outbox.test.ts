@@ -56,7 +56,7 @@ t.test('the projector writes each change\'s messages in the append\'s own transa
   await store.eventLog.append([payment('A-1', 'PaymentSucceeded', 8888, 'n-1')])
   await store.eventLog.append([payment('A-1', 'PaymentRefunded', 888)])
   const rows = outbox(store)
-  t.same(rows.map(row => [row.type, row.order_id, row.version]), [['order.updated', 'A-1', 1], ['order.paid', 'A-1', 1], ['order.updated', 'A-1', 3], ['order.partially_refunded', 'A-1', 3]], 'the repeat (version 2) sent nothing')
+  t.same(rows.map(row => [row.type, row.order_id, row.version]), [['order.updated', 'A-1', 1], ['order.paid', 'A-1', 1], ['order.updated', 'A-1', 2], ['order.partially_refunded', 'A-1', 2]], 'the repeat sent nothing; the messages of one change share a version')
   t.equal(rows[0]!.position, paid!.position)
   t.equal(rows[0]!.message_id, `msg_${paid!.position.toString(36).padStart(9, '0')}00${paid!.hash.slice(0, 12)}`, 'position, index and the event\'s hash')
   t.equal(rows[1]!.message_id, `msg_${paid!.position.toString(36).padStart(9, '0')}01${paid!.hash.slice(0, 12)}`, 'the second message of the same event')
@@ -65,7 +65,7 @@ t.test('the projector writes each change\'s messages in the append\'s own transa
   t.same(JSON.parse(rows[2]!.payload), {
     type: 'order.updated',
     timestamp: rows[2] === undefined ? '' : JSON.parse(rows[2].payload).timestamp,
-    data: { order_id: 'A-1', status: 'partially_refunded', previous_status: 'paid', paid_amount: 8888, refunded_amount: 888, currency: 'CNY', anomalies: [], needs_review: false, position: rows[2]!.position, version: 3 }
+    data: { order_id: 'A-1', status: 'partially_refunded', previous_status: 'paid', paid_amount: 8888, refunded_amount: 888, currency: 'CNY', anomalies: [], needs_review: false, position: rows[2]!.position, version: 2 }
   })
   t.same(JSON.parse(rows[0]!.payload).data.previous_status, null, 'the first change has no previous status')
 })
@@ -74,6 +74,18 @@ t.test('two events of one order in one transaction are two changes, each with it
   const store = await outboxStore(t)
   await store.eventLog.append([payment('B-1', 'PaymentPending', 100), payment('B-1', 'PaymentSucceeded', 100)])
   t.same(outbox(store).map(row => [row.type, JSON.parse(row.payload).data.previous_status, row.position]), [['order.updated', null, 1], ['order.updated', 'pending', 2], ['order.paid', 'pending', 2]])
+})
+
+t.test('a change another event makes (the first registered order flags unknown orders) gets the next version of that order', async t => {
+  const store = await outboxStore(t)
+  await store.eventLog.append([payment('E-1', 'PaymentSucceeded', 100)])
+  await store.eventLog.append([payment('E-1', 'PaymentRefunded', 10)])
+  const [placed] = await store.eventLog.append([{ streamId: 'E-2', type: 'OrderPlaced', data: { orderId: 'E-2', amount: 100, currency: 'CNY' }, metadata: { gateway: 'merchant', deliveryId: 'order:E-2', receivedAt: '2026-12-07T12:00:00.000Z', requestId: 'r-e2' } }])
+  const e1 = outbox(store).filter(row => row.order_id === 'E-1' && row.type === 'order.updated')
+  t.same(e1.map(row => row.version), [1, 2, 3], 'versions grow though E-1\'s stream did not change')
+  t.same(JSON.parse(e1[2]!.payload).data.anomalies, ['unknown_order'])
+  t.equal(e1[2]!.position, placed!.position, 'caused by E-2\'s registration')
+  t.ok(outbox(store).some(row => row.order_id === 'E-1' && row.type === 'order.needs_review' && row.version === 3))
 })
 
 t.test('a store without the outbox (the CLI\'s) writes none', async t => {

@@ -43,6 +43,8 @@ export async function up (db: Kysely<any>): Promise<void> {
     .addColumn('payload', 'text', col => col.notNull())
     .addColumn('created_at', 'text', col => col.notNull())
     .execute()
+  // Each order's messages in version order: the writer numbers the next one from the last.
+  await sql`CREATE INDEX outbox_by_order ON outbox (order_id, version)`.execute(db)
   await db.schema.createTable('outbound_deliveries')
     .addColumn('id', 'integer', col => col.primaryKey())
     .addColumn('message_seq', 'integer', col => col.notNull())
