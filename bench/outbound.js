@@ -13,14 +13,15 @@
 // 2. What one subscribed endpoint adds to ingest CPU: server process CPU (/proc/<pid>/stat, every
 //    thread) per signed generic callback, at a steady BENCH_RATE (500 req/s: under what this
 //    2-core machine serves while busy, so every variant commits in batches of the same size) for
-//    BENCH_REQUESTS (2,000; 10 % gateway repeats, as in bench/ingest.js), counted from the first
+//    BENCH_REQUESTS (1,500; 10 % gateway repeats, as in bench/ingest.js), counted from the first
 //    callback until every delivery the run caused is recorded, for: no endpoint; one endpoint
 //    taking every type (order.updated and order.paid per new order); one taking order.paid only;
 //    and the every-type endpoint with its first attempt due in a day (its deliveries written with
-//    each commit, none sent: what subscribing costs the ingest path itself). Every run on a fresh
-//    server after 500 warm-up callbacks (their deliveries drained), the variants in turn within
-//    each of BENCH_ROUNDS rounds (3), the order turning each round; medians, and each ratio paired
-//    with the no-endpoint run of its own round. BENCH_BASELINE_DIST adds a build without the
+//    each commit, none sent: what subscribing costs the ingest path itself). One server per
+//    variant, started once (500 warm-up callbacks, their deliveries drained) and kept for every
+//    round, so each round's runs meet the same history; the variants in turn within each of
+//    BENCH_ROUNDS rounds (7), the order turning each round; medians, and each ratio paired with
+//    the no-endpoint run of its own round. BENCH_BASELINE_DIST adds a build without the
 //    outbox (e.g. the commit before it) as a further variant.
 //
 // Loopback only; stops by itself (about 3 minutes). Usage: node bench/outbound.js
@@ -38,9 +39,9 @@ import { cpuSeconds, startPaynotify, threadCpuSeconds } from './lib/servers.js'
 import { ratio, summarize } from './lib/stats.js'
 
 const orders = Number(process.env.BENCH_ORDERS ?? 5000)
-const rounds = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 3))
+const rounds = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 7))
 const rate = Number(process.env.BENCH_RATE ?? 500)
-const requests = Number(process.env.BENCH_REQUESTS ?? 2000)
+const requests = Number(process.env.BENCH_REQUESTS ?? 1500)
 const warmup = 500
 const connections = 50
 const baselineDist = process.env.BENCH_BASELINE_DIST
@@ -209,11 +210,14 @@ async function deliveryRun (receiver, receiverUrl, mode) {
     const target = receiver.expect(path, endpoint.secret)
     const { registrations, payments } = orderBodies(`o${process.pid}x${runCounter}`, orders)
     if (mode === 'backlog') receiver.hold()
+    const cpuStarted = cpuSeconds(server.pid)
     const started = performance.now()
     await postAll(server.url, '/orders', { 'content-type': 'application/json', authorization: `Bearer ${benchMerchantToken}` }, registrations)
     const lastAck = await postAll(server.url, '/notify/generic', { 'content-type': 'application/x-www-form-urlencoded' }, payments)
+    const cpuAcked = cpuSeconds(server.pid)
     const opened = mode === 'backlog' ? receiver.release() : undefined
     const counts = await drained(db, target)
+    const cpuDrained = cpuSeconds(server.pid)
     const delivered = target.seen.size
     const result = {
       mode,
@@ -225,13 +229,17 @@ async function deliveryRun (receiver, receiverUrl, mode) {
       // backlog: from opening the gate; live: from the first delivery (they run beside ingest).
       deliveriesPerSecond: delivered / ((target.last - (opened ?? target.first)) / 1000),
       endToEndSeconds: (target.last - started) / 1000,
+      // backlog: the server's CPU while it only delivered (after the last ack), per delivery; live: all of it, per request.
+      cpuMicrosPerDelivery: mode === 'backlog' ? (cpuDrained - cpuAcked) * 1e6 / delivered : undefined,
+      cpuMicrosPerRequest: mode === 'live' ? (cpuDrained - cpuStarted) * 1e6 / (orders * 2) : (cpuAcked - cpuStarted) * 1e6 / (orders * 2),
       trailSeconds: (target.last - lastAck) / 1000,
       repeats: target.repeats,
       badSignatures: target.badSignatures,
       outOfOrder: target.outOfOrder,
       notDelivered: counts.total - counts.delivered
     }
-    log(`${mode}: ${delivered} deliveries (${counts.total} written) at ${result.deliveriesPerSecond.toFixed(0)}/s; ` +
+    log(`${mode}: ${delivered} deliveries (${counts.total} written) at ${result.deliveriesPerSecond.toFixed(0)}/s` +
+      (mode === 'backlog' ? ` (server CPU ${result.cpuMicrosPerDelivery.toFixed(0)} µs per delivery)` : '') + '; ' +
       `${(orders * 2)} requests acked in ${result.ingestSeconds.toFixed(1)} s, last delivery ${result.trailSeconds.toFixed(1)} s after the last ack; ` +
       `${result.badSignatures} bad signatures, ${result.outOfOrder} out of order, ${result.repeats} repeats`)
     return result
@@ -251,49 +259,49 @@ const variants = {
 }
 if (baselineDist !== undefined) variants.before = { label: process.env.BENCH_BASELINE_LABEL ?? `no outbox (${baselineDist})`, events: null, dist: baselineDist }
 
-/** Part 2: one measured run of a variant: warm-up, then BENCH_REQUESTS at BENCH_RATE, CPU counted until every delivery is recorded. */
-async function cpuRun (receiver, receiverUrl, name) {
+/**
+ * Part 2: a variant's server, started once and kept for every round (so each
+ * round's runs meet the same amount of history), its endpoint created and
+ * 500 warm-up callbacks sent and delivered.
+ */
+async function startVariant (receiver, receiverUrl, name) {
   const variant = variants[name]
   const server = await startPaynotify({ env: { ...serverEnv, ...variant.env }, dist: variant.dist })
   const db = variant.dist === undefined ? openReadOnly(server.dbPath) : undefined
-  try {
-    const path = `/hook/${++runCounter}`
-    let target
-    if (variant.events !== null) {
-      const body = { url: `${receiverUrl}${path}`, description: `bench ${name}` }
-      if (variant.events.length > 0) body.events = variant.events
-      const endpoint = await admin(server.url, 'POST', '/admin/endpoints', body)
-      target = receiver.expect(path, endpoint.secret)
-    }
-    const generator = createBodyGenerator({ prefix: `c${process.pid}x${runCounter}`, seed: runCounter })
-    await runFixedRate({ url: server.url, generator, rate, amount: warmup, connections })
-    if (target !== undefined && variant.unsent !== true) await drained(db, target)
-    const before = db === undefined ? 0 : deliveryCounts(db).total
-    const cpuBefore = cpuSeconds(server.pid)
-    const threadsBefore = threadCpuSeconds(server.pid)
-    const load = await runFixedRate({ url: server.url, generator, rate, amount: requests, connections })
-    const counts = target === undefined ? undefined : variant.unsent === true ? deliveryCounts(db) : await drained(db, target)
-    const cpuAfter = cpuSeconds(server.pid)
-    const threadsAfter = threadCpuSeconds(server.pid)
-    if (load.ok !== requests) throw new Error(`${name}: ${load.ok} of ${requests} callbacks acked (${JSON.stringify(load.statuses)})`)
-    const result = {
-      cpuMicrosPerRequest: (cpuAfter - cpuBefore) * 1e6 / requests,
-      mainThreadCpuMicrosPerRequest: (threadsAfter.main - threadsBefore.main) * 1e6 / requests,
-      otherThreadsCpuMicrosPerRequest: (threadsAfter.others - threadsBefore.others) * 1e6 / requests,
-      deliveries: counts === undefined ? 0 : counts.total - before,
-      notDelivered: counts === undefined || variant.unsent === true ? 0 : counts.total - counts.delivered,
-      badSignatures: target?.badSignatures ?? 0,
-      outOfOrder: target?.outOfOrder ?? 0,
-      p50: load.latency.p50,
-      p99: load.latency.p99
-    }
-    log(`${name}: ${result.cpuMicrosPerRequest.toFixed(0)} µs CPU per callback (HTTP thread ${result.mainThreadCpuMicrosPerRequest.toFixed(0)}, other threads ${result.otherThreadsCpuMicrosPerRequest.toFixed(0)}), ` +
-      `${result.deliveries} deliveries, p50 ${result.p50.toFixed(1)} ms, p99 ${result.p99.toFixed(1)} ms`)
-    return result
-  } finally {
-    db?.close()
-    await server.stop()
-    server.cleanup()
+  const path = `/hook/${++runCounter}`
+  let target
+  if (variant.events !== null) {
+    const body = { url: `${receiverUrl}${path}`, description: `bench ${name}` }
+    if (variant.events.length > 0) body.events = variant.events
+    const endpoint = await admin(server.url, 'POST', '/admin/endpoints', body)
+    target = receiver.expect(path, endpoint.secret)
+  }
+  const running = { name, variant, server, db, target }
+  await cpuRun(running, warmup)
+  return running
+}
+
+/** One measured run: `amount` callbacks at BENCH_RATE, the server's CPU counted until every delivery they caused is recorded. */
+async function cpuRun ({ name, variant, server, db, target }, amount) {
+  const generator = createBodyGenerator({ prefix: `c${process.pid}x${++runCounter}`, seed: runCounter })
+  const before = db === undefined ? 0 : deliveryCounts(db).total
+  const cpuBefore = cpuSeconds(server.pid)
+  const threadsBefore = threadCpuSeconds(server.pid)
+  const load = await runFixedRate({ url: server.url, generator, rate, amount, connections })
+  const counts = target === undefined ? undefined : variant.unsent === true ? deliveryCounts(db) : await drained(db, target)
+  const cpuAfter = cpuSeconds(server.pid)
+  const threadsAfter = threadCpuSeconds(server.pid)
+  if (load.ok !== amount) throw new Error(`${name}: ${load.ok} of ${amount} callbacks acked (${JSON.stringify(load.statuses)})`)
+  return {
+    cpuMicrosPerRequest: (cpuAfter - cpuBefore) * 1e6 / amount,
+    mainThreadCpuMicrosPerRequest: (threadsAfter.main - threadsBefore.main) * 1e6 / amount,
+    otherThreadsCpuMicrosPerRequest: (threadsAfter.others - threadsBefore.others) * 1e6 / amount,
+    deliveries: counts === undefined ? 0 : counts.total - before,
+    notDelivered: counts === undefined || variant.unsent === true ? 0 : counts.total - counts.delivered,
+    badSignatures: target?.badSignatures ?? 0,
+    outOfOrder: target?.outOfOrder ?? 0,
+    p50: load.latency.p50,
+    p99: load.latency.p99
   }
 }
 
@@ -302,19 +310,28 @@ const receiver = createReceiver()
 const receiverUrl = await receiver.listen()
 const delivery = { backlog: [], live: [] }
 const cpu = Object.fromEntries(Object.keys(variants).map(name => [name, []]))
+const running = []
 try {
   log(`part 1: ${orders} orders registered and paid, 3 messages each`)
   delivery.backlog.push(await deliveryRun(receiver, receiverUrl, 'backlog'))
   delivery.live.push(await deliveryRun(receiver, receiverUrl, 'live'))
   log(`part 2: ${requests} callbacks at ${rate}/s per run, ${rounds} rounds`)
-  const names = Object.keys(variants)
+  for (const name of Object.keys(variants)) running.push(await startVariant(receiver, receiverUrl, name))
   for (let round = 0; round < rounds; round++) {
-    for (let k = 0; k < names.length; k++) {
-      const name = names[(round + k) % names.length]
-      cpu[name].push(await cpuRun(receiver, receiverUrl, name))
+    for (let k = 0; k < running.length; k++) {
+      const variant = running[(round + k) % running.length]
+      const result = await cpuRun(variant, requests)
+      cpu[variant.name].push(result)
+      log(`${variant.name}: ${result.cpuMicrosPerRequest.toFixed(0)} µs CPU per callback (HTTP thread ${result.mainThreadCpuMicrosPerRequest.toFixed(0)}, ` +
+        `other threads ${result.otherThreadsCpuMicrosPerRequest.toFixed(0)}), ${result.deliveries} deliveries, p50 ${result.p50.toFixed(1)} ms, p99 ${result.p99.toFixed(1)} ms`)
     }
   }
 } finally {
+  for (const { server, db } of running) {
+    db?.close()
+    await server.stop()
+    server.cleanup()
+  }
   await receiver.close()
 }
 
