@@ -36,7 +36,7 @@ function machineSection (machine, what) {
     (what.startsWith('peer') ? `, @event-driven-io/emmett-sqlite ${p['@event-driven-io/emmett-sqlite']} with @event-driven-io/emmett ${p['@event-driven-io/emmett']} and sqlite3 ${p.sqlite3}` : '') + ')'
 }
 
-function targetsTable (ingest, peer, rebuild, flood, stream) {
+function targetsTable (ingest, peer, rebuild, flood, stream, outbound) {
   const rows = ['| figure | target | measured: min / **median** / max | |', '|---|---|---|---|']
   if (ingest !== undefined) {
     const r = ingest.ratios
@@ -69,6 +69,16 @@ function targetsTable (ingest, peer, rebuild, flood, stream) {
   }
   for (const log of stream?.logs ?? []) {
     rows.push(`| server RSS growth while a client reads nothing from the NDJSON stream of ${formatNumber(stream.settings.events)} events (${log.name} log) | < ${stream.settings.targetMb} MB | ${formatSummary(log.growthMb, 1, ' MB')} | ${mark(log.met)} |`)
+  }
+  if (outbound !== undefined) {
+    const target = outbound.settings.targetRatio
+    for (const name of ['all', 'paid']) {
+      const r = outbound.ratios[name]?.pairedByRound
+      if (r === undefined) continue
+      rows.push(`| server CPU per callback with ${outbound.settings.variants[name].replace(/^one /, 'one subscribed ')} / with none (delivery included) | ≤ ${formatNumber(target, 2)}× | ${formatSummary(r, 2, '×')} | ${mark(r.median <= target)} |`)
+    }
+    const d = outbound.delivery.backlog[0]
+    if (d !== undefined) rows.push(`| deliveries/s to a local receiver (a backlog of ${formatNumber(d.deliveries)}, every signature verified) | (measured) | ${formatNumber(d.deliveriesPerSecond)} | |`)
   }
   return rows.join('\n')
 }
@@ -186,6 +196,54 @@ ${rows.join('\n')}
 `
 }
 
+/**
+ * The same question answered from the backlog run, where the server did nothing but deliver:
+ * its CPU per delivery times each variant's deliveries per callback, over no endpoint's CPU per
+ * callback. Less noisy than the ratio of two loaded runs, whose writer batches differ.
+ */
+function estimate (outbound) {
+  const perDelivery = outbound.delivery.backlog[0]?.cpuMicrosPerDelivery
+  const none = outbound.cpu.none?.cpuMicrosPerRequest.median
+  if (perDelivery === undefined || none === undefined) return ''
+  const parts = ['all', 'paid'].filter(name => outbound.cpu[name] !== undefined).map(name => {
+    const added = outbound.cpu[name].deliveriesPerRequest.median * perDelivery
+    return `${outbound.settings.variants[name]}: ${formatNumber(outbound.cpu[name].deliveriesPerRequest.median, 2)} × ${formatNumber(perDelivery)} = ${formatNumber(added)} µs per callback, **+${formatNumber(100 * added / none)} %** of no endpoint's ${formatNumber(none)} µs`
+  })
+  return `Estimated from the backlog run instead (the server delivering alone, ${formatNumber(perDelivery)} µs of CPU per delivery, times the deliveries per callback): ${parts.join('; ')}.\n\n`
+}
+
+function outboundSection (outbound) {
+  const st = outbound.settings
+  const deliveryRows = [...outbound.delivery.backlog, ...outbound.delivery.live].map(d => {
+    const how = d.mode === 'backlog' ? 'backlog: the receiver held its answers until the last ack, then answered all' : 'live: the receiver answered at once, delivery beside ingest'
+    const cpu = d.mode === 'backlog' ? `${formatNumber(d.cpuMicrosPerDelivery)} µs per delivery (after the last ack: delivering alone)` : `${formatNumber(d.cpuMicrosPerRequest)} µs per callback (ingest and delivery together)`
+    return `| ${how} | ${formatNumber(d.callbacksPerSecond)} | ${formatNumber(d.deliveries)} of ${formatNumber(d.expected)} | **${formatNumber(d.deliveriesPerSecond)}** | ${formatNumber(d.trailSeconds, 1)} s | ${cpu} | ${formatNumber(d.badSignatures)} / ${formatNumber(d.outOfOrder)} / ${formatNumber(d.repeats)} |`
+  })
+  const cpuRows = Object.entries(outbound.cpu).map(([name, c]) => {
+    const r = outbound.ratios[name]
+    return `| ${st.variants[name]} | ${s0(c.cpuMicrosPerRequest)} | ${s0(c.mainThreadCpuMicrosPerRequest)} | ${s0(c.otherThreadsCpuMicrosPerRequest)} | ${s2(c.deliveriesPerRequest)} | ${r === undefined ? '–' : formatSummary(r.pairedByRound, 2, '×')} | ${formatSummary(c.p50, 1, ' ms')} | ${formatSummary(c.p99, 0, ' ms')} |`
+  })
+  const c = outbound.correctness
+  return `## Outbound: delivery to the merchant's endpoints (issue 11)
+
+\`node bench/outbound.js\`. The servers are started with \`PAYNOTIFY_OUTBOUND_ALLOW_PRIVATE=1\`; the receiver is a plain HTTP server in the benchmark's process on 127.0.0.1 answering 200, which verifies every signature with the \`standardwebhooks\` library and checks that each order's messages arrive in version order${st.loadAverage === undefined ? '' : ` (the machine's load average: ${formatNumber(st.loadAverage[0], 1)} at the start, ${formatNumber(st.loadAverage[1], 1)} at the end, on 2 cores)`}.
+
+**Deliveries/s.** One endpoint taking every type; ${formatNumber(st.orders)} orders registered (\`POST /orders\`) and then paid (signed generic callbacks), on ${st.connections} connections as fast as the service acks: 3 messages per order (\`order.updated\` on registration, \`order.updated\` and \`order.paid\` on payment). Deliveries/s: the backlog run counts from the moment the receiver opened, the live run from its first delivery; one run each, each on a fresh server.
+
+| run | callbacks acked/s (registrations and payments) | delivered | deliveries/s | last delivery after the last ack | server CPU | bad signatures / out of order / repeats |
+|---|---|---|---|---|---|---|
+${deliveryRows.join('\n')}
+
+**What an endpoint adds to ingest CPU.** Signed generic callbacks (${formatNumber(st.repeatRatio * 100)} % gateway repeats, as in the ingest benchmark; each new one pays a new order: \`order.updated\` and \`order.paid\`) at a steady ${formatNumber(st.rate)} req/s (bench/lib/fixed-rate.js), ${formatNumber(st.requests)} per run. The server's CPU (user + system from /proc/<pid>/stat, every thread) is counted from the first callback until every delivery the run caused is recorded, and divided by the callbacks. One server per variant, started once (${formatNumber(st.warmup)} warm-up callbacks, their deliveries drained) and kept for every round, so the runs of a round meet the same history; ${st.rounds} rounds, the variants in turn within each (the order turning every round); the ratio pairs each run with the no-endpoint run of its own round.
+
+| server | CPU µs per callback | of which HTTP thread (routes, dispatcher) | other threads (writer, GC) | deliveries per callback | ratio to no endpoint (paired by round) | p50 | p99 |
+|---|---|---|---|---|---|---|---|
+${cpuRows.join('\n')}
+
+${estimate(outbound)}Correctness over every run: ${c.passed ? '**all passed**' : '**FAILED**'}: ${formatNumber(c.badSignatures)} bad signatures, ${formatNumber(c.outOfOrder)} messages out of order, ${formatNumber(c.notDelivered)} deliveries not delivered.
+`
+}
+
 function profileTable (title, profile, rows = 10) {
   const groups = profile.groups.slice(0, rows).map(g => `${g.percent}% ${g.name}`).join(' · ')
   const self = profile.self.slice(0, rows).map(f => `| ${f.percent}% | \`${f.name}\` |`).join('\n')
@@ -225,12 +283,14 @@ export function writeReport () {
   const profile = load('profile')
   const flood = load('alipay-flood')
   const stream = load('stream-backpressure')
+  const outbound = load('outbound')
   const machines = [
     ingest && machineSection(ingest.machine, 'ingest (1, 2, 3, 6)'),
     peer && machineSection(peer.machine, 'peer store (4)'),
     rebuild && machineSection(rebuild.machine, 'rebuild/export (5)'),
     flood && machineSection(flood.machine, 'alipay flood (issue 10)'),
-    stream && machineSection(stream.machine, 'stream backpressure')
+    stream && machineSection(stream.machine, 'stream backpressure'),
+    outbound && machineSection(outbound.machine, 'outbound (issue 11)')
   ].filter(Boolean)
   const text = `# paynotify benchmarks
 
@@ -243,13 +303,14 @@ ${machines.join('\n')}
 
 ## Targets
 
-${targetsTable(ingest, peer, rebuild, flood, stream)}
+${targetsTable(ingest, peer, rebuild, flood, stream, outbound)}
 
 ${ingest === undefined ? '' : ingestSection(ingest)}
 ${peer === undefined ? '' : peerSection(peer)}
 ${rebuild === undefined ? '' : rebuildSection(rebuild)}
 ${flood === undefined ? '' : floodSection(flood)}
 ${stream === undefined ? '' : streamSection(stream)}
+${outbound === undefined ? '' : outboundSection(outbound)}
 ${profile === undefined && rebuild?.profiles === undefined ? '' : profileSection(profile, rebuild)}
 ${notes}
 `
