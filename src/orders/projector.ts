@@ -146,7 +146,7 @@ export class OrderProjector {
       }
     }
     for (const state of touched.values()) this.#upsert.run(this.#rowValues(state))
-    if (contextChangedBy !== undefined) this.#rederiveAll(contextChangedBy, sent)
+    if (contextChangedBy !== undefined) this.#rederiveAll(contextChangedBy, summaries, sent)
     this.#checkpoint.run(ordersProjection, events[events.length - 1]!.position, JSON.stringify(this.#context))
     return outcomes
   }
@@ -183,11 +183,14 @@ export class OrderProjector {
   }
 
   // The first registered order changes every order's view once (unknown_order): rare, so a full pass is fine.
-  #rederiveAll (cause: Cause, sent: Map<number, number>): void {
+  // An order this batch changed is compared with what its last message said, not with its row: the row
+  // already has the new context's view, which a message written before the registration did not.
+  #rederiveAll (cause: Cause, summaries: Map<string, OrderSummary | null>, sent: Map<number, number>): void {
     const rows = this.#sqlite.prepare(`SELECT ${summaryColumns} FROM orders`).all() as OrderRowState[]
     for (const row of rows) {
       const state = JSON.parse(row.state) as OrderState
-      this.#noteChange(state, cause, new Map([[state.orderId, summaryOfRow(row)]]), sent)
+      if (!summaries.has(state.orderId)) summaries.set(state.orderId, summaryOfRow(row))
+      this.#noteChange(state, cause, summaries, sent)
       this.#upsert.run(this.#rowValues(state))
     }
   }
