@@ -61,7 +61,7 @@ t.test('an endpoint\'s secret: whsec_ and 32 random bytes, shown on creation onl
   t.equal(deleted.statusCode, 204)
   t.equal((await app.inject({ url: `/admin/endpoints/${other.id}`, headers: adminAuth })).statusCode, 404)
 
-  const logged = (store.sqlite.prepare("SELECT type, data FROM events WHERE stream_id = '~endpoints' ORDER BY position").all() as Array<{ type: string, data: string }>)
+  const logged = store.sqlite.prepare("SELECT type, data FROM events WHERE stream_id = '~endpoints' ORDER BY position").all() as Array<{ type: string, data: string }>
   t.same(logged.map(row => row.type), ['EndpointChanged', 'EndpointChanged', 'EndpointChanged', 'EndpointChanged', 'EndpointChanged'])
   const changes = logged.map(row => JSON.parse(row.data))
   t.same(changes.map(change => [change.endpointId, change.change]), [
