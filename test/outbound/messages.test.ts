@@ -76,3 +76,19 @@ t.test('a registered order: its registration is its first change; a payment of t
   t.match(receiver.requests[3]!.message!.data, { status: 'paid', previous_status: 'awaiting_payment', paid_amount: 9_000, anomalies: ['amount_mismatch'], needs_review: true })
   t.same(receiver.refused, [])
 })
+
+t.test('version increases with every change an order\'s messages report, also a change another order\'s registration makes', async t => {
+  const receiver = await startReceiver(t)
+  const setup = await startOutboundApp(t)
+  const { app } = setup
+  await createEndpoint(app, { url: receiver.url, events: ['order.updated'] }, receiver)
+  await sendCallback(app, callbackParams('unregistered-1', 'paid', 5_000))
+  await receiver.until(r => r.delivered.length === 1)
+  // The first registered order makes every order seen without one an unknown_order: a change of this order's view.
+  const placed = await app.inject({ method: 'POST', url: '/orders', headers: merchantAuth, payload: { order_id: 'registered-1', amount: '10.00', currency: 'CNY' } })
+  t.equal(placed.statusCode, 201)
+  await receiver.until(r => r.delivered.filter(request => request.message!.data.order_id === 'unregistered-1').length === 2)
+  const [before, after] = receiver.delivered.filter(request => request.message!.data.order_id === 'unregistered-1').map(request => request.message!.data)
+  t.same([before!.anomalies, after!.anomalies], [[], ['unknown_order']], 'two different views of the order were sent')
+  t.ok(after!.version > before!.version, `so the later one carries the higher version (sent ${before!.version}, then ${after!.version}): a consumer that drops a version it has seen would drop this change`)
+})
