@@ -55,6 +55,13 @@ t.test('per-order FIFO under shuffled input and random failed attempts: each ord
   t.equal(outOfOrder, 0, `each of ${byOrder.size} orders received its messages once each, in outbox order`)
   t.equal(overtaken, 0, 'no message was attempted before the order\'s previous one was delivered')
   t.equal(versionsBack, 0, 'so version never goes back')
+  let stale = 0
+  for (const orderId of byOrder.keys()) {
+    const shown = await adminGet(app, `/admin/orders/${orderId}`)
+    const last = receiver.delivered.filter(request => request.message!.data.order_id === orderId).at(-1)!.message!.data
+    if (last.status !== shown.status || last.paid_amount !== shown.paidAmount || last.refunded_amount !== shown.refundedAmount || JSON.stringify(last.anomalies) !== JSON.stringify(shown.anomalies)) stale++
+  }
+  t.equal(stale, 0, 'each order\'s last message tells its view as the admin API shows it')
   t.same(setup.errors, [])
 })
 

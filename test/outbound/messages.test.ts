@@ -1,5 +1,5 @@
 import t from 'tap'
-import { merchantAuth, testEachWriter } from '../helpers.js'
+import { adminAuth, merchantAuth, testEachWriter } from '../helpers.js'
 import { callbackParams, createEndpoint, outboxRows, sendCallback, startOutboundApp } from './harness.js'
 import { startReceiver, type ReceivedRequest } from './receiver.js'
 
@@ -91,4 +91,26 @@ t.test('version increases with every change an order\'s messages report, also a 
   const [before, after] = receiver.delivered.filter(request => request.message!.data.order_id === 'unregistered-1').map(request => request.message!.data)
   t.same([before!.anomalies, after!.anomalies], [[], ['unknown_order']], 'two different views of the order were sent')
   t.ok(after!.version > before!.version, `so the later one carries the higher version (sent ${before!.version}, then ${after!.version}): a consumer that drops a version it has seen would drop this change`)
+})
+
+t.test('an order\'s last message tells its view as it stands, also when its callback and the first registration commit together', async t => {
+  const receiver = await startReceiver(t)
+  const setup = await startOutboundApp(t)
+  const { app } = setup
+  await createEndpoint(app, { url: receiver.url, events: ['order.updated'] }, receiver)
+  // Sent together, they are appended in one batch: the callback first, then the registration that changes every unregistered order's view.
+  const [, placed] = await Promise.all([
+    sendCallback(app, callbackParams('batched-1', 'paid', 5_000)),
+    app.inject({ method: 'POST', url: '/orders', headers: merchantAuth, payload: { order_id: 'registered-2', amount: '10.00', currency: 'CNY' } })
+  ])
+  t.equal(placed.statusCode, 201)
+  const batches = setup.store.sqlite.prepare("SELECT count(DISTINCT recorded_at) FROM events WHERE stream_id IN ('batched-1', 'registered-2')").pluck().get()
+  t.comment(`appended in ${batches === 1 ? 'one batch' : `${String(batches)} batches`}`)
+  const shown = (await app.inject({ url: '/admin/orders/batched-1', headers: adminAuth })).json()
+  t.same(shown.anomalies, ['unknown_order'], 'the order is an unknown order now')
+  // Its messages, whatever they are, are in the outbox by now (written with the commit): wait for all of them.
+  const written = outboxRows(setup, 'batched-1').filter(row => row.type === 'order.updated')
+  await receiver.until(r => written.every(row => r.delivered.some(request => request.id === row.message_id)))
+  const last = receiver.delivered.filter(request => request.message!.data.order_id === 'batched-1').at(-1)!.message!.data
+  t.match(last, { status: shown.status, paid_amount: shown.paidAmount, anomalies: shown.anomalies, needs_review: shown.needsReview }, 'and the last message a consumer got says so')
 })
