@@ -6,6 +6,7 @@ import t from 'tap'
 import { Webhook } from 'standardwebhooks'
 import { adminAuth, tempDir } from '../helpers.js'
 import { cliPath } from '../service-process.js'
+import { loadCatalogue } from '../events/catalogue.js'
 import { callbackParams, createEndpoint, sendCallback, startOutboundApp } from './harness.js'
 import { startReceiver } from './receiver.js'
 
@@ -76,7 +77,10 @@ t.test('an endpoint\'s secret: whsec_ and 32 random bytes, shown on creation onl
   const exported = join(tempDir(t), 'export.ndjson')
   await run(process.execPath, [cliPath, 'export', '--db', dbPath, '--out', exported])
   const exportText = readFileSync(exported, 'utf8')
-  t.equal(exportText.split('\n').filter(line => line.includes('EndpointChanged')).length, 5, 'the export holds the endpoint changes')
+  const lines = exportText.split('\n').filter(line => line !== '').map(line => JSON.parse(line) as unknown)
+  t.equal(lines.filter(line => (line as { type: string }).type === 'EndpointChanged').length, 5, 'the export holds the endpoint changes')
+  const catalogue = loadCatalogue()
+  t.same(lines.map(line => catalogue.checkLine(line)).filter(problem => problem !== null), [], 'each as events/schemas describes it')
   const bytes = databaseBytes(dbPath)
   t.ok(bytes.includes(Buffer.from(endpoint.id)), 'the byte search reads the live database (the endpoint id is there)')
   for (const secret of [endpoint.secret, other.secret, rotatedSecret]) {

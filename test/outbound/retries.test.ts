@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify'
 import t from 'tap'
+import { loadCatalogue } from '../events/catalogue.js'
 import { adminAuth } from '../helpers.js'
 import { adminGet, callbackParams, createEndpoint, eventually, outboxRows, sendCallback, startOutboundApp, type OutboxRow } from './harness.js'
 import { startReceiver } from './receiver.js'
@@ -143,6 +144,7 @@ t.test('410 Gone: the endpoint is disabled (an EndpointChanged by the dispatcher
   t.match(disabled, { enabled: false, disabledReason: /410/ })
   const change = JSON.parse(store.sqlite.prepare("SELECT data FROM events WHERE stream_id = '~endpoints' ORDER BY position DESC LIMIT 1").pluck().get() as string)
   t.match(change, { endpointId: endpoint.id, change: 'disabled', reason: /410/, actor: { kind: 'dispatcher' }, endpoint: { enabled: false } }, 'logged, by the dispatcher')
+  t.equal(loadCatalogue().check('EndpointChanged.v1.json', change), null, 'as its schema describes it')
 
   const dead = await adminGet(app, `/admin/messages/${updated.message_id}`)
   t.match(dead, { state: 'dead', deliveries: [{ state: 'dead', attempts: 1, lastStatus: 410, lastError: /410/ }] }, 'a 410 is not retried')
