@@ -180,8 +180,10 @@ t.test('after the last attempt a message is dead-lettered; resend sends it again
   t.equal(dead.deliveries[0].attemptLog.length, 4)
 
   receiver.script = () => ({ status: 200 })
-  const resent = await app.inject({ method: 'POST', url: `/admin/messages/${first.updated.message_id}/resend`, headers: adminAuth, payload: {} })
-  t.equal(resent.statusCode, 202)
+  // No body, as `curl -X POST` sends it: to every endpoint the message went to.
+  const resent = await app.inject({ method: 'POST', url: `/admin/messages/${first.updated.message_id}/resend`, headers: adminAuth })
+  // Thrown, not only asserted: what follows waits for the re-sent message.
+  if (resent.statusCode !== 202) throw new Error(`resend without a body answered ${resent.statusCode}: ${resent.body}`)
   t.same(resent.json(), { messageId: first.updated.message_id, deliveries: 1 })
   await receiver.until(r => r.delivered.length === 1)
   t.equal(receiver.delivered[0]!.id, first.updated.message_id, 'resent with its webhook-id')
@@ -216,4 +218,31 @@ t.test('after the last attempt a message is dead-lettered; resend sends it again
   const backwards = await app.inject({ method: 'POST', url: `/admin/endpoints/${endpoint.id}/recover`, headers: adminAuth, payload: { since: startedAt, until: startedAt } })
   t.equal(backwards.statusCode, 400, 'until must be after since')
   t.equal((await app.inject({ url: '/admin/jobs/job_000000000000000000000000', headers: adminAuth })).statusCode, 404)
+})
+
+t.test('resend to one endpoint: a message written before the endpoint existed is sent to it on request, and only to it', async t => {
+  const early = await startReceiver(t)
+  const late = await startReceiver(t)
+  const setup = await startOutboundApp(t)
+  const { app } = setup
+  await createEndpoint(app, { url: early.url }, early)
+  await sendCallback(app, callbackParams('resend-1', 'paid', 5_000))
+  await early.until(r => r.delivered.length === 2)
+  const endpoint = await createEndpoint(app, { url: late.url }, late)
+  const { paid } = paidMessages(outboxRows(setup, 'resend-1'))
+  t.equal((await adminGet(app, `/admin/messages/${paid.message_id}`)).deliveries.length, 1, 'the later endpoint was not given the earlier message')
+  const res = await app.inject({ method: 'POST', url: `/admin/messages/${paid.message_id}/resend`, headers: adminAuth, payload: { endpointId: endpoint.id } })
+  t.equal(res.statusCode, 202)
+  t.same(res.json(), { messageId: paid.message_id, deliveries: 1 })
+  await late.until(r => r.delivered.length === 1)
+  t.equal(late.delivered[0]!.id, paid.message_id)
+  t.same(late.refused, [], 'signed with the new endpoint\'s secret')
+  const shown = await eventually(async () => {
+    const message = await adminGet(app, `/admin/messages/${paid.message_id}`)
+    return message.state === 'delivered' && message.deliveries.length === 2 ? message : undefined
+  })
+  t.match(shown.deliveries.find((d: { endpointId: string }) => d.endpointId === endpoint.id), { state: 'delivered', attempts: 1 })
+  t.equal(early.requests.length, 2, 'the first endpoint was not sent it again')
+  const unknown = await app.inject({ method: 'POST', url: `/admin/messages/${paid.message_id}/resend`, headers: adminAuth, payload: { endpointId: `ep_${'0'.repeat(32)}` } })
+  t.equal(unknown.statusCode, 404)
 })
