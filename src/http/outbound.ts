@@ -149,10 +149,12 @@ export const outboundRoutes: FastifyPluginAsync<OutboundRoutesOptions> = async (
       summary: 'Send one message again (same webhook-id): to every endpoint it went to, or to one',
       security,
       params: Type.Object({ id: MessageId }),
-      body: Type.Optional(Type.Object({ endpointId: Type.Optional(EndpointId) }, { additionalProperties: false })),
+      body: Type.Object({ endpointId: Type.Optional(EndpointId) }, { additionalProperties: false }),
       response: { 202: Type.Object({ messageId: Type.String(), deliveries: Type.Integer() }), 404: ErrorBody }
-    }
-  }, async (request, reply) => reply.code(202).send(messages.resend(request.params.id, request.body?.endpointId)))
+    },
+    // The body is optional (`curl -X POST` sends none), but Fastify validates an absent one as undefined: read it as {}.
+    preValidation: async request => { request.body ??= {} }
+  }, async (request, reply) => reply.code(202).send(messages.resend(request.params.id, request.body.endpointId)))
 }
 
 export interface FeedRoutesOptions {
