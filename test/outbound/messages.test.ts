@@ -1,4 +1,5 @@
 import t from 'tap'
+import { webhookIdPattern } from '../../src/orders/outbox.js'
 import { adminAuth, merchantAuth, testEachWriter } from '../helpers.js'
 import { callbackParams, createEndpoint, outboxRows, sendCallback, startOutboundApp } from './harness.js'
 import { startReceiver, type ReceivedRequest } from './receiver.js'
@@ -46,7 +47,7 @@ testEachWriter(t, 'a paid order sends order.updated and order.paid, signed; a re
 
   const ids = all.requests.map(request => request.id)
   t.equal(new Set(ids).size, 5, 'a webhook-id per message')
-  for (const id of ids) t.match(id, /^msg_[0-9a-f]{32}$/)
+  for (const id of ids) t.match(id, webhookIdPattern)
   for (const request of all.requests) {
     t.match(request.headers, { 'content-type': 'application/json' })
     t.equal(request.path, '/all', 'posted to the endpoint\'s path')
