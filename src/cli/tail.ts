@@ -27,8 +27,8 @@ export interface TailLine {
   repeat: boolean
   /** For a repeat: the position of the first delivery of the notification or fact. */
   duplicateOf: number | null
-  /** The order's status once this event is folded in. */
-  status: OrderStatus
+  /** The order's status once this event is folded in; null for an event of no order (an endpoint's change). */
+  status: OrderStatus | null
   replayOf: number | null
 }
 
@@ -45,7 +45,7 @@ export function formatTailLine (line: TailLine): string {
   const status = line.gatewayStatus === null ? '' : `  ${printable(line.gatewayStatus)}`
   const replay = line.replayOf === null ? '' : `  (replay of #${line.replayOf})`
   return `${line.time}  ${`#${line.position}`.padEnd(5)}  ${printable(line.gateway).padEnd(9)}  ${printable(line.orderId).padEnd(12)}  ${line.type.padEnd(16)}${status}` +
-    `${line.repeat ? '  repeat' : ''}  → ${line.status}${replay}`
+    `${line.repeat ? '  repeat' : ''}${line.status === null ? '' : `  → ${line.status}`}${replay}`
 }
 
 /**
@@ -120,14 +120,17 @@ async function tail (command: Command, options: TailOptions): Promise<void> {
           backoff = options.interval
         }
         for (const event of events) {
-          const { outcome, status } = await folds.apply(event, stop.signal)
+          // An endpoint's change is no order's: shown with what changed, not folded.
+          const { outcome, status } = event.type === 'EndpointChanged'
+            ? { outcome: { kind: 'applied' } as FoldOutcome, status: null }
+            : await folds.apply(event, stop.signal)
           const line: TailLine = {
             position: event.position,
             time: event.recordedAt,
             gateway: event.metadata.gateway,
             orderId: event.streamId,
             type: event.type,
-            gatewayStatus: event.type === 'OrderPlaced' || event.type === 'EndpointChanged' ? null : event.data.gatewayStatus,
+            gatewayStatus: event.type === 'OrderPlaced' ? null : event.type === 'EndpointChanged' ? `${event.data.change} ${event.data.endpointId}` : event.data.gatewayStatus,
             deliveryId: event.metadata.deliveryId,
             repeat: outcome.kind === 'duplicate',
             duplicateOf: outcome.kind === 'duplicate' ? outcome.duplicateOf : null,

@@ -190,3 +190,10 @@ t.test('tail without --to follows the local database; a wrong admin token is a u
   t.equal(nothing.code, 2)
   t.match(nothing.stderr, /no database at/)
 })
+
+t.test('an endpoint\'s change is shown with what changed and no order status', async t => {
+  const { formatTailLine } = await import('../../src/cli/tail.js')
+  const line: TailLine = { position: 7, time: '2026-12-07T12:00:00.000Z', gateway: 'admin', orderId: '~endpoints', type: 'EndpointChanged', gatewayStatus: 'created ep_0123', deliveryId: 'endpoint:ep_0123:r1', repeat: false, duplicateOf: null, status: null, replayOf: null }
+  t.equal(formatTailLine(line), '2026-12-07T12:00:00.000Z  #7     admin      ~endpoints    EndpointChanged   created ep_0123')
+  t.match(formatTailLine({ ...line, orderId: 'A1', type: 'PaymentSucceeded', gatewayStatus: '1', status: 'paid' }), /PaymentSucceeded  1  → paid$/)
+})
