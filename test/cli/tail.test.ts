@@ -195,5 +195,5 @@ t.test('an endpoint\'s change is shown with what changed and no order status', a
   const { formatTailLine } = await import('../../src/cli/tail.js')
   const line: TailLine = { position: 7, time: '2026-12-07T12:00:00.000Z', gateway: 'admin', orderId: '~endpoints', type: 'EndpointChanged', gatewayStatus: 'created ep_0123', deliveryId: 'endpoint:ep_0123:r1', repeat: false, duplicateOf: null, status: null, replayOf: null }
   t.equal(formatTailLine(line), '2026-12-07T12:00:00.000Z  #7     admin      ~endpoints    EndpointChanged   created ep_0123')
-  t.match(formatTailLine({ ...line, orderId: 'A1', type: 'PaymentSucceeded', gatewayStatus: '1', status: 'paid' }), /PaymentSucceeded  1  → paid$/)
+  t.match(formatTailLine({ ...line, orderId: 'A1', type: 'PaymentSucceeded', gatewayStatus: '1', status: 'paid' }), /PaymentSucceeded {2}1 {2}→ paid$/)
 })
