@@ -1,6 +1,6 @@
 // Issue 12: what the Prometheus metrics cost a durable callback. The service with its metrics on (the
 // default: every answer timed by route, every callback counted, every commit's size and time observed,
-// and GET /metrics scraped every BENCH_SCRAPE_MS, 1 s: fifteen times as often as Prometheus's default)
+// and GET /metrics scraped every BENCH_SCRAPE_MS, 1 s, where Prometheus usually scrapes every 15 to 60 s)
 // against the same build with PAYNOTIFY_METRICS=0 (no hook, no counter, no route), and optionally
 // BENCH_BASELINE_DIST, a build from before the metrics (e.g. the parent commit's dist/).
 //
