@@ -5,7 +5,7 @@
 // BENCH_BASELINE_DIST, a build from before the metrics (e.g. the parent commit's dist/).
 //
 // Server process CPU (/proc/<pid>/stat, every thread) per signed generic callback, each acked only after
-// its commit (synchronous=FULL), at a steady BENCH_RATE (1,500 req/s: under what this busy 2-core machine
+// its commit (synchronous=FULL), at a steady BENCH_RATE (1,000 req/s: under what this busy 2-core machine
 // serves, so every variant commits in batches of the same size) for BENCH_REQUESTS (9,000; 10 % gateway
 // repeats, as in bench/ingest.js). One server per variant, started once (1,000 warm-up callbacks) and kept
 // for every round, so each round's runs meet the same history; the variants in turn within each of
@@ -30,7 +30,7 @@ import { cpuSeconds, startPaynotify, threadCpuSeconds } from './lib/servers.js'
 import { summarize } from './lib/stats.js'
 
 const rounds = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 5))
-const rate = Number(process.env.BENCH_RATE ?? 1500)
+const rate = Number(process.env.BENCH_RATE ?? 1000)
 const requests = Number(process.env.BENCH_REQUESTS ?? 9000)
 const scrapeMs = Number(process.env.BENCH_SCRAPE_MS ?? 1000)
 const warmup = 1000
