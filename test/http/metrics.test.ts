@@ -51,6 +51,13 @@ t.test('GET /metrics takes the admin token or PAYNOTIFY_METRICS_TOKEN, never the
   t.equal((await without.app.inject({ url: '/metrics', headers: { authorization: `Bearer ${metricsToken}` } })).statusCode, 401, 'without PAYNOTIFY_METRICS_TOKEN only the admin token opens it')
 })
 
+t.test('/openapi.json documents GET /metrics and the tokens it takes', async t => {
+  const { app } = await buildTestApp(t)
+  const doc = (await app.inject({ url: '/openapi.json' })).json() as { paths: Record<string, Record<string, { security?: unknown[] }>>, components: { securitySchemes: Record<string, unknown> } }
+  t.same(doc.paths['/metrics']?.get?.security, [{ adminToken: [] }, { metricsToken: [] }])
+  t.match(doc.components.securitySchemes.metricsToken, { type: 'http', scheme: 'bearer' })
+})
+
 t.test('PAYNOTIFY_METRICS=0: no /metrics route, callbacks are served as before', async t => {
   const { app } = await buildTestApp(t, { env: { PAYNOTIFY_METRICS: '0' } })
   t.equal(await post(app, signedForm({ order_id: 'OFF-1', amount: '1.00', status: '1' })), 200)
