@@ -35,6 +35,21 @@ const commitBuckets = [0.0005, 0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 
 // Events: powers of two up to the default PAYNOTIFY_BATCH_MAX (1024), then coarser up to its largest (65536).
 const batchBuckets = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096, 16384, 65536]
 
+let processRegistry: Registry | undefined
+
+/**
+ * prom-client's default process and runtime metrics, collected once per
+ * process: they describe the process, not an app, and each collection keeps
+ * an event-loop sampler and a GC observer running for good.
+ */
+function processMetrics (): Registry {
+  if (processRegistry === undefined) {
+    processRegistry = new Registry()
+    collectDefaultMetrics({ register: processRegistry })
+  }
+  return processRegistry
+}
+
 /**
  * The service's Prometheus metrics, in a registry of their own (never
  * prom-client's global one), so each app counts for itself: the tests build
@@ -43,7 +58,9 @@ const batchBuckets = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096, 16384, 
  * add a series. Counters of every gateway and outcome start at 0.
  */
 export class Metrics {
+  /** This app's own metrics; a scrape also shows the process's (processMetrics). */
   readonly registry = new Registry()
+  readonly #exposed: Registry
   readonly #callbacks = new Map<string, Counter.Internal>()
   readonly #requests: Histogram<'route' | 'method' | 'status_class'>
   readonly #requestSeries = new Map<string, Histogram.Internal<'route' | 'method' | 'status_class'>>()
@@ -53,7 +70,6 @@ export class Metrics {
 
   constructor (sources: MetricsSources) {
     const registers = [this.registry]
-    collectDefaultMetrics({ register: this.registry })
     const callbacks = new Counter({
       name: 'paynotify_callbacks_total',
       help: 'Callbacks to configured gateways, by what became of them',
@@ -117,6 +133,7 @@ export class Metrics {
         collect () { this.set(activeDeliveries()) }
       })
     }
+    this.#exposed = Registry.merge([processMetrics(), this.registry])
   }
 
   /** Counts a callback to a configured gateway; a name that is not one is ignored, never a new series. */
@@ -148,11 +165,11 @@ export class Metrics {
   }
 
   get contentType (): string {
-    return this.registry.contentType
+    return this.#exposed.contentType
   }
 
-  /** The text exposition format, every collect() run. */
+  /** The text exposition format of this app's and the process's metrics, every collect() run. */
   async render (): Promise<string> {
-    return await this.registry.metrics()
+    return await this.#exposed.metrics()
   }
 }
