@@ -28,6 +28,8 @@ store.eventLog.append = events => new Promise(resolve => {
   const recorded = events.map(event => ({ streamId: event.streamId, type: event.type, data: event.data, metadata: event.metadata, position: ++position, streamVersion: 1, schemaVersion: 1, recordedAt: '', hash: '' }))
   setImmediate(() => resolve(recorded))
 })
+// The notify route appends through appendWithRepeats (builds since issue 12); older builds have none.
+store.eventLog.appendWithRepeats = async events => ({ recorded: await store.eventLog.append(events), repeats: 0 })
 const app = await buildApp({ config, secrets: { genericSecret: benchSecret, adminToken: benchAdminToken, merchantToken: benchMerchantToken }, store })
 await app.listen({ host: '127.0.0.1', port: Number(process.env.PORT) })
 

@@ -8,8 +8,11 @@ import { AppError } from './errors.js'
 import { toAppError } from './http/errors.js'
 import { healthRoutes } from './http/health.js'
 import { merchantRoutes } from './http/merchant.js'
+import { metricsRoutes } from './http/metrics.js'
 import { notifyRoutes } from './http/notify.js'
 import { feedRoutes, outboundRoutes } from './http/outbound.js'
+import { Metrics, unmatchedRoute } from './metrics.js'
+import { countOrdersNeedingReview } from './orders/queries.js'
 import type { Outbound } from './outbound/runtime.js'
 import { ErrorBody } from './http/schemas.js'
 import type { Secrets } from './secrets.js'
@@ -77,7 +80,8 @@ export async function buildApp (deps: AppDeps): Promise<FastifyInstance> {
       components: {
         securitySchemes: {
           adminToken: { type: 'http', scheme: 'bearer' },
-          merchantToken: { type: 'http', scheme: 'bearer' }
+          merchantToken: { type: 'http', scheme: 'bearer' },
+          metricsToken: { type: 'http', scheme: 'bearer', description: 'PAYNOTIFY_METRICS_TOKEN: GET /metrics only' }
         }
       }
     }
@@ -92,13 +96,17 @@ export async function buildApp (deps: AppDeps): Promise<FastifyInstance> {
     return reply.code(404).send({ error: { code: 'not_found', message: `no route ${request.method} ${request.url.split('?')[0]}` } })
   })
 
+  const gateways = deps.gateways ?? createGatewayRegistry(config, secrets, app.log)
+  const metrics = config.metrics.enabled ? instrument(app, deps, gateways) : undefined
+
   await app.register(healthRoutes, { sqlite: store.sqlite })
   await app.register(notifyRoutes, {
-    gateways: deps.gateways ?? createGatewayRegistry(config, secrets, app.log),
+    gateways,
     eventLog,
     bodyLimit: config.bodyLimit,
     acceptReplays: config.acceptReplays,
-    now
+    now,
+    metrics
   })
   await app.register(merchantRoutes, {
     db: store.db,
@@ -113,6 +121,36 @@ export async function buildApp (deps: AppDeps): Promise<FastifyInstance> {
     await app.register(feedRoutes, { outbound, sqlite: store.sqlite, adminToken: secrets.adminToken })
   }
 
+  if (metrics !== undefined) await app.register(metricsRoutes, { metrics, adminToken: secrets.adminToken, metricsToken: config.metrics.token })
+
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())
   return app
+}
+
+/**
+ * This app's metrics (metrics.ts), fed by the store's commits, the
+ * dispatcher's attempts and a hook on every answer (added before the routes,
+ * so it sees them all) that labels it with its route template.
+ */
+function instrument (app: FastifyInstance, deps: AppDeps, gateways: GatewayRegistry): Metrics {
+  const { store, outbound } = deps
+  const metrics = new Metrics({
+    gateways: gateways.keys(),
+    logPosition: () => store.eventLog.tail.position,
+    ordersNeedingReview: async () => await countOrdersNeedingReview(store.db),
+    activeDeliveries: outbound === undefined ? undefined : () => outbound.messages.activeDeliveries()
+  })
+  const stopCommits = store.eventLog.observeCommits(report => { metrics.commit(report) })
+  const stopAttempts = outbound?.dispatcher.observeAttempts(result => { metrics.deliveryAttempt(result) })
+  app.addHook('onClose', async () => {
+    stopCommits()
+    stopAttempts?.()
+  })
+  app.addHook('onResponse', (request, reply, done) => {
+    // A 404's URL is whatever the client sent: it never becomes a label.
+    const route = request.is404 ? unmatchedRoute : request.routeOptions.url ?? unmatchedRoute
+    metrics.request(route, request.method, reply.statusCode, reply.elapsedTime / 1000)
+    done()
+  })
+  return metrics
 }

@@ -33,6 +33,9 @@ const EnvSchema = Type.Object({
   PAYNOTIFY_OUTBOUND_CONCURRENCY: Type.Integer({ default: 16, minimum: 1, maximum: 256 }),
   PAYNOTIFY_OUTBOUND_TIMEOUT_MS: Type.Integer({ default: 15000, minimum: 100, maximum: 60000 }),
   PAYNOTIFY_FEED_TOKEN: Type.Optional(Type.String({ minLength: 16 })),
+  // GET /metrics (metrics.ts): on by default; a token of its own for the scraper (the admin token works too).
+  PAYNOTIFY_METRICS: Type.Union([Type.Literal('0'), Type.Literal('1'), Type.Literal('false'), Type.Literal('true')], { default: '1' }),
+  PAYNOTIFY_METRICS_TOKEN: Type.Optional(Type.String({ minLength: 16 })),
   // Other gateways: each is enabled only when its keys are set (otherwise /notify/<name> is 404).
   PAYNOTIFY_ALIPAY_PUBLIC_KEY: Type.Optional(Type.String({ minLength: 1 })),
   PAYNOTIFY_ALIPAY_APP_ID: Type.Optional(Type.String({ minLength: 1 })),
@@ -80,6 +83,13 @@ export interface Config {
     readonly timeoutMs: number
     /** A read-only token for GET /admin/feed (the admin token works too). */
     readonly feedToken?: string | undefined
+  }
+  /** Prometheus metrics at GET /metrics. */
+  readonly metrics: {
+    /** PAYNOTIFY_METRICS=0 turns them off: no route, nothing counted (bench/metrics.js compares the two). */
+    readonly enabled: boolean
+    /** A token that opens GET /metrics and nothing else (the admin token works too). */
+    readonly token?: string | undefined
   }
   /** Keys of the other gateways, as given (adapters parse and validate them). */
   readonly gateways: {
@@ -154,6 +164,10 @@ export function loadConfig (env: NodeJS.ProcessEnv): Config {
       timeoutMs: parsed.PAYNOTIFY_OUTBOUND_TIMEOUT_MS,
       feedToken: parsed.PAYNOTIFY_FEED_TOKEN
     }),
+    metrics: Object.freeze({
+      enabled: parsed.PAYNOTIFY_METRICS === '1' || parsed.PAYNOTIFY_METRICS === 'true',
+      token: parsed.PAYNOTIFY_METRICS_TOKEN
+    }),
     gateways: Object.freeze({
       alipay: Object.freeze({ publicKey: parsed.PAYNOTIFY_ALIPAY_PUBLIC_KEY, appId: parsed.PAYNOTIFY_ALIPAY_APP_ID, sellerId: parsed.PAYNOTIFY_ALIPAY_SELLER_ID }),
       wechatpay: Object.freeze({ platformKeys: parsed.PAYNOTIFY_WECHATPAY_PLATFORM_KEYS, apiV3Key: parsed.PAYNOTIFY_WECHATPAY_APIV3_KEY }),
@@ -176,7 +190,7 @@ export function loadConfig (env: NodeJS.ProcessEnv): Config {
  */
 function describeSecretProblems (env: Env): string[] {
   const problems: string[] = []
-  for (const name of ['PAYNOTIFY_GENERIC_SECRET', 'PAYNOTIFY_ADMIN_TOKEN', 'PAYNOTIFY_MERCHANT_TOKEN', 'PAYNOTIFY_FEED_TOKEN'] as const) {
+  for (const name of ['PAYNOTIFY_GENERIC_SECRET', 'PAYNOTIFY_ADMIN_TOKEN', 'PAYNOTIFY_MERCHANT_TOKEN', 'PAYNOTIFY_FEED_TOKEN', 'PAYNOTIFY_METRICS_TOKEN'] as const) {
     const value = env[name]
     const weak = value === undefined ? undefined : weakSecretReason(value)
     if (weak !== undefined) problems.push(`${name} is too easy to guess: it ${weak} (generate one with \`openssl rand -base64 24\`)`)

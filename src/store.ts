@@ -1,7 +1,7 @@
 import { openDatabase, type DatabaseOptions, type OpenDatabase } from './db/database.js'
 import { migrateToLatest } from './db/migrate.js'
 import { createCheckpointSigner } from './event-log/checkpoint-signature.js'
-import { EventLog, type EventAppender, type Tail } from './event-log/event-log.js'
+import { EventLog, type CommitObservable, type EventAppender, type Tail } from './event-log/event-log.js'
 import { WriterThread, type WriterThreadOptions } from './event-log/writer-thread.js'
 import { OrderProjector, type ProjectorOptions } from './orders/projector.js'
 
@@ -16,7 +16,7 @@ export interface StoreOptions extends DatabaseOptions {
 
 /** What the service needs of a store: reads on `sqlite`/`db`, appends through `eventLog`. */
 export interface ServiceStore extends OpenDatabase {
-  eventLog: EventAppender & { readonly tail: Tail, readonly batches: number }
+  eventLog: EventAppender & CommitObservable & { readonly tail: Tail, readonly batches: number }
 }
 
 /** A store whose log and projector run on this thread, on the `sqlite` connection. */

@@ -33,6 +33,7 @@ t.test('defaults', async t => {
   })
   t.same(config.secrets, { genericSecret: undefined, adminToken: undefined, merchantToken: undefined, signingKey: undefined }, 'no secrets unless given')
   t.equal(config.gateways.stripe.orderIdKey, 'order_id')
+  t.same(config.metrics, { enabled: true, token: undefined }, 'GET /metrics on, for the admin token only')
   t.ok(Object.isFrozen(config) && Object.isFrozen(config.secrets) && Object.isFrozen(config.gateways), 'frozen')
   t.throws(() => { (config as { port: number }).port = 1 }, TypeError)
 })
@@ -64,6 +65,11 @@ t.test('every variable is read', async t => {
   t.equal(config.gateways.stripe.webhookSecret, stripeSecret)
   t.equal(config.gateways.standard.secret, standardSecret)
   t.equal(loadConfig({ PAYNOTIFY_PORT: '0' }).port, 0, 'port 0 picks a free port')
+  const metricsToken = randomBytes(24).toString('base64url')
+  t.same(loadConfig({ PAYNOTIFY_METRICS: '0', PAYNOTIFY_METRICS_TOKEN: metricsToken }).metrics, { enabled: false, token: metricsToken })
+  t.equal(loadConfig({ PAYNOTIFY_METRICS: 'false' }).metrics.enabled, false)
+  t.equal(loadConfig({ PAYNOTIFY_METRICS: 'true' }).metrics.enabled, true)
+  t.throws(() => loadConfig({ PAYNOTIFY_METRICS: 'off' }), /PAYNOTIFY_METRICS must be one of 0, 1, false, true/)
 })
 
 t.test('an empty variable counts as unset', async t => {
@@ -160,6 +166,8 @@ t.test('secrets anyone could guess or sign with stop the start, named but never 
     ['PAYNOTIFY_GENERIC_SECRET', 'aaaaaaaaaaaaaaaa', /too easy to guess: it uses only 1 different character/],
     ['PAYNOTIFY_ADMIN_TOKEN', 'aaaaaaaaaaaaaaaa', /too easy to guess/],
     ['PAYNOTIFY_MERCHANT_TOKEN', 'aaaaaaaaaaaaaaaa', /too easy to guess/],
+    ['PAYNOTIFY_METRICS_TOKEN', 'metricsmetricsme', /too easy to guess/],
+    ['PAYNOTIFY_METRICS_TOKEN', 'short', /must NOT have fewer than 16 characters/],
     ['PAYNOTIFY_ADMIN_TOKEN', 'abababababababab', /uses only 2 different characters/],
     ['PAYNOTIFY_ADMIN_TOKEN', 'passwordpassword', /repeats the same 8 characters/],
     ['PAYNOTIFY_MERCHANT_TOKEN', '0123456789abcdef', /is a sequence/],

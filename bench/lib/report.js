@@ -36,7 +36,7 @@ function machineSection (machine, what) {
     (what.startsWith('peer') ? `, @event-driven-io/emmett-sqlite ${p['@event-driven-io/emmett-sqlite']} with @event-driven-io/emmett ${p['@event-driven-io/emmett']} and sqlite3 ${p.sqlite3}` : '') + ')'
 }
 
-function targetsTable (ingest, peer, rebuild, flood, stream, outbound) {
+function targetsTable (ingest, peer, rebuild, flood, stream, outbound, metrics) {
   const rows = ['| figure | target | measured: min / **median** / max | |', '|---|---|---|---|']
   if (ingest !== undefined) {
     const r = ingest.ratios
@@ -80,7 +80,41 @@ function targetsTable (ingest, peer, rebuild, flood, stream, outbound) {
     const d = outbound.delivery.backlog[0]
     if (d !== undefined) rows.push(`| deliveries/s to a local receiver (a backlog of ${formatNumber(d.deliveries)}, every signature verified) | (measured) | ${formatNumber(d.deliveriesPerSecond)} | |`)
   }
+  if (metrics !== undefined) {
+    const r = metrics.ratios.on.pairedByRound
+    rows.push(`| server CPU per durable callback, metrics on (scraped every ${formatNumber(metrics.settings.scrapeMs / 1000)} s) / off | ≤ ${formatNumber(metrics.settings.targetRatio, 2)}× | ${formatSummary(r, 3, '×')} | ${mark(r.median <= metrics.settings.targetRatio)} |`)
+    const w = metrics.ownWork
+    if (w !== undefined) rows.push(`| the same from the metrics' own work measured alone (${formatNumber(w.addedMicrosPerRequest, 2)} µs per callback over off's ${formatNumber(w.offMicrosPerRequest)} µs) | ≤ ${formatNumber(metrics.settings.targetRatio, 2)}× | ${formatNumber(w.estimatedRatio, 3)}× | ${mark(w.estimatedRatio <= metrics.settings.targetRatio)} |`)
+  }
   return rows.join('\n')
+}
+
+function ownWorkParagraph (metrics) {
+  const w = metrics.ownWork
+  if (w === undefined) return ''
+  const st = metrics.settings
+  return `Two runs of one server differ by about ±10 % on this shared machine whatever they run, so the paired ratio above cannot resolve 3 %. The metrics' own work, measured alone in the benchmark's process on the same build (CPU of many calls, the least of 7 repetitions): ${formatNumber(w.perRequest, 2)} µs per answered callback (its request time observed and its outcome counted), ${formatNumber(w.perCommit, 2)} µs per commit (its size and time observed; ${formatNumber(w.batchEvents, 1)} events per commit in these runs), ${formatNumber(w.perScrape / 1000, 2)} ms per scrape (shared by the ${formatNumber(st.rate * st.scrapeMs / 1000)} callbacks of one interval): **${formatNumber(w.addedMicrosPerRequest, 2)} µs per callback, ${formatNumber(100 * (w.estimatedRatio - 1), 2)} %** of the metrics-off server's ${formatNumber(w.offMicrosPerRequest)} µs (Fastify's call of the response hook and the default metrics' event-loop sampling are not in this figure; they are in the paired runs).
+
+`
+}
+
+function metricsSection (metrics) {
+  const st = metrics.settings
+  const rows = Object.entries(metrics.cpu).map(([name, c]) => {
+    const r = metrics.ratios[name]
+    return `| ${st.variants[name]} | ${s1(c.cpuMicrosPerRequest)} | ${s1(c.mainThreadCpuMicrosPerRequest)} | ${s1(c.otherThreadsCpuMicrosPerRequest)} | ${r === undefined ? '–' : formatSummary(r.pairedByRound, 3, '×')} | ${r === undefined ? '–' : formatSummary(r.mainThreadPairedByRound, 3, '×')} | ${formatSummary(c.p50, 1, ' ms')} | ${formatSummary(c.p99, 0, ' ms')} | ${formatNumber(c.scrapes)} |`
+  })
+  const a = metrics.accounted
+  return `## Metrics: what GET /metrics and its counters cost a callback (issue 12)
+
+\`node bench/metrics.js\`. The service with its metrics on (the default: every answer timed by route template, every callback counted by gateway and outcome, every commit's size and time observed, and \`GET /metrics\` scraped every ${formatNumber(st.scrapeMs / 1000)} s during the runs, Prometheus is usually set to scrape every 15 to 60 s) against the same build started with \`PAYNOTIFY_METRICS=0\` (no hook, no counter, no route)${st.variants.before === undefined ? '' : `, and ${st.variants.before}`}. Signed generic callbacks (${formatNumber(st.repeatRatio * 100)} % gateway repeats), each acked after its commit (\`synchronous=FULL\`), at a steady ${formatNumber(st.rate)} req/s (bench/lib/fixed-rate.js, ${st.connections} connections), ${formatNumber(st.requests)} per run. CPU: user + system of the server process from /proc/<pid>/stat (every thread), over the run, per callback. One server per variant, started once (${formatNumber(st.warmup)} warm-up callbacks) and kept for every round; ${st.rounds} rounds, the variants in turn within each, the order turning every round; each ratio pairs a run with the metrics-off run of its own round (the machine's load average: ${formatNumber(st.loadAverage.before, 1)} at the start, ${formatNumber(st.loadAverage.after, 1)} at the end, on 2 cores).
+
+| server | CPU µs per callback | of which HTTP thread | other threads (writer, GC) | ratio to off (paired by round) | HTTP thread ratio to off | p50 | p99 | scrapes |
+|---|---|---|---|---|---|---|---|---|
+${rows.join('\n')}
+
+${ownWorkParagraph(metrics)}One scrape at the end: ${formatNumber(metrics.scrape.bytes)} bytes, ${formatNumber(metrics.scrape.series)} samples, answered in ${formatNumber(metrics.scrape.ms, 1)} ms. The metrics server's own counters account for every callback sent: ${formatNumber(a.accepted)} accepted + ${formatNumber(a.duplicate)} duplicate = ${formatNumber(a.accepted + a.duplicate)} of ${formatNumber(a.sent)} (${a.ok ? 'all' : '**NOT all**'}), log position ${formatNumber(a.position)}.
+`
 }
 
 function ingestSection (ingest) {
@@ -284,17 +318,19 @@ export function writeReport () {
   const flood = load('alipay-flood')
   const stream = load('stream-backpressure')
   const outbound = load('outbound')
+  const metrics = load('metrics')
   const machines = [
     ingest && machineSection(ingest.machine, 'ingest (1, 2, 3, 6)'),
     peer && machineSection(peer.machine, 'peer store (4)'),
     rebuild && machineSection(rebuild.machine, 'rebuild/export (5)'),
     flood && machineSection(flood.machine, 'alipay flood (issue 10)'),
     stream && machineSection(stream.machine, 'stream backpressure'),
-    outbound && machineSection(outbound.machine, 'outbound (issue 11)')
+    outbound && machineSection(outbound.machine, 'outbound (issue 11)'),
+    metrics && machineSection(metrics.machine, 'metrics (issue 12)')
   ].filter(Boolean)
   const text = `# paynotify benchmarks
 
-Written by \`npm run bench\` (each script also runs alone: \`node bench/ingest.js\`, \`node bench/peer-append.js\`, \`node bench/rebuild.js\`, \`node bench/profile.js\`, \`node bench/alipay-flood.js\`, \`node bench/stream-backpressure.js\`; this file is rebuilt from \`bench/results/*.json\` after each).
+Written by \`npm run bench\` (each script also runs alone: \`node bench/ingest.js\`, \`node bench/peer-append.js\`, \`node bench/rebuild.js\`, \`node bench/profile.js\`, \`node bench/alipay-flood.js\`, \`node bench/stream-backpressure.js\`, \`node bench/outbound.js\`, \`node bench/metrics.js\`; this file is rebuilt from \`bench/results/*.json\` after each).
 All traffic is loopback. Every figure is min / **median** / max over the runs stated; the targets are judged on the median.
 This is a 2-core machine shared with other work while these ran, so absolute figures move from run to run; the ratios come from runs made side by side in one invocation.
 
@@ -303,7 +339,7 @@ ${machines.join('\n')}
 
 ## Targets
 
-${targetsTable(ingest, peer, rebuild, flood, stream, outbound)}
+${targetsTable(ingest, peer, rebuild, flood, stream, outbound, metrics)}
 
 ${ingest === undefined ? '' : ingestSection(ingest)}
 ${peer === undefined ? '' : peerSection(peer)}
@@ -311,6 +347,7 @@ ${rebuild === undefined ? '' : rebuildSection(rebuild)}
 ${flood === undefined ? '' : floodSection(flood)}
 ${stream === undefined ? '' : streamSection(stream)}
 ${outbound === undefined ? '' : outboundSection(outbound)}
+${metrics === undefined ? '' : metricsSection(metrics)}
 ${profile === undefined && rebuild?.profiles === undefined ? '' : profileSection(profile, rebuild)}
 ${notes}
 `

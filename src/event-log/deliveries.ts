@@ -30,10 +30,14 @@ export class DeliveryCounts {
       WHERE stream_id = ? AND gateway = ? AND delivery_id = ?`)
   }
 
-  /** Whether the log holds maxStoredDeliveries events of this delivery already (counting this transaction's). */
-  full (streamId: string, metadata: Partial<EventMetadata>): boolean {
+  /**
+   * How many events of this delivery the log holds already (counting this
+   * transaction's): 0 for a first delivery, maxStoredDeliveries or more when
+   * a repeat is to be counted and not stored. 0 for an event without a delivery id.
+   */
+  storedCount (streamId: string, metadata: Partial<EventMetadata>): number {
     const key = keyOf(metadata)
-    return key !== undefined && (this.#stored.get(streamId, key.gateway, key.deliveryId) ?? 0) >= maxStoredDeliveries
+    return key === undefined ? 0 : this.#stored.get(streamId, key.gateway, key.deliveryId) ?? 0
   }
 
   /** Counts an event appended. */
@@ -42,7 +46,7 @@ export class DeliveryCounts {
     if (key !== undefined) this.#countStored.run(streamId, key.gateway, key.deliveryId)
   }
 
-  /** Counts a repeat acked but not appended (full). */
+  /** Counts a repeat acked but not appended (storedCount reached maxStoredDeliveries). */
   unstored (streamId: string, metadata: Partial<EventMetadata>, at: string): void {
     const key = keyOf(metadata)
     if (key !== undefined) this.#countUnstored.run(at, streamId, key.gateway, key.deliveryId)

@@ -4,7 +4,7 @@ import { currentSchemaVersion, type DomainEvent, type EventMetadata, type Record
 import type { CheckpointSigner } from './checkpoint-signature.js'
 import { chainHash, genesisHash } from './hash.js'
 import { checkpointRecorder } from './signed-checkpoints.js'
-import { DeliveryCounts } from './deliveries.js'
+import { DeliveryCounts, maxStoredDeliveries } from './deliveries.js'
 import { insertRawBodySql, splitRawBody, type RawBody } from './raw-bodies.js'
 
 /** An event to append; the log assigns position, stream version, time and hash. */
@@ -54,6 +54,31 @@ export function readTail (sqlite: SQLite.Database): Tail {
   return row ?? { position: 0, hash: genesisHash }
 }
 
+/** One append as committed: the events stored, and how many of those given repeated a delivery already in the log. */
+export interface AppendResult {
+  recorded: RecordedEvent[]
+  /**
+   * Events whose delivery (order, gateway and deliveryId) the log held
+   * before them, stored or counted: a gateway's retry. The notify route
+   * counts a callback made only of repeats as a duplicate (metrics.ts).
+   */
+  repeats: number
+}
+
+/** One caller's events as commitNow wrote them: null for a repeat counted and not stored (maxStoredDeliveries). */
+export interface CommittedAppend {
+  events: Array<RecordedEvent | null>
+  repeats: number
+}
+
+/** One committed transaction, for metrics: the events its appends carried and how long it took. */
+export interface CommitReport {
+  /** Events of the batch's appends, repeats counted and not stored included (what PAYNOTIFY_BATCH_MAX bounds). */
+  events: number
+  /** From BEGIN IMMEDIATE to the end of COMMIT: the lock wait, the inserts, the projection and the fsync. */
+  seconds: number
+}
+
 /** What the routes need of the log: the in-process EventLog and the writer thread both provide it. */
 export interface EventAppender {
   /**
@@ -62,11 +87,19 @@ export interface EventAppender {
    * counted, not stored, and left out.
    */
   append: (events: readonly NewEvent[]) => Promise<RecordedEvent[]>
+  /** append, also telling how many of the events repeated a delivery already in the log. */
+  appendWithRepeats: (events: readonly NewEvent[]) => Promise<AppendResult>
+}
+
+/** The writers' commits as they happen (EventLog, WriterThread): metrics.ts counts batch sizes and commit times. */
+export interface CommitObservable {
+  /** Calls `listener` after every committed transaction; returns a function that stops it. */
+  observeCommits: (listener: (report: CommitReport) => void) => () => void
 }
 
 interface PendingAppend {
   events: readonly NewEvent[]
-  resolve: (events: RecordedEvent[]) => void
+  resolve: (result: AppendResult) => void
   reject: (error: Error) => void
 }
 
@@ -90,7 +123,7 @@ export function takeBatch<T extends { events: readonly unknown[] }> (queue: T[],
  * under load batches grow by themselves. Each caller resolves only after its
  * batch committed; a failed batch rejects every caller in it and writes none.
  */
-export class EventLog implements EventAppender {
+export class EventLog implements EventAppender, CommitObservable {
   readonly #sqlite: SQLite.Database
   readonly #maxBatchSize: number
   readonly #onAppend: OnAppend | undefined
@@ -101,6 +134,7 @@ export class EventLog implements EventAppender {
   readonly #streamVersion: SQLite.Statement<[string], { v: number | null }>
   readonly #recordCheckpoint: ((tail: Tail, signedAt: string) => void) | undefined
   readonly #deliveries: DeliveryCounts
+  readonly #commitListeners = new Set<(report: CommitReport) => void>()
   #queue: PendingAppend[] = []
   #scheduled = false
   #closed = false
@@ -134,7 +168,11 @@ export class EventLog implements EventAppender {
   }
 
   /** Appends the events of one request atomically; resolves after they are durable. */
-  append (events: readonly NewEvent[]): Promise<RecordedEvent[]> {
+  async append (events: readonly NewEvent[]): Promise<RecordedEvent[]> {
+    return (await this.appendWithRepeats(events)).recorded
+  }
+
+  appendWithRepeats (events: readonly NewEvent[]): Promise<AppendResult> {
     if (this.#closed) return Promise.reject(new StoreUnavailableError('event log is closed'))
     return new Promise((resolve, reject) => {
       this.#queue.push({ events, resolve, reject })
@@ -144,6 +182,11 @@ export class EventLog implements EventAppender {
         setImmediate(() => this.#flush())
       }
     })
+  }
+
+  observeCommits (listener: (report: CommitReport) => void): () => void {
+    this.#commitListeners.add(listener)
+    return () => { this.#commitListeners.delete(listener) }
   }
 
   /** Writes what is queued, then refuses new appends. */
@@ -158,35 +201,42 @@ export class EventLog implements EventAppender {
   }
 
   #commit (batch: PendingAppend[]): void {
-    let written: Array<Array<RecordedEvent | null>>
+    let written: { appends: CommittedAppend[], report: CommitReport }
     try {
       written = this.commitNow(batch.map(pending => pending.events))
     } catch (error) {
       for (const pending of batch) pending.reject(error as Error)
       return
     }
-    batch.forEach((pending, i) => pending.resolve(written[i]!.filter((event): event is RecordedEvent => event !== null)))
+    batch.forEach((pending, i) => {
+      const { events, repeats } = written.appends[i]!
+      pending.resolve({ recorded: events.filter((event): event is RecordedEvent => event !== null), repeats })
+    })
+    for (const listener of this.#commitListeners) listener(written.report)
   }
 
   /**
    * Writes these appends (one entry per caller) in one BEGIN IMMEDIATE
    * transaction now, with onAppend inside it, and returns each caller's
-   * events as recorded, in the order given: null for a repeat beyond
-   * maxStoredDeliveries, counted and not stored. Throws
-   * StoreUnavailableError after a rollback. The writer thread drives its
-   * batches through this; append() queues into it.
+   * events as recorded, in the order given (null for a repeat beyond
+   * maxStoredDeliveries, counted and not stored), with the transaction's
+   * report for the caller to pass on (observeCommits listeners are not
+   * called). Throws StoreUnavailableError after a rollback. The writer
+   * thread drives its batches through this; append() queues into it.
    */
-  commitNow (appends: ReadonlyArray<ReadonlyArray<NewEvent | EncodedEvent>>): Array<Array<RecordedEvent | null>> {
+  commitNow (appends: ReadonlyArray<ReadonlyArray<NewEvent | EncodedEvent>>): { appends: CommittedAppend[], report: CommitReport } {
     if (this.#closed) throw new StoreUnavailableError('event log is closed')
     const recordedAt = this.#clock().toISOString()
     const before = this.#tail
     this.#batches++
+    const started = performance.now()
+    const repeats = appends.map(() => 0)
     try {
-      return this.#sqlite.transaction(() => {
+      const written = this.#sqlite.transaction(() => {
         const versions = new Map<string, number>()
         let { position, hash } = before
         const all: RecordedEvent[] = []
-        const perCaller = appends.map(events => events.map(event => {
+        const perCaller = appends.map((events, caller) => events.map(event => {
           let stored: { metadata: EventMetadata, json: string, body: RawBody | undefined }
           if ('encoded' in event) {
             // The projector folds objects: an encoded event is decoded once, here.
@@ -198,7 +248,9 @@ export class EventLog implements EventAppender {
             stored = { metadata: event.metadata, json: JSON.stringify(split.metadata), body: split.body }
           }
           // Counted in this transaction too: a repeat is left out only once the copies it repeats commit with it or before it.
-          if (this.#deliveries.full(event.streamId, stored.metadata)) {
+          const copies = this.#deliveries.storedCount(event.streamId, stored.metadata)
+          if (copies > 0) repeats[caller]!++
+          if (copies >= maxStoredDeliveries) {
             this.#deliveries.unstored(event.streamId, stored.metadata, recordedAt)
             return null
           }
@@ -240,6 +292,11 @@ export class EventLog implements EventAppender {
         this.#tail = { position, hash }
         return perCaller
       }).immediate()
+      const events = appends.reduce((sum, events) => sum + events.length, 0)
+      return {
+        appends: written.map((events, caller) => ({ events, repeats: repeats[caller]! })),
+        report: { events, seconds: (performance.now() - started) / 1000 }
+      }
     } catch (cause) {
       // Re-read rather than trust memory: another writer may be why the batch failed.
       this.#tail = this.#safeReadTail(before)

@@ -27,11 +27,12 @@ export type ToWriter =
  * What the writer answers. A committed transaction reports, per event of its
  * appends in order, the stream version and hash it got (positions follow on
  * from `first`), or stream version 0 and hash '' for a repeat the log counted
- * but did not store; the HTTP thread still holds the events themselves, so
- * they are not sent back.
+ * but did not store; per append (`ids[i]`), how many of its events repeated
+ * a delivery already in the log; and how long the transaction took. The HTTP
+ * thread still holds the events themselves, so they are not sent back.
  */
 export type FromWriter =
   | { kind: 'ready', tail: Tail }
-  | { kind: 'committed', ids: number[], first: number, recordedAt: string, streamVersions: number[], hashes: string[] }
+  | { kind: 'committed', ids: number[], first: number, recordedAt: string, streamVersions: number[], hashes: string[], repeats: number[], seconds: number }
   | { kind: 'failed', ids: number[], message: string, code: string | undefined }
   | { kind: 'closed' }

@@ -2,7 +2,7 @@ import { Worker } from 'node:worker_threads'
 import { workerOptions, workerSource } from '../worker-source.js'
 import { StoreUnavailableError } from '../errors.js'
 import { currentSchemaVersion, type RecordedEvent } from '../orders/events.js'
-import type { EventAppender, NewEvent, Tail } from './event-log.js'
+import type { AppendResult, CommitObservable, CommitReport, EventAppender, NewEvent, Tail } from './event-log.js'
 import { splitRawBody } from './raw-bodies.js'
 import type { FromWriter, ToWriter, WriterSettings } from './writer-protocol.js'
 
@@ -10,7 +10,7 @@ export type { WriterSettings } from './writer-protocol.js'
 
 interface Pending {
   events: readonly NewEvent[]
-  resolve: (events: RecordedEvent[]) => void
+  resolve: (result: AppendResult) => void
   reject: (error: Error) => void
 }
 
@@ -34,10 +34,11 @@ const defaultEntry = workerSource(import.meta.url, 'writer-worker').entry
  * writer commits whatever has arrived in one transaction per turn of its own
  * loop, so batches grow with load and an idle log commits at once.
  */
-export class WriterThread implements EventAppender {
+export class WriterThread implements EventAppender, CommitObservable {
   readonly #worker: Worker
   readonly #pending = new Map<number, Pending>()
   readonly #onFatal: ((error: Error) => void) | undefined
+  readonly #commitListeners = new Set<(report: CommitReport) => void>()
   #outbox: { ids: number[], counts: number[], fields: Array<string | null> } = { ids: [], counts: [], fields: [] }
   #scheduled = false
   #nextId = 1
@@ -90,7 +91,11 @@ export class WriterThread implements EventAppender {
     return this.#batches
   }
 
-  append (events: readonly NewEvent[]): Promise<RecordedEvent[]> {
+  async append (events: readonly NewEvent[]): Promise<RecordedEvent[]> {
+    return (await this.appendWithRepeats(events)).recorded
+  }
+
+  appendWithRepeats (events: readonly NewEvent[]): Promise<AppendResult> {
     if (this.#closing !== undefined) return Promise.reject(new StoreUnavailableError('event log is closed'))
     if (this.#dead !== undefined) return Promise.reject(new StoreUnavailableError('the event store writer stopped', { cause: this.#dead }))
     return new Promise((resolve, reject) => {
@@ -113,6 +118,12 @@ export class WriterThread implements EventAppender {
         setImmediate(() => { this.#send() })
       }
     })
+  }
+
+  /** The writer's commits, as it reports them (its batch sizes and commit times). */
+  observeCommits (listener: (report: CommitReport) => void): () => void {
+    this.#commitListeners.add(listener)
+    return () => { this.#commitListeners.delete(listener) }
   }
 
   /** Lets every append already made commit and be answered, then stops the writer. */
@@ -148,8 +159,8 @@ export class WriterThread implements EventAppender {
       this.#batches++
       let position = message.first
       let index = 0
-      for (const id of message.ids) {
-        const pending = this.#take(id)
+      for (let i = 0; i < message.ids.length; i++) {
+        const pending = this.#take(message.ids[i]!)
         // Built from the caller's own events: only what the log assigned came back from the writer.
         const recorded: RecordedEvent[] = []
         for (const event of pending.events) {
@@ -170,8 +181,10 @@ export class WriterThread implements EventAppender {
             hash
           } as RecordedEvent)
         }
-        pending.resolve(recorded)
+        pending.resolve({ recorded, repeats: message.repeats[i]! })
       }
+      const report: CommitReport = { events: message.streamVersions.length, seconds: message.seconds }
+      for (const listener of this.#commitListeners) listener(report)
     } else if (message.kind === 'failed') {
       this.#batches++
       const cause = Object.assign(new Error(message.message), { code: message.code })

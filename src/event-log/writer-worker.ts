@@ -39,15 +39,17 @@ function flush (): void {
       const written = log.commitNow(batch.map(append => append.events))
       const streamVersions: number[] = []
       const hashes: string[] = []
+      const repeats: number[] = []
       let first: RecordedEvent | undefined
-      for (const events of written) {
+      for (const { events, repeats: repeated } of written.appends) {
+        repeats.push(repeated)
         for (const event of events) {
           first ??= event ?? undefined
           streamVersions.push(event?.streamVersion ?? 0)
           hashes.push(event?.hash ?? '')
         }
       }
-      post({ kind: 'committed', ids, first: first?.position ?? 0, recordedAt: first?.recordedAt ?? '', streamVersions, hashes })
+      post({ kind: 'committed', ids, first: first?.position ?? 0, recordedAt: first?.recordedAt ?? '', streamVersions, hashes, repeats, seconds: written.report.seconds })
     } catch (error) {
       const cause = (error as Error).cause as { code?: string } | undefined
       post({ kind: 'failed', ids, message: (error as Error).message, code: cause?.code })

@@ -5,6 +5,7 @@ import { AppError, excerpt, MalformedError } from '../errors.js'
 import type { EventAppender, NewEvent } from '../event-log/event-log.js'
 import type { GatewayRegistry } from '../gateways/registry.js'
 import { headerValue, jsonErrorAck, type Ack, type GatewayAdapter, type RawCallback } from '../gateways/types.js'
+import type { CallbackOutcome, Metrics } from '../metrics.js'
 import { streamIdOf, type EventMetadata, type RawRequest } from '../orders/events.js'
 import { toAppError } from './errors.js'
 
@@ -16,6 +17,8 @@ export interface NotifyRoutesOptions {
   /** PAYNOTIFY_ACCEPT_REPLAYS: honour x-paynotify-replay-of (a service that `replay --to` targets); otherwise it is refused. */
   acceptReplays: boolean
   now: () => Date
+  /** Counts each callback to a configured gateway by outcome (absent with PAYNOTIFY_METRICS=0). */
+  metrics?: Metrics | undefined
 }
 
 // Any name is accepted here so that every gateway we do not serve is a 404, not a 400.
@@ -45,6 +48,13 @@ function isoFormatter (): (date: Date) => string {
   }
 }
 
+/** What a refusal of a callback counts as (metrics.ts callbackOutcomes). */
+function refusalOutcome (statusCode: number): CallbackOutcome {
+  if (statusCode === 401) return 'refused_signature'
+  if (statusCode === 503) return 'store_unavailable'
+  return statusCode < 500 ? 'refused_malformed' : 'internal_error'
+}
+
 /** The configured gateway a request's route serves (route config), or undefined on the catch-all route. */
 function routeGateway (request: FastifyRequest): string | undefined {
   return (request.routeOptions.config as { gateway?: string }).gateway
@@ -56,7 +66,7 @@ function routeGateway (request: FastifyRequest): string | undefined {
  * cover the exact bytes); they are scoped to this plugin.
  */
 export const notifyRoutes: FastifyPluginAsync<NotifyRoutesOptions> = async (app, options) => {
-  const { gateways, eventLog, now } = options
+  const { gateways, eventLog, now, metrics } = options
   const toIso = isoFormatter()
 
   app.removeAllContentTypeParsers()
@@ -78,6 +88,8 @@ export const notifyRoutes: FastifyPluginAsync<NotifyRoutesOptions> = async (app,
       request.log.warn({ code: appError.code, gateway: gateway ?? excerpt((request.params as { gateway?: string }).gateway ?? '') }, appError.message)
     }
     const adapter = gateway === undefined ? undefined : gateways.get(gateway)
+    // Only a configured gateway's route is counted: the catch-all's name comes from the URL.
+    if (adapter !== undefined) metrics?.callback(adapter.name, refusalOutcome(appError.statusCode))
     send(reply, adapter === undefined ? jsonErrorAck(appError) : adapter.ack(appError))
   })
 
@@ -150,8 +162,10 @@ export const notifyRoutes: FastifyPluginAsync<NotifyRoutesOptions> = async (app,
       return { streamId: streamIdOf(notification), type: notification.type, data: notification.data, metadata } as NewEvent
     })
     // A verified callback about nothing we track (e.g. a Stripe event type we do not map) is acked, not stored.
-    const recorded = events.length === 0 ? [] : await eventLog.append(events)
-    request.log.debug({ gateway: adapter.name, positions: recorded.map(e => e.position), orders: recorded.map(e => e.streamId) }, 'callback recorded')
+    const { recorded, repeats } = events.length === 0 ? { recorded: [], repeats: 0 } : await eventLog.appendWithRepeats(events)
+    const outcome: CallbackOutcome = events.length > 0 && repeats === events.length ? 'duplicate' : 'accepted'
+    metrics?.callback(adapter.name, outcome)
+    request.log.debug({ gateway: adapter.name, outcome, positions: recorded.map(e => e.position), orders: recorded.map(e => e.streamId) }, 'callback recorded')
     send(reply, adapter.ack())
     return reply
   }

@@ -33,6 +33,10 @@ interface DueRow {
 
 interface Outcome { row: DueRow, result: SendResult, headers: Record<string, string>, attemptedAt: string }
 
+/** The state a recorded attempt leaves its delivery in (failed: a retry is due). */
+export const attemptResults = ['delivered', 'failed', 'dead'] as const
+export type AttemptResult = typeof attemptResults[number]
+
 // The safety net under nudges and timers: a due delivery waits at most this long.
 const pollMs = 1000
 // Secrets read (and opened) per endpoint at most this often; a rotation calls forget().
@@ -62,6 +66,7 @@ export class Dispatcher {
   readonly #finished: Outcome[] = []
   readonly #secretCache = new Map<string, { secrets: string[], until: number }>()
   readonly #idle: Array<() => void> = []
+  readonly #attemptListeners = new Set<(result: AttemptResult) => void>()
   #timer: NodeJS.Timeout | undefined
   #tickQueued = false
   #recordQueued = false
@@ -111,6 +116,12 @@ export class Dispatcher {
   /** Drops an endpoint's cached secrets (after a rotation). */
   forget (endpointId: string): void {
     this.#secretCache.delete(endpointId)
+  }
+
+  /** Calls `listener` for every attempt once it is recorded (metrics.ts); returns a function that stops it. */
+  observeAttempts (listener: (result: AttemptResult) => void): () => void {
+    this.#attemptListeners.add(listener)
+    return () => { this.#attemptListeners.delete(listener) }
   }
 
   /** Deliveries in flight now. */
@@ -193,15 +204,15 @@ export class Dispatcher {
     if (this.#finished.length === 0) return
     const outcomes = this.#finished.splice(0)
     const disabled = new Map<string, string>()
+    let results: AttemptResult[] = []
     try {
-      this.#options.sqlite.transaction(() => {
-        for (const outcome of outcomes) this.#recordOne(outcome, disabled)
-      }).immediate()
+      results = this.#options.sqlite.transaction(() => outcomes.map(outcome => this.#recordOne(outcome, disabled))).immediate()
     } catch (error) {
       // Not recorded: the deliveries stay active and are attempted again (at least once, same webhook-id).
       this.#options.log.error({ err: error }, 'outbound: could not record attempts; they will be retried')
     }
     for (const outcome of outcomes) this.#inflight.delete(outcome.row.id)
+    for (const result of results) for (const listener of this.#attemptListeners) listener(result)
     for (const [endpointId, reason] of disabled) {
       this.#options.disableEndpoint(endpointId, reason).catch(error => { this.#options.log.error({ err: error, endpointId }, 'outbound: could not disable the endpoint') })
     }
@@ -209,12 +220,12 @@ export class Dispatcher {
     this.nudge()
   }
 
-  #recordOne ({ row, result, headers, attemptedAt }: Outcome, disabled: Map<string, string>): void {
+  #recordOne ({ row, result, headers, attemptedAt }: Outcome, disabled: Map<string, string>): AttemptResult {
     const now = this.#clock()
     const attempts = row.attempts + 1
     this.#insertAttempt.run(row.id, row.endpoint_id, row.message_seq, attemptedAt, result.durationMs, JSON.stringify(headers), result.status, result.body, result.error)
     const status = result.status
-    let state: 'delivered' | 'failed' | 'dead'
+    let state: AttemptResult
     let next = now
     let error = result.error
     if (status !== null && status >= 200 && status < 300) {
@@ -239,6 +250,7 @@ export class Dispatcher {
     }
     this.#update.run(state, next, status, error, attemptedAt, row.id)
     if (state === 'failed') this.#holdLater.run(next, row.endpoint_id, row.order_id, row.message_seq)
+    return state
   }
 
   #liveSecrets (endpointId: string, now: number): Buffer[] {

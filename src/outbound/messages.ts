@@ -46,6 +46,11 @@ export class OutboundMessages {
     sqlite.prepare('UPDATE jobs SET state = \'interrupted\', finished_at = ? WHERE state = \'running\'').run(now().toISOString())
   }
 
+  /** Deliveries not done yet: due, or failed and waiting for a retry (the partial index outbound_deliveries_due holds exactly these). */
+  activeDeliveries (): number {
+    return this.#sqlite.prepare('SELECT count(*) FROM outbound_deliveries WHERE state IN (\'pending\', \'failed\')').pluck().get() as number
+  }
+
   attempts (endpointId: string, cursor: number | undefined, limit: number): { attempts: Attempt[], nextCursor: number | null } {
     const rows = this.#sqlite.prepare(`SELECT ${attemptColumns} FROM outbound_attempts AS a JOIN outbox AS o ON o.seq = a.message_seq
       WHERE a.endpoint_id = ? AND a.id < ? ORDER BY a.id DESC LIMIT ?`).all(endpointId, cursor ?? Number.MAX_SAFE_INTEGER, limit + 1) as AttemptRow[]

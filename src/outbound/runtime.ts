@@ -42,6 +42,11 @@ export function createOutbound (options: OutboundOptions): Outbound {
       const written = await appender.append(events)
       commits.emit('committed')
       return written
+    },
+    appendWithRepeats: async events => {
+      const written = await appender.appendWithRepeats(events)
+      commits.emit('committed')
+      return written
     }
   })
   const endpoints = new EndpointService({

@@ -1,6 +1,8 @@
 import { join } from 'node:path'
 import SQLite from 'better-sqlite3'
 import t from 'tap'
+import { maxStoredDeliveries } from '../../src/event-log/deliveries.js'
+import type { CommitReport } from '../../src/event-log/event-log.js'
 import { rowToEvent, type EventRow } from '../../src/event-log/read.js'
 import { verifyChain } from '../../src/event-log/verify-chain.js'
 import { WriterThread } from '../../src/event-log/writer-thread.js'
@@ -99,6 +101,30 @@ for (const mode of Object.keys(modes) as Array<keyof typeof modes>) {
     t.same(JSON.parse(s.sqlite.prepare("SELECT anomalies FROM orders WHERE order_id = 'E'").pluck().get() as string), [],
       'the writer\'s projector forgot the rolled-back registration (no unknown_order)')
     t.match(verifyChain(s.sqlite), { ok: true, checked: 2 })
+  })
+
+  t.test(`${mode}: appendWithRepeats counts the deliveries the log already held; observeCommits reports each transaction`, async t => {
+    const s = await open(t, mode, { batchMaxSize: 64 })
+    const reports: CommitReport[] = []
+    const stop = s.eventLog.observeCommits(report => { reports.push(report) })
+    t.match(await s.eventLog.appendWithRepeats([paid('A', 'd1')]), { repeats: 0, recorded: [{ position: 1 }] })
+    t.match(await s.eventLog.appendWithRepeats([paid('A', 'd1'), paid('A', 'd2')]), { repeats: 1, recorded: [{ position: 2 }, { position: 3 }] }, 'a retry beside a new delivery')
+    const together = await Promise.all([s.eventLog.appendWithRepeats([paid('B', 'd3')]), s.eventLog.appendWithRepeats([paid('B', 'd3')])])
+    t.same(together.map(result => result.repeats), [0, 1], 'two copies in one transaction: the second repeats the first')
+    t.equal(reports.length, 3, 'a report per transaction')
+    t.same(reports.map(report => report.events), [1, 2, 2], 'with the events its appends carried')
+    t.ok(reports.every(report => Number.isFinite(report.seconds) && report.seconds > 0), 'and how long it took')
+
+    // Repeats beyond maxStoredDeliveries are counted, not stored: still repeats, and still in the batch's size.
+    await s.eventLog.append(Array.from({ length: maxStoredDeliveries - 2 }, () => paid('A', 'd1')))
+    t.equal(s.sqlite.prepare("SELECT stored FROM deliveries WHERE stream_id = 'A' AND delivery_id = 'd1'").pluck().get(), maxStoredDeliveries)
+    const unstored = await s.eventLog.appendWithRepeats([paid('A', 'd1')])
+    t.same(unstored, { recorded: [], repeats: 1 })
+    t.same(reports.slice(3).map(report => report.events), [maxStoredDeliveries - 2, 1])
+
+    stop()
+    await s.eventLog.append([paid('C', 'd4')])
+    t.equal(reports.length, 5, 'a stopped listener hears no more')
   })
 
   t.test(`${mode}: closing writes what was appended, then refuses`, async t => {

@@ -6,7 +6,7 @@ import { buildTestApp, formHeaders, signedForm, testSecrets } from '../helpers.j
 
 const now = new Date('2026-05-01T12:00:00.000Z')
 
-interface LogLine { level: number, msg: string, reqId?: string, code?: string, gateway?: string, req?: { url?: string } }
+interface LogLine { level: number, msg: string, reqId?: string, code?: string, gateway?: string, outcome?: string, positions?: number[], req?: { url?: string } }
 
 function capture (level: string): { logger: { level: string, stream: { write: (line: string) => void } }, lines: LogLine[] } {
   const lines: LogLine[] = []
@@ -40,8 +40,23 @@ t.test('at debug, an accepted callback is logged with its positions and orders',
   const { app } = await buildTestApp(t, { deps: { now: () => now, logger } })
   const res = await app.inject({ method: 'POST', url: '/notify/generic', headers: formHeaders, payload: signedForm({ order_id: 'LOG-3', amount: '10.00', status: '1' }) })
   t.equal(res.statusCode, 200)
-  t.match(lines.filter(line => line.msg === 'callback recorded'), [{ level: 20, gateway: 'generic', positions: [1], orders: ['LOG-3'] }])
+  t.match(lines.filter(line => line.msg === 'callback recorded'), [{ level: 20, gateway: 'generic', outcome: 'accepted', positions: [1], orders: ['LOG-3'] }])
   t.ok(lines.some(line => line.level === 30 && line.req?.url === '/notify/generic'), 'the access line is back at debug')
+})
+
+t.test('at debug, a callback is traced from its access line to its log position by reqId (README "Monitoring")', async t => {
+  const { logger, lines } = capture('debug')
+  const { app, store } = await buildTestApp(t, { deps: { now: () => now, logger } })
+  const payload = signedForm({ order_id: 'LOG-4', amount: '10.00', status: '1', notify_id: 'trace-1' })
+  for (let i = 0; i < 2; i++) t.equal((await app.inject({ method: 'POST', url: '/notify/generic', headers: formHeaders, payload })).statusCode, 200)
+  const incoming = lines.filter(line => line.msg === 'incoming request' && line.req?.url === '/notify/generic')
+  t.equal(incoming.length, 2, 'an access line per callback')
+  const recorded = incoming.map(access => lines.find(line => line.msg === 'callback recorded' && line.reqId === access.reqId))
+  t.match(recorded, [{ outcome: 'accepted', positions: [1] }, { outcome: 'duplicate', positions: [2] }], 'the same reqId leads to the positions; the retry is marked duplicate')
+  for (const [i, line] of recorded.entries()) {
+    const metadata = JSON.parse(store.sqlite.prepare('SELECT metadata FROM events WHERE position = ?').pluck().get(line!.positions![0]) as string) as { requestId: string }
+    t.equal(metadata.requestId, incoming[i]!.reqId, 'and the event at that position carries the reqId as metadata.requestId')
+  }
 })
 
 t.test('a refusal of unsigned input echoes at most a short, printable excerpt of a name it was sent (issue 10 §5)', async t => {
