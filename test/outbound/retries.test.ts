@@ -4,18 +4,7 @@ import { loadCatalogue } from '../events/catalogue.js'
 import { adminAuth } from '../helpers.js'
 import { adminGet, callbackParams, createEndpoint, eventually, outboxRows, sendCallback, startOutboundApp, type OutboxRow } from './harness.js'
 import { startReceiver } from './receiver.js'
-
-interface Attempt {
-  id: number
-  messageId: string
-  endpointId: string
-  attemptedAt: string
-  durationMs: number
-  requestHeaders: Record<string, string>
-  status: number | null
-  responseBody: string | null
-  error: string | null
-}
+import type { Attempt } from '../../src/outbound/messages.js'
 
 /** Every recorded attempt of an endpoint, oldest first, read page by page as a client would. */
 async function allAttempts (app: FastifyInstance, endpointId: string, limit = 500): Promise<Attempt[]> {
