@@ -1,9 +1,8 @@
-import SQLite from 'better-sqlite3'
 import closeWithGrace from 'close-with-grace'
 import type { FastifyInstance } from 'fastify'
 import { buildApp } from './app.js'
 import type { Config } from './config.js'
-import { configureConnection } from './db/database.js'
+import { openDispatcherConnection } from './db/database.js'
 import { prepareDatabaseDirectory } from './db/data-directory.js'
 import { acquireWriterLock } from './db/writer-lock.js'
 import { checkChainSinceCheckpoint, describeChainBreak } from './event-log/chain-checkpoint.js'
@@ -41,11 +40,8 @@ export async function startServer (config: Config): Promise<{ close: () => Promi
     lock.release()
     throw new Error(`event log chain is broken: ${describeChainBreak(chain)}; refusing to serve (run \`paynotify verify\`, or set PAYNOTIFY_ALLOW_BROKEN_CHAIN=1 to serve anyway)`)
   }
-  // The dispatcher records attempts on a connection of its own at synchronous=NORMAL: a record lost with the
-  // page cache only means the message goes again (at least once, same webhook-id), and the HTTP thread
-  // does not wait for an fsync per batch of attempts. An in-memory store (inline writer) has one connection.
-  const dispatcherSqlite = config.dbPath === ':memory:' ? store.sqlite : new SQLite(config.dbPath, { fileMustExist: true })
-  if (dispatcherSqlite !== store.sqlite) configureConnection(dispatcherSqlite, { synchronous: 'NORMAL', busyTimeoutMs: config.busyTimeoutMs })
+  // The dispatcher records attempts on a connection of its own; an in-memory store (inline writer) has only one.
+  const dispatcherSqlite = config.dbPath === ':memory:' ? store.sqlite : openDispatcherConnection(config.dbPath, config.busyTimeoutMs)
   // Assigned once, below: the outbound log needs the app's logger, and the app needs outbound.
   // eslint-disable-next-line prefer-const
   let app: FastifyInstance | undefined

@@ -239,6 +239,18 @@ function createPrivately (path: string): void {
   }
 }
 
+/**
+ * A second connection to a database file for the outbound dispatcher's
+ * attempt records, at synchronous=NORMAL: a record lost with the page cache
+ * only means the message goes again (at least once, same webhook-id), and
+ * the HTTP thread does not wait for an fsync per batch of attempts.
+ */
+export function openDispatcherConnection (path: string, busyTimeoutMs: number): SQLite.Database {
+  const sqlite = new SQLite(path, { fileMustExist: true })
+  configureConnection(sqlite, { synchronous: 'NORMAL', busyTimeoutMs })
+  return sqlite
+}
+
 export function configureConnection (sqlite: SQLite.Database, options: DatabaseOptions = {}): void {
   sqlite.pragma(`busy_timeout = ${Math.trunc(options.busyTimeoutMs ?? 5000)}`)
   if (!options.readonly) sqlite.pragma('journal_mode = WAL')

@@ -1,10 +1,9 @@
 import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
-import SQLite from 'better-sqlite3'
 import type { FastifyInstance } from 'fastify'
 import { buildApp } from '../../src/app.js'
 import { loadConfig, type Config } from '../../src/config.js'
-import { configureConnection } from '../../src/db/database.js'
+import { openDispatcherConnection } from '../../src/db/database.js'
 import { createOutbound, type Outbound } from '../../src/outbound/runtime.js'
 import { openStore, openThreadedStore, type ServiceStore } from '../../src/store.js'
 import { adminAuth, formHeaders, signedForm, tempDir, testSecrets, type Writer } from '../helpers.js'
@@ -65,8 +64,7 @@ export async function startOutboundApp (t: Teardown, options: OutboundAppOptions
   const store = options.writer === 'thread'
     ? await openThreadedStore(dbPath, { ...storeOptions, entry: builtWriter })
     : await openStore(dbPath, storeOptions)
-  const dispatcherSqlite = new SQLite(dbPath, { fileMustExist: true })
-  configureConnection(dispatcherSqlite, { synchronous: 'NORMAL', busyTimeoutMs: config.busyTimeoutMs })
+  const dispatcherSqlite = openDispatcherConnection(dbPath, config.busyTimeoutMs)
   const errors: object[] = []
   const outbound = createOutbound({
     sqlite: store.sqlite,
