@@ -4,6 +4,7 @@ import swagger from '@fastify/swagger'
 import type { Config } from './config.js'
 import { createGatewayRegistry, type GatewayRegistry } from './gateways/registry.js'
 import { adminRoutes } from './http/admin.js'
+import { consolePlugin } from './console/plugin.js'
 import { AppError } from './errors.js'
 import { toAppError } from './http/errors.js'
 import { healthRoutes } from './http/health.js'
@@ -120,6 +121,8 @@ export async function buildApp (deps: AppDeps): Promise<FastifyInstance> {
     await app.register(outboundRoutes, { outbound, sqlite: store.sqlite, adminToken: secrets.adminToken })
     await app.register(feedRoutes, { outbound, sqlite: store.sqlite, adminToken: secrets.adminToken })
   }
+
+  await app.register(consolePlugin, { db: store.db, sqlite: store.sqlite, eventLog, log: store.eventLog, config, now, outbound, adminToken: secrets.adminToken })
 
   if (metrics !== undefined) await app.register(metricsRoutes, { metrics, adminToken: secrets.adminToken, metricsToken: config.metrics.token })
 

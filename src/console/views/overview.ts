@@ -1,0 +1,10 @@
+import type { FastifyPluginAsync } from 'fastify'
+import { sendPage, sessionOf, type ConsoleContext } from '../context.js'
+import { notice } from '../layout.js'
+
+// Placeholder until the view is built (issue 12).
+export const overviewView: FastifyPluginAsync<ConsoleContext> = async (app) => {
+  app.get('/console/', { schema: { hide: true } }, async (request, reply) => {
+    return sendPage(reply, { title: 'Overview', section: 'overview', session: sessionOf(request), body: notice('note', 'This view is being built.') })
+  })
+}
