@@ -181,7 +181,7 @@ export class RefusalStore {
    */
   summary (sinceMs: number): RefusalSummary {
     const nowMinute = Math.floor(this.#now() / minuteMs)
-    const sinceMinute = Math.max(Math.floor(sinceMs / minuteMs), nowMinute - summaryMinutes)
+    const sinceMinute = Math.max(Number.isFinite(sinceMs) ? Math.floor(sinceMs / minuteMs) : -Infinity, nowMinute - summaryMinutes)
     const byCode = new Map<string, number>()
     const byGateway = new Map<string | null, number>()
     let total = 0
@@ -223,8 +223,13 @@ function compare (a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0
 }
 
+/**
+ * The first `length` characters, as a string of their own: V8 makes a longer
+ * slice a view that keeps the whole original alive (a 16 KB header value for
+ * 256 characters kept), which the bytes bound would not count.
+ */
 function cut (text: string, length: number): string {
-  return text.length > length ? text.slice(0, length) : text
+  return text.length > length ? Buffer.from(text.slice(0, length), 'utf16le').toString('utf16le') : text
 }
 
 function toRefusal (id: number, refused: RefusedCallback): Refusal {

@@ -270,6 +270,7 @@ t.test('the store summary: by reason and gateway from the minute `since` falls i
   }, 'the last hour: the refusal 90 minutes ago is left out, those evicted from the list are in')
   t.match(store.summary(now - 2 * minute), { since: '2026-12-07T11:58:00.000Z', total: 3 })
   t.match(store.summary(now), { since: '2026-12-07T12:00:00.000Z', total: 2 })
+  t.match(store.summary(Number.NaN), { since: '2026-12-07T11:00:00.000Z', total: 4 }, 'no valid time: the whole hour')
   now += 61 * minute
   t.match(store.summary(0), { total: 0, byCode: [] }, 'an hour later nothing is counted')
 
