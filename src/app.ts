@@ -121,7 +121,7 @@ export async function buildApp (deps: AppDeps): Promise<FastifyInstance> {
     defaultCurrency: config.defaultCurrency,
     now
   })
-  await app.register(adminRoutes, { db: store.db, sqlite: store.sqlite, adminToken: secrets.adminToken })
+  await app.register(adminRoutes, { db: store.db, sqlite: store.sqlite, adminToken: secrets.adminToken, eventLog, now })
   if (refusals !== undefined) await app.register(refusalRoutes, { refusals, adminToken: secrets.adminToken, now: () => now().getTime() })
   if (outbound !== undefined) {
     await app.register(outboundRoutes, { outbound, sqlite: store.sqlite, adminToken: secrets.adminToken })

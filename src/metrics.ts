@@ -113,7 +113,7 @@ export class Metrics {
     // eslint-disable-next-line no-new
     new Gauge({
       name: 'paynotify_orders_needing_review',
-      help: 'Orders flagged needs_review (an anomaly: a mismatched amount, a double payment, …)',
+      help: 'Orders flagged needs_review (an anomaly no review note has resolved: a mismatched amount, a double payment, …)',
       registers,
       async collect () { this.set(await ordersNeedingReview()) }
     })

@@ -30,7 +30,7 @@ export async function findOrder (db: Kysely<Database>, orderId: string): Promise
   return row === undefined ? undefined : rowToView(row)
 }
 
-/** Orders flagged needs_review (the partial index orders_needs_review holds exactly these, so the count reads only them). */
+/** Orders flagged needs_review, the review queue: an anomaly no review note resolved (the partial index orders_needs_review holds exactly these, so the count reads only them). */
 export async function countOrdersNeedingReview (db: Kysely<Database>): Promise<number> {
   const row = await db.selectFrom('orders').select(eb => eb.fn.countAll<number>().as('count')).where('needs_review', '=', 1).executeTakeFirstOrThrow()
   return Number(row.count)

@@ -197,3 +197,15 @@ t.test('an endpoint\'s change is shown with what changed and no order status', a
   t.equal(formatTailLine(line), '2026-12-07T12:00:00.000Z  #7     admin      ~endpoints    EndpointChanged   created ep_0123')
   t.match(formatTailLine({ ...line, orderId: 'A1', type: 'PaymentSucceeded', gatewayStatus: '1', status: 'paid' }), /PaymentSucceeded {2}1 {2}→ paid$/)
 })
+
+t.test('a review note is shown in its order\'s stream with what it resolves, and the order\'s status', async t => {
+  const service = await buildTestApp(t)
+  await notify(service, { order_id: 'N1', amount: '5.00', status: '1', notify_id: 'n1-a', trade_no: 'T-N1a' })
+  await notify(service, { order_id: 'N1', amount: '5.00', status: '1', notify_id: 'n1-b', trade_no: 'T-N1b' })
+  const noted = await service.app.inject({ method: 'POST', url: '/admin/orders/N1/review-notes', headers: adminAuth, payload: { note: 'second charge refunded by hand' } })
+  t.equal(noted.statusCode, 201, noted.body)
+  const tail = startTail(t, ['--db', service.dbPath, '--after', '2'], {})
+  await tail.until(() => tail.out.length === 1)
+  t.match(tail.out[0], /#3 {5}admin {6}N1 +ReviewNoteRecorded {2}resolves duplicate_payment {2}→ paid$/)
+  t.equal(await tail.stop('SIGINT'), 0)
+})

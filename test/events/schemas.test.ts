@@ -19,6 +19,13 @@ const report: Line = {
   type: 'UnattributedReportReceived',
   data: { reportedType: 'PaymentRefunded', ...refundData, gateway: 'stripe', gatewayStatus: 'refund.updated', reason: 'no metadata.order_id' }
 }
+// An admin's review note on an order, as the log keeps it.
+const reviewNote: Line = {
+  ...placed,
+  type: 'ReviewNoteRecorded',
+  data: { orderId: placed.streamId, note: 'refunded by hand', resolves: ['amount_mismatch', 'duplicate_payment'], actor: { requestId: '5b0c3f0e-3c43-4a8e-9a53-2f7d7c1e0a11', address: '127.0.0.1' } },
+  metadata: { gateway: 'admin', deliveryId: 'review:5b0c3f0e-3c43-4a8e-9a53-2f7d7c1e0a11', receivedAt: '2026-03-02T10:00:00.000Z', requestId: '5b0c3f0e-3c43-4a8e-9a53-2f7d7c1e0a11' }
+}
 const withData = (line: Line, change: Record<string, unknown>): Line => ({ ...line, data: { ...(line.data as object), ...change } })
 const withMetadata = (line: Line, change: Record<string, unknown>): Line => ({ ...line, metadata: { ...(line.metadata as object), ...change } })
 
@@ -36,6 +43,8 @@ t.test('valid lines of every shape pass', async t => {
   t.equal(catalogue.checkLine({ ...paid, prevHash: undefined }), null, 'a line of the admin stream, which has no prevHash')
   t.equal(catalogue.checkLine(report), null, 'an unattributed report in its gateway\'s stream')
   t.equal(catalogue.checkLine(withData(report, { reportedType: 'PaymentSucceeded', refundId: null, cumulative: false, transactionId: null })), null, 'an unattributed payment without a transaction id')
+  t.equal(catalogue.checkLine(reviewNote), null, 'a review note in its order\'s stream')
+  t.equal(catalogue.checkLine(withData(reviewNote, { note: '客户已联系, refund 💳 <b>by hand</b>', actor: { requestId: 'r', address: '::ffff:10.0.0.1' } })), null, 'a note in any script, with markup as text')
 })
 
 t.test('what the log never holds is refused, naming the field', async t => {
@@ -61,7 +70,18 @@ t.test('what the log never holds is refused, naming the field', async t => {
     ['an unattributed report with an order id', withData(report, { orderId: 'PR-4002' }), /must NOT have additional properties/],
     ['an unattributed report without its reason', withData(report, { reason: undefined }), /must have required property 'reason'/],
     ['an unattributed payment with a refund id', withData(report, { reportedType: 'PaymentSucceeded' }), /data\/data\/refundId must be null/],
-    ['an unattributed report of an unknown type', withData(report, { reportedType: 'OrderPlaced' }), /reportedType must be equal to one of the allowed values/]
+    ['an unattributed report of an unknown type', withData(report, { reportedType: 'OrderPlaced' }), /reportedType must be equal to one of the allowed values/],
+    ['a review note in the endpoints\' stream', { ...reviewNote, streamId: '~endpoints' }, /streamId must match pattern/],
+    ['an empty review note', withData(reviewNote, { note: '' }), /note must NOT have fewer than 1 characters/],
+    ['a review note over 500 characters', withData(reviewNote, { note: 'x'.repeat(501) }), /note must NOT have more than 500 characters/],
+    ['an untrimmed review note', withData(reviewNote, { note: ' refunded' }), /note must match pattern/],
+    ['a review note with a newline', withData(reviewNote, { note: 'refunded\nby hand' }), /note must match pattern/],
+    ['a review note with a bidi override', withData(reviewNote, { note: 'refunded \u202eby hand' }), /note must match pattern/],
+    ['a review note that resolves nothing', withData(reviewNote, { resolves: [] }), /resolves must NOT have fewer than 1 items/],
+    ['a review note resolving an unknown anomaly', withData(reviewNote, { resolves: ['looks_odd'] }), /resolves\/0 must be equal to one of the allowed values/],
+    ['a review note resolving one anomaly twice', withData(reviewNote, { resolves: ['amount_mismatch', 'amount_mismatch'] }), /must NOT have duplicate items/],
+    ['a review note with an amount', withData(reviewNote, { amount: 0 }), /must NOT have additional properties/],
+    ['a review note without its actor\'s address', withData(reviewNote, { actor: { requestId: 'r' } }), /must have required property 'address'/]
   ]
   for (const [what, line, message] of cases) {
     const value = JSON.parse(JSON.stringify(line)) as Line

@@ -81,6 +81,10 @@ t.test('every event stored after a mixed run of callbacks validates against its 
   t.equal((await app.inject({ method: 'POST', url: `/admin/endpoints/${endpointId}/rotate-secret`, headers: adminAuth })).statusCode, 200, 'secret rotated')
   t.equal((await app.inject({ method: 'DELETE', url: `/admin/endpoints/${endpointId}`, headers: adminAuth })).statusCode, 204, 'endpoint deleted')
 
+  // An admin's review note on M-3 (paid after closed: closed_after_paid).
+  const reviewed = await app.inject({ method: 'POST', url: '/admin/orders/M-3/review-notes', headers: adminAuth, payload: { note: 'customer contacted, order kept' } })
+  t.equal(reviewed.statusCode, 201, `review note: ${reviewed.body}`)
+
   const rows = [...iterateRows(store.sqlite)]
   t.ok(rows.length >= 20, `${rows.length} events stored`)
   t.same(new Set(rows.map(row => row.type)), new Set(eventTypes), 'the run stored every event type')

@@ -1,6 +1,6 @@
 import fc from 'fast-check'
 import { unattributedStreamId, type DomainEvent, type EventMetadata, type PaymentEventType, type RecordedEvent } from '../../src/orders/events.js'
-import { reportsJoining, type Fact, type OrderView } from '../../src/orders/order-fold.js'
+import { Anomaly, reportsJoining, type Fact, type OrderView } from '../../src/orders/order-fold.js'
 
 /**
  * The fast-check seed: PAYNOTIFY_FC_SEED replays a failure, otherwise a fresh
@@ -76,7 +76,18 @@ const paymentFields = fc.record({
   }
 })
 
-/** A notification about `orderId`. */
+/** A review note's content: some anomalies, sorted, as an admin's note resolves them (its note text is fixed: it changes no view). */
+export const resolvesArb: fc.Arbitrary<Anomaly[]> = fc.subarray(Object.values(Anomaly), { minLength: 1, maxLength: 3 }).map(list => [...list].sort())
+
+/** A review note on `orderId`, recorded by an admin. */
+export function reviewNoteArb (orderId: string): fc.Arbitrary<Omit<Delivery, 'deliveryId'>> {
+  return resolvesArb.map(resolves => ({
+    gateway: 'admin',
+    event: { type: 'ReviewNoteRecorded', data: { orderId, note: 'refunded by hand', resolves, actor: { requestId: 'req', address: '127.0.0.1' } } } as DomainEvent
+  }))
+}
+
+/** A notification about `orderId`, or now and then an admin's review note on it. */
 export function notificationArb (orderId: string): fc.Arbitrary<Omit<Delivery, 'deliveryId'>> {
   const payment = paymentFields.map(({ type, ...data }) => ({
     gateway: data.gateway,
@@ -86,14 +97,14 @@ export function notificationArb (orderId: string): fc.Arbitrary<Omit<Delivery, '
     amount: fc.constantFrom(5000, 8888, 10000),
     currency: fc.constantFrom('CNY', 'USD')
   }).map(p => ({ gateway: 'merchant', event: { type: 'OrderPlaced', data: { orderId, ...p } } as DomainEvent }))
-  return fc.oneof({ arbitrary: payment, weight: 5 }, { arbitrary: placed, weight: 1 })
+  return fc.oneof({ arbitrary: payment, weight: 5 }, { arbitrary: placed, weight: 1 }, { arbitrary: reviewNoteArb(orderId), weight: 1 })
 }
 
 /**
  * Distinct notifications (each with its own delivery id; a registration's id
- * is derived from its content, as POST /orders does) plus retries of some of
- * them and other reports of some refunds: the multiset of deliveries one
- * order can receive.
+ * is derived from its content, as POST /orders does) and review notes, plus
+ * retries of some of them and other reports of some refunds: the multiset of
+ * deliveries one order can receive.
  */
 export function deliveriesArb (orderId: string, maxDistinct = 8): fc.Arbitrary<Delivery[]> {
   return fc.array(notificationArb(orderId), { minLength: 1, maxLength: maxDistinct })

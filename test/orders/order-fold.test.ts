@@ -198,8 +198,9 @@ t.test('law: appending a repeat changes nothing but duplicateCount and bookkeepi
     ([list, pick, sameDelivery], ordersRegistered) => {
       const context = { ordersRegistered }
       const original = list[pick]!
-      // A retry of the same delivery, or the same fact reported again under a new delivery id.
-      const repeat = sameDelivery || original.event.type === 'OrderPlaced' ? original : { ...original, deliveryId: `${original.deliveryId}-again` }
+      // A retry of the same delivery, or the same fact reported again under a new delivery id
+      // (a review note under a new delivery id is another note, not a repeat: it can only be retried).
+      const repeat = sameDelivery || original.event.type === 'OrderPlaced' || original.event.type === 'ReviewNoteRecorded' ? original : { ...original, deliveryId: `${original.deliveryId}-again` }
       const before = orderView(foldOrder(orderId, record(list, orderId)), context)
       const after = orderView(foldOrder(orderId, record([...list, repeat], orderId)), context)
       return JSON.stringify({ ...businessView(after), duplicateCount: 0 }) === JSON.stringify({ ...businessView(before), duplicateCount: 0 }) &&
