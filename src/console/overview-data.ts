@@ -6,12 +6,12 @@ import { latestSignedCheckpoint } from '../event-log/signed-checkpoints.js'
 // test/console/overview.test.ts checks each): the page must stay cheap on a log of millions.
 
 /**
- * Most events of the last hour the per-minute counts read. Each is a row
- * read and its metadata parsed (json_extract): ~1 µs apiece, so the cap
- * holds the page under ~100 ms however busy the hour was; past it the
- * counts cover the latest events only, and the page says from when.
+ * Most events one look at the last hour reads. Each is a row read and its
+ * metadata parsed (json_extract): ~6 µs apiece on a busy 2-core machine,
+ * so a look costs at most ~120 ms; past the cap the counts cover the latest
+ * events only, and the page says from when.
  */
-export const minuteScanCap = 50_000
+export const minuteScanCap = 20_000
 
 /** Callbacks of one minute (`YYYY-MM-DDTHH:MM`, UTC) from one gateway. */
 export interface MinuteCount { minute: string, gateway: string, count: number }
@@ -20,7 +20,7 @@ export interface CallbacksPerMinute {
   /** The first minute of the window, `YYYY-MM-DDTHH:MM`. */
   since: string
   counts: MinuteCount[]
-  /** Set when the hour held more than minuteScanCap events: counts start at this event's time. */
+  /** Set when more events arrived between two looks than the cap: counts start at this event's time. */
   truncatedAt: string | null
 }
 
@@ -30,20 +30,54 @@ export function minuteOf (at: Date): string {
 }
 
 /**
- * Callbacks (events that carry the raw request they came in) per minute and
- * gateway over the 60 minutes ending with `now`'s: a range of the
- * events_recorded_at index, newest first, at most minuteScanCap rows.
+ * Callbacks (events that carry the raw request they came in) per minute
+ * and gateway over the 60 minutes ending with the current one, kept by one
+ * process between looks: each look reads only the events appended since
+ * the last (a range of the primary key), so a page seen often costs little
+ * however busy the hour. The first look finds where the hour starts on the
+ * events_recorded_at index. A look reads at most minuteScanCap events.
  */
-export function callbacksPerMinute (sqlite: SQLite.Database, now: Date): CallbacksPerMinute {
-  const since = minuteOf(new Date(now.getTime() - 59 * 60_000))
-  const counts = sqlite.prepare(`SELECT substr(recorded_at, 1, 16) AS minute, json_extract(metadata, '$.gateway') AS gateway, count(*) AS count
-    FROM (SELECT recorded_at, metadata FROM events WHERE recorded_at >= ? ORDER BY recorded_at DESC LIMIT ?)
-    WHERE json_type(metadata, '$.raw') IS NOT NULL
-    GROUP BY minute, gateway`).all(since, minuteScanCap) as MinuteCount[]
-  // The cap's edge: the oldest event it reached, when it stopped short of the window's start.
-  const edge = sqlite.prepare('SELECT recorded_at FROM events WHERE recorded_at >= ? ORDER BY recorded_at DESC LIMIT 1 OFFSET ?')
-    .get(since, minuteScanCap) as { recorded_at: string } | undefined
-  return { since, counts, truncatedAt: edge === undefined ? null : edge.recorded_at }
+export class CallbackMinutes {
+  readonly #sqlite: SQLite.Database
+  readonly #cap: number
+  readonly #counts = new Map<string, Map<string, number>>()
+  /** The last position counted; undefined before the first look. */
+  #position: number | undefined
+  #truncatedAt: string | null = null
+
+  constructor (sqlite: SQLite.Database, cap = minuteScanCap) {
+    this.#sqlite = sqlite
+    this.#cap = cap
+  }
+
+  read (now: Date): CallbacksPerMinute {
+    const since = minuteOf(new Date(now.getTime() - 59 * 60_000))
+    for (const minute of this.#counts.keys()) if (minute < since) this.#counts.delete(minute)
+    if (this.#truncatedAt !== null && this.#truncatedAt < since) this.#truncatedAt = null
+    const tail = (this.#sqlite.prepare('SELECT position FROM events ORDER BY position DESC LIMIT 1').get() as { position: number } | undefined)?.position ?? 0
+    // The log's times rise with its positions (one writer stamps each batch): the hour starts at its first event.
+    let from = this.#position ?? ((this.#sqlite.prepare('SELECT position FROM events WHERE recorded_at >= ? ORDER BY recorded_at, position LIMIT 1')
+      .get(since) as { position: number } | undefined)?.position ?? tail + 1) - 1
+    if (tail - from > this.#cap) {
+      from = tail - this.#cap
+      this.#counts.clear()
+      this.#truncatedAt = (this.#sqlite.prepare('SELECT recorded_at FROM events WHERE position = ?').get(from + 1) as { recorded_at: string }).recorded_at
+    }
+    if (tail > from) {
+      const rows = this.#sqlite.prepare(`SELECT substr(recorded_at, 1, 16) AS minute, json_extract(metadata, '$.gateway') AS gateway, count(*) AS count
+        FROM events WHERE position > ? AND position <= ? AND recorded_at >= ? AND json_type(metadata, '$.raw') IS NOT NULL
+        GROUP BY minute, gateway`).all(from, tail, since) as MinuteCount[]
+      for (const { minute, gateway, count } of rows) {
+        const byGateway = this.#counts.get(minute) ?? new Map<string, number>()
+        byGateway.set(gateway, (byGateway.get(gateway) ?? 0) + count)
+        this.#counts.set(minute, byGateway)
+      }
+    }
+    this.#position = Math.max(from, tail)
+    const counts: MinuteCount[] = []
+    for (const [minute, byGateway] of this.#counts) for (const [gateway, count] of byGateway) counts.push({ minute, gateway, count })
+    return { since, counts, truncatedAt: this.#truncatedAt }
+  }
 }
 
 /** Orders per status (the covering index orders_status), most first. */
@@ -92,18 +126,25 @@ export function recentEvents (sqlite: SQLite.Database, limit: number): RecentEve
     FROM events ORDER BY position DESC LIMIT ?`).all(limit) as RecentEvent[]
 }
 
-/** Whether the database takes the write lock now (what /readyz checks), waiting at most `waitMs` for another writer. */
-export function takesWrites (sqlite: SQLite.Database, waitMs: number): boolean {
+/** What taking the write lock said: taken (and let go), held by the writer at this instant, or refused (read-only, I/O error). */
+export type WriteCheck = 'writable' | 'busy' | 'refused'
+
+/**
+ * Takes the write lock and lets it go, as /readyz does, but without
+ * waiting: busy_timeout sleeps on this (the HTTP) thread, and a page
+ * should not. A writer committing at that instant shows as busy.
+ */
+export function checkWrites (sqlite: SQLite.Database): WriteCheck {
   // A transaction open on this very connection (an inline writer between statements) is a writer at work.
-  if (sqlite.inTransaction) return true
+  if (sqlite.inTransaction) return 'busy'
   const timeout = sqlite.pragma('busy_timeout', { simple: true }) as number
   try {
-    sqlite.pragma(`busy_timeout = ${Math.trunc(waitMs)}`)
+    sqlite.pragma('busy_timeout = 0')
     sqlite.exec('BEGIN IMMEDIATE')
     sqlite.exec('ROLLBACK')
-    return true
-  } catch {
-    return false
+    return 'writable'
+  } catch (error) {
+    return (error as { code?: string }).code === 'SQLITE_BUSY' ? 'busy' : 'refused'
   } finally {
     sqlite.pragma(`busy_timeout = ${timeout}`)
   }

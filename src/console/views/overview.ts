@@ -4,15 +4,13 @@ import { isOrderStream } from '../../orders/events.js'
 import { countOrdersNeedingReview } from '../../orders/queries.js'
 import { sendPage, sessionOf, type ConsoleContext } from '../context.js'
 import {
-  callbacksPerMinute, chainStatus, lastEvent, minuteOf, ordersByStatus, recentEvents, takesWrites,
-  type CallbacksPerMinute, type ChainStatus, type RecentEvent
+  CallbackMinutes, chainStatus, lastEvent, minuteOf, ordersByStatus, recentEvents, checkWrites,
+  type CallbacksPerMinute, type ChainStatus, type RecentEvent, type WriteCheck
 } from '../overview-data.js'
 import { liveView } from './live.js'
 
 // Events the recent deliveries list shows.
 const recentLimit = 20
-// How long the overview's store check waits for the writer's lock (/readyz waits 200 ms; a page should not).
-const lockWaitMs = 50
 // A commit older than this is shown as a warning: a service that takes callbacks commits often.
 const quietAfterMs = 15 * 60_000
 
@@ -62,15 +60,28 @@ function minutesHtml (data: CallbacksPerMinute, now: Date): string {
   const all = [...totals.values()].reduce((a, b) => a + b, 0)
   const truncated = data.truncatedAt === null
     ? ''
-    : html`<p class="warn-text">The hour held more events than the page reads: the counts start at ${data.truncatedAt}.</p>`
+    : html`<p class="warn-text">More events arrived than one look reads: the counts start at !${timeHtml(data.truncatedAt)}.</p>`
   if (all === 0) return html`<p class="muted">No callbacks since ${data.since.replace('T', ' ')} UTC.</p>`
+  // A run of quiet minutes is one row: an hour of zeros says less than "none from 11:02 to 11:40".
+  const rows: string[] = []
+  for (let i = 0; i < minutes.length;) {
+    const minute = minutes[i]!
+    const row = byMinute.get(minute)
+    if (row !== undefined) {
+      rows.push(html`<tr><th scope="row">${minute.slice(11)}</th>!${gateways.map(g => html`<td class="num">${row.get(g) ?? 0}</td>`)}<td class="num">${totals.get(minute) ?? 0}</td><td class="bar-cell">!${barHtml(totals.get(minute) ?? 0, max)}</td></tr>`)
+      i++
+      continue
+    }
+    let j = i
+    while (j + 1 < minutes.length && !byMinute.has(minutes[j + 1]!)) j++
+    const span = j === i ? minute.slice(11) : `${minutes[j]!.slice(11)} to ${minute.slice(11)}`
+    rows.push(html`<tr class="quiet"><th scope="row">${span}</th><td colspan="${gateways.length + 2}" class="muted">no callbacks</td></tr>`)
+    i = j + 1
+  }
   return html`!${truncated}<div class="table-wrap minutes"><table>
 <caption>Callbacks per minute by gateway since ${data.since.replace('T', ' ')} UTC: ${all} in all, newest minute first</caption>
 <thead><tr><th scope="col">Minute (UTC)</th>!${gateways.map(g => html`<th scope="col" class="num">${g}</th>`)}<th scope="col" class="num">Total</th><th scope="col"><span class="visually-hidden">Share of the busiest minute</span></th></tr></thead>
-<tbody>!${minutes.map(minute => {
-    const row = byMinute.get(minute)
-    return html`<tr><th scope="row">${minute.slice(11)}</th>!${gateways.map(g => html`<td class="num">${row?.get(g) ?? 0}</td>`)}<td class="num">${totals.get(minute) ?? 0}</td><td class="bar-cell">!${barHtml(totals.get(minute) ?? 0, max)}</td></tr>`
-  })}</tbody>
+<tbody>!${rows}</tbody>
 </table></div>`
 }
 
@@ -84,12 +95,14 @@ function chainHtml (chain: ChainStatus): string {
   return html`<dl class="facts"><dt>Verified through</dt>!${verified}<dt>Last signed</dt>!${signed}</dl>`
 }
 
-interface StoreHealth { writable: boolean, writerPosition: number, readerPosition: number, lastCommitAt: Date | undefined }
+interface StoreHealth { writes: WriteCheck, writerPosition: number, readerPosition: number, lastCommitAt: Date | undefined }
 
 function healthHtml (health: StoreHealth, now: Date): string {
-  const writable = health.writable
-    ? html`<span class="badge ok">takes writes</span>`
-    : html`<span class="badge bad">write lock unavailable</span>`
+  const writable = {
+    writable: html`<span class="badge ok">takes writes</span>`,
+    busy: html`<span class="badge">writer busy at this instant</span>`,
+    refused: html`<span class="badge bad">refuses writes</span>`
+  }[health.writes]
   const inStep = health.writerPosition === health.readerPosition
     ? html`position ${health.writerPosition}`
     : html`writer at ${health.writerPosition}, reads at ${health.readerPosition}`
@@ -111,6 +124,7 @@ function healthHtml (health: StoreHealth, now: Date): string {
 export const overviewView: FastifyPluginAsync<ConsoleContext> = async (app, ctx) => {
   await app.register(liveView, ctx)
 
+  const minutes = new CallbackMinutes(ctx.sqlite)
   // When this process last committed: the store's health without touching the disk.
   let lastCommitAt: Date | undefined
   const stopObserving = ctx.log.observeCommits(() => { lastCommitAt = ctx.now() })
@@ -120,24 +134,33 @@ export const overviewView: FastifyPluginAsync<ConsoleContext> = async (app, ctx)
     return await reply.type('text/html; charset=utf-8').send(recentHtml(recentEvents(ctx.sqlite, recentLimit)))
   })
 
-  app.get('/console/', { schema: { hide: true } }, async (request, reply) => {
-    const now = ctx.now()
+  /** The first row of cards: cheap reads only (the primary key, the partial review index, one-row tables), so it can follow every commit. */
+  const summaryHtml = async (now: Date): Promise<string> => {
     const { sqlite } = ctx
     const last = lastEvent(sqlite)
-    const statuses = ordersByStatus(sqlite)
-    const orderCount = statuses.reduce((sum, s) => sum + s.count, 0)
     const review = await countOrdersNeedingReview(ctx.db)
-    const health: StoreHealth = { writable: takesWrites(sqlite, lockWaitMs), writerPosition: ctx.log.tail.position, readerPosition: last?.position ?? 0, lastCommitAt }
-
-    const body = html`
-<div class="cards">
+    const health: StoreHealth = { writes: checkWrites(sqlite), writerPosition: ctx.log.tail.position, readerPosition: last?.position ?? 0, lastCommitAt }
+    return html`<div class="cards">
 <section class="card" aria-labelledby="last-event"><h2 id="last-event">Last event</h2>!${last === undefined
     ? html`<p class="muted">The log is empty.</p>`
     : html`<p>!${timeHtml(last.recordedAt)}</p><p class="muted">position ${last.position}</p>`}</section>
 <section class="card" aria-labelledby="anomalies"><h2 id="anomalies">Open anomalies</h2><p><a href="/console/review"><span class="big-number">${review}</span> ${review === 1 ? 'order needs' : 'orders need'} review</a></p></section>
 <section class="card" aria-labelledby="chain"><h2 id="chain">Hash chain</h2>!${chainHtml(chainStatus(sqlite))}</section>
 <section class="card" aria-labelledby="store"><h2 id="store">Store health</h2>!${healthHtml(health, now)}</section>
-</div>
+</div>`
+  }
+
+  app.get('/console/fragments/summary', { schema: { hide: true } }, async (_request, reply) => {
+    return await reply.type('text/html; charset=utf-8').send(await summaryHtml(ctx.now()))
+  })
+
+  app.get('/console/', { schema: { hide: true } }, async (request, reply) => {
+    const now = ctx.now()
+    const { sqlite } = ctx
+    const statuses = ordersByStatus(sqlite)
+    const orderCount = statuses.reduce((sum, s) => sum + s.count, 0)
+    const body = html`
+<div data-live-src="/console/fragments/summary">!${await summaryHtml(now)}</div>
 <div class="cards">
 <section class="card" aria-labelledby="statuses"><h2 id="statuses">Orders by status</h2>!${orderCount === 0
     ? html`<p class="muted">No orders yet.</p>`
@@ -151,7 +174,8 @@ export const overviewView: FastifyPluginAsync<ConsoleContext> = async (app, ctx)
 <div data-live-src="/console/fragments/recent" data-live-announce="live-status">!${recentHtml(recentEvents(sqlite, recentLimit))}</div>
 </section>
 <section aria-labelledby="minutes"><h2 id="minutes">Callbacks in the last hour</h2>
-!${minutesHtml(callbacksPerMinute(sqlite, now), now)}
+<p class="muted">Counted when the page loaded; reload for the latest minute.</p>
+!${minutesHtml(minutes.read(now), now)}
 </section>`
     return sendPage(reply, { title: 'Overview', section: 'overview', session: sessionOf(request), scripts: ['live.js'], body })
   })
