@@ -56,6 +56,7 @@ const counts = store.sqlite.prepare('SELECT (SELECT count(*) FROM events) AS eve
 const pages = {
   overview: '/console/',
   'recent fragment': '/console/fragments/recent',
+  'summary fragment': '/console/fragments/summary',
   'events, first page': '/console/events',
   'events, middle': `/console/events?after=${Math.floor(counts.events / 2)}`,
   'events, type PaymentSucceeded, late': `/console/events?type=PaymentSucceeded&after=${counts.events - 1000}`,

@@ -57,6 +57,9 @@ t.test('a new delivery appears on the overview without a reload, and is announce
   t.equal(await page.evaluate('window.__sameDocument'), true, 'no reload: the same document')
   await page.locator('#live-status', { hasText: 'position 5' }).waitFor()
   t.match(await page.locator('#live-status').innerText(), /Newest event: position 5, PaymentSucceeded from generic, ORD-2001/)
+  // The summary cards follow too.
+  await page.locator('[data-live-src="/console/fragments/summary"] p.muted', { hasText: 'position 5' }).waitFor()
+  await screenshot(page, 'overview', { fullPage: true })
 
   // Outside text arriving live is shown as text: straight through the writer, as the routes would refuse it.
   await append.append([{
@@ -72,7 +75,6 @@ t.test('a new delivery appears on the overview without a reload, and is announce
 
   await assertAccessible(t, page)
   await assertClean(t, page)
-  await screenshot(page, 'overview', { fullPage: true })
 })
 
 t.test('keyboard: Tab reaches every section link and sign-out', async t => {
