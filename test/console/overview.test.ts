@@ -69,7 +69,7 @@ tap.test('the overview counts the last hour\'s callbacks per minute and gateway,
   t.match(body, /<dt>Log tail<\/dt><dd>position 8<\/dd>/, 'the writer and the reads agree')
   t.match(body, /takes writes/)
   t.match(body, /<dt>Last commit<\/dt><dd><time datetime="2026-05-01T12:04:59.000Z">/, 'the last commit this process made')
-  t.match(body, /No refusal store/)
+  t.match(body, /No callback refused since/)
 
   // Recent deliveries: newest first, order streams linked.
   const rows = [...body.matchAll(/<tr data-position="(\d+)">/g)].map(m => Number(m[1]))
@@ -275,4 +275,28 @@ tap.test('every query the overview and the event log run walks an index or the p
   t.ok(plans.length >= 15, 'the queries were seen')
   // Orders by status walks all of orders_status (a covering index, ~50 ms per 500k orders: bench/console-overview.js); the rest are ranges.
   t.comment(plans.join('\n'))
+})
+
+tap.test('refusals of the last hour by reason and gateway, from the refusal store; outside names as text', async t => {
+  const { app } = await buildTestApp(t)
+  const cookie = await signIn(app)
+  const forged = signedForm({ order_id: 'F-1', amount: '1.00', status: '1' }, 'not-the-secret-0123456789')
+  for (let i = 0; i < 2; i++) t.equal((await app.inject({ method: 'POST', url: '/notify/generic', headers: formHeaders, payload: forged })).statusCode, 401)
+  const unknown = await app.inject({ method: 'POST', url: '/notify/%3Cscript%3Ealert(1)%3C%2Fscript%3E', headers: formHeaders, payload: 'a=1' })
+  t.equal(unknown.statusCode, 404)
+  const page = await getPage(app, cookie, '/console/')
+  const card = /<section class="card" aria-labelledby="refusals">(.*?)<\/section>/s.exec(page.body)?.[1] ?? ''
+  t.match(card, /<caption>3 refused since <time/)
+  t.match(card, /<tr><td>bad_signature<\/td><td class="num">2<\/td><\/tr>/)
+  t.match(card, /<tr><td>generic<\/td><td class="num">2<\/td><\/tr>/)
+  t.notMatch(page.body, /<script>alert/)
+  // A name from the URL that could be no gateway's is counted without it.
+  t.match(card, /<tr><td>\(none, or past the names counted\)<\/td><td class="num">1<\/td><\/tr>/)
+  t.match(card, /<tr><td>unknown_gateway<\/td><td class="num">1<\/td><\/tr>/)
+})
+
+tap.test('without a refusal store the overview says so', async t => {
+  const { app } = await buildTestApp(t, { env: { PAYNOTIFY_REFUSALS_MAX: '0' } })
+  const page = await getPage(app, await signIn(app), '/console/')
+  t.match(page.body, /No refusal store: this service keeps no refused callbacks/)
 })

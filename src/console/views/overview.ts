@@ -1,5 +1,6 @@
 import type { FastifyPluginAsync } from 'fastify'
 import { html } from 'ghtml'
+import type { RefusalSummary } from '../../http/refusals.js'
 import { isOrderStream } from '../../orders/events.js'
 import { countOrdersNeedingReview } from '../../orders/queries.js'
 import { sendPage, sessionOf, type ConsoleContext } from '../context.js'
@@ -85,6 +86,19 @@ function minutesHtml (data: CallbacksPerMinute, now: Date): string {
 </table></div>`
 }
 
+function refusalsHtml (summary: RefusalSummary | undefined): string {
+  if (summary === undefined) return html`<p class="muted">No refusal store: this service keeps no refused callbacks (PAYNOTIFY_REFUSALS_MAX=0).</p>`
+  if (summary.total === 0) return html`<p class="muted">No callback refused since !${timeHtml(summary.since)}.</p>`
+  const rows = (items: ReadonlyArray<{ name: string, count: number }>): string => items.map(item => html`<tr><td>${item.name}</td><td class="num">${item.count}</td></tr>`).join('')
+  return html`<div class="table-wrap"><table><caption>${summary.total} refused since !${timeHtml(summary.since)}</caption>
+<thead><tr><th scope="col">Reason</th><th scope="col" class="num">Refusals</th></tr></thead>
+<tbody>!${rows(summary.byCode.map(c => ({ name: c.code, count: c.count })))}</tbody></table></div>
+<div class="table-wrap"><table><caption class="visually-hidden">Refusals by gateway</caption>
+<thead><tr><th scope="col">Gateway</th><th scope="col" class="num">Refusals</th></tr></thead>
+<tbody>!${rows(summary.byGateway.map(g => ({ name: g.gateway ?? '(none, or past the names counted)', count: g.count })))}</tbody></table></div>
+<p><a href="/console/refusals">The refused callbacks</a></p>`
+}
+
 function chainHtml (chain: ChainStatus): string {
   const verified = chain.verified.position === 0
     ? html`<dd>none yet (a start verifies what was appended since its last check)</dd>`
@@ -167,7 +181,7 @@ export const overviewView: FastifyPluginAsync<ConsoleContext> = async (app, ctx)
     : html`<div class="table-wrap"><table><caption class="visually-hidden">Orders by status</caption><thead><tr><th scope="col">Status</th><th scope="col" class="num">Orders</th></tr></thead>
 <tbody>!${statuses.map(s => html`<tr><td><a href="/console/orders?status=${s.status}">${s.status}</a></td><td class="num">${s.count}</td></tr>`)}</tbody>
 <tfoot><tr><th scope="row">All</th><td class="num">${orderCount}</td></tr></tfoot></table></div>`}</section>
-<section class="card" aria-labelledby="refusals"><h2 id="refusals">Refusals by reason</h2><p class="muted">No refusal store: refused callbacks are not kept in this build.</p></section>
+<section class="card" aria-labelledby="refusals"><h2 id="refusals">Refusals by reason</h2>!${refusalsHtml(ctx.refusals?.summary(now.getTime() - 59 * 60_000))}</section>
 </div>
 <section aria-labelledby="recent"><h2 id="recent">Recent deliveries</h2>
 <p id="live-status" class="visually-hidden" role="status" aria-live="polite"></p>
