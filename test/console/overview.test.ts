@@ -4,7 +4,8 @@ import type { AddressInfo } from 'node:net'
 import type { FastifyInstance } from 'fastify'
 import tap from 'tap'
 import { sessionCookie } from '../../src/console/plugin.js'
-import { buildTestApp, formHeaders, merchantAuth, signedForm } from '../helpers.js'
+import { buildTestApp, formHeaders, merchantAuth, signedForm, testEachWriter } from '../helpers.js'
+import { LiveStream, type LiveSource } from '../../src/console/live-stream.js'
 import { CallbackMinutes } from '../../src/console/overview-data.js'
 import { getPage, signIn } from './console-helpers.js'
 
@@ -159,8 +160,8 @@ async function openLive (base: string, cookie: string): Promise<Opened> {
   return { res, req, next }
 }
 
-tap.test('GET /console/live: a commit message after commits, throttled to the last position, for a session only', async t => {
-  const { app } = await buildTestApp(t)
+testEachWriter(tap, 'GET /console/live: a commit message after commits, throttled to the last position, for a session only', async (t, writer) => {
+  const { app } = await buildTestApp(t, { writer })
   const cookie = await signIn(app)
   await callback(app, 'L-0')
   await app.listen({ port: 0, host: '127.0.0.1' })
@@ -177,12 +178,59 @@ tap.test('GET /console/live: a commit message after commits, throttled to the la
 
   await callback(app, 'L-1')
   t.equal(await live.next(), 'event: commit\ndata: {"position":2}\n\n')
-  // Three commits within the interval: one message, with the last position.
+  // Three commits: however the throttle groups them, the last position arrives, positions only rise.
   await callback(app, 'L-2')
   await callback(app, 'L-3')
   await callback(app, 'L-4')
-  t.equal(await live.next(), 'event: commit\ndata: {"position":5}\n\n', 'one message for the three commits')
+  const seen: number[] = []
+  while (seen.at(-1) !== 5) {
+    const match = /^event: commit\ndata: \{"position":(\d+)\}\n\n$/.exec(await live.next())
+    if (match === null) throw new Error('not a commit message')
+    seen.push(Number(match[1]))
+  }
+  t.ok(seen.length <= 3 && seen.every((p, i) => i === 0 || p > seen[i - 1]!), `rising positions ending at 5: ${seen.join(', ')}`)
   live.req.destroy()
+})
+
+tap.test('LiveStream: one message per interval, the interval\'s last commit sent when it ends, a commit without new events not sent', async t => {
+  let position = 0
+  const listeners = new Set<() => void>()
+  const source: LiveSource = {
+    get tail () { return { position } },
+    observeCommits: listener => {
+      const call = (): void => { listener({ events: 1, seconds: 0 }) }
+      listeners.add(call)
+      return () => { listeners.delete(call) }
+    }
+  }
+  const commit = (to: number): void => {
+    position = to
+    for (const listener of listeners) listener()
+  }
+  const read = (stream: LiveStream): string => String(stream.read() ?? '')
+  // A long interval: what a commit pushes, or does not, is seen at once (push is synchronous).
+  const slow = new LiveStream(source, { minIntervalMs: 3_600_000, heartbeatMs: 3_600_000 })
+  t.equal(read(slow), 'retry: 5000\n: position 0\n\n')
+  commit(1)
+  t.equal(read(slow), 'event: commit\ndata: {"position":1}\n\n', 'the first commit at once')
+  commit(2)
+  commit(3)
+  t.equal(read(slow), '', 'the next ones wait for the interval')
+  slow.destroy()
+  t.equal(listeners.size, 0, 'destroyed: it stopped observing')
+
+  const fast = new LiveStream(source, { minIntervalMs: 20, heartbeatMs: 3_600_000 })
+  t.equal(read(fast), 'retry: 5000\n: position 3\n\n')
+  commit(3)
+  t.equal(read(fast), '', 'no new event: nothing sent')
+  commit(4)
+  t.equal(read(fast), 'event: commit\ndata: {"position":4}\n\n')
+  commit(5)
+  commit(6)
+  await once(fast, 'readable')
+  t.equal(read(fast), 'event: commit\ndata: {"position":6}\n\n', 'the interval\'s last position, once it ended')
+  fast.finish()
+  t.equal(listeners.size, 0, 'finished: it stopped observing')
 })
 
 tap.test('GET /console/live: at most 100 open streams; a closed one frees its place; the service\'s close ends them', async t => {
