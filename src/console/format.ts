@@ -27,7 +27,7 @@ export function formatTime (iso: string | null): string {
 export const anomalyExplanations: Readonly<Record<Anomaly, string>> = {
   [Anomaly.AmountMismatch]: 'The amount paid differs from the amount the merchant registered, or two reports of one payment disagree on it: compare the gateway\'s record of the payment with the order before shipping or refunding.',
   [Anomaly.CurrencyMismatch]: 'The payment came in another currency than the order was registered in, or reports of it disagree on the currency: check the gateway\'s record and whether the merchant priced the order in that currency.',
-  [Anomaly.DuplicatePayment]: 'The gateway reports more than one successful payment (different transaction ids) for this order: the customer may have paid twice, so check the gateway and refund the extra payment.',
+  [Anomaly.DuplicatePayment]: 'The gateway reports more than one successful payment (different transaction ids) for this order, so the customer may have paid twice: check the gateway and refund the extra payment.',
   [Anomaly.RefundExceedsPaid]: 'More has been refunded than was paid: check the gateway\'s refund records for a refund counted twice or a refund of another order.',
   [Anomaly.RefundBeforePayment]: 'A refund arrived for an order with no successful payment yet: check whether the payment callback is missing or late, and the gateway\'s record of the payment.',
   [Anomaly.ClosedAfterPaid]: 'The gateway reported the order closed although a payment succeeded: check whether the money was taken and whether the order should be fulfilled or refunded.',
