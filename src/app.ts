@@ -116,7 +116,7 @@ export async function buildApp (deps: AppDeps): Promise<FastifyInstance> {
     defaultCurrency: config.defaultCurrency,
     now
   })
-  await app.register(adminRoutes, { db: store.db, sqlite: store.sqlite, adminToken: secrets.adminToken })
+  await app.register(adminRoutes, { db: store.db, sqlite: store.sqlite, adminToken: secrets.adminToken, eventLog, now })
   if (outbound !== undefined) {
     await app.register(outboundRoutes, { outbound, sqlite: store.sqlite, adminToken: secrets.adminToken })
     await app.register(feedRoutes, { outbound, sqlite: store.sqlite, adminToken: secrets.adminToken })

@@ -75,6 +75,16 @@ class OrderFolds {
   }
 }
 
+/** What the line says beside the type: the gateway's status, what changed of an endpoint, or what a review note resolved. */
+function detailOf (event: RecordedEvent): string | null {
+  switch (event.type) {
+    case 'OrderPlaced': return null
+    case 'EndpointChanged': return `${event.data.change} ${event.data.endpointId}`
+    case 'ReviewNoteRecorded': return `resolves ${event.data.resolves.join(',') || 'nothing'}`
+    default: return event.data.gatewayStatus
+  }
+}
+
 function describe (error: unknown): string {
   const code = (error as { code?: unknown }).code
   return typeof code === 'string' ? code : (error as Error).message
@@ -130,7 +140,7 @@ async function tail (command: Command, options: TailOptions): Promise<void> {
             gateway: event.metadata.gateway,
             orderId: event.streamId,
             type: event.type,
-            gatewayStatus: event.type === 'OrderPlaced' ? null : event.type === 'EndpointChanged' ? `${event.data.change} ${event.data.endpointId}` : event.data.gatewayStatus,
+            gatewayStatus: detailOf(event),
             deliveryId: event.metadata.deliveryId,
             repeat: outcome.kind === 'duplicate',
             duplicateOf: outcome.kind === 'duplicate' ? outcome.duplicateOf : null,

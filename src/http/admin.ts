@@ -11,9 +11,11 @@ import { readTimelinePage } from '../event-log/timeline.js'
 import { eventTypes } from '../orders/events.js'
 import { Anomaly, OrderStatus } from '../orders/order-fold.js'
 import { findOrder, listOrders } from '../orders/queries.js'
+import { maxNoteLength, recordReviewNote, type ReviewNoteAppender } from '../orders/review-notes.js'
 import { listUnattributed } from '../orders/unattributed-reports.js'
 import { requireBearer } from './auth.js'
 import { EventStream } from './event-stream.js'
+import { parseStrictJson } from './json-body.js'
 import { ErrorBody, EventSchema, OrderId, OrderViewSchema, refuseUnknownQuery, TimelineEntry } from './schemas.js'
 
 export interface AdminRoutesOptions {
@@ -21,15 +23,23 @@ export interface AdminRoutesOptions {
   /** The same connection as `db`: the timeline folds an order's earlier events on it synchronously, page by page. */
   sqlite: SQLite.Database
   adminToken: string
+  /** Review notes are appended through it. */
+  eventLog: ReviewNoteAppender
+  /** The service clock (a note's receivedAt). */
+  now: () => Date
 }
+
+// A note is at most 500 characters; escaped as \uXXXX pairs in JSON that is ~6 KiB.
+const reviewNoteBodyLimit = 8 * 1024
 
 const IsoTime = Type.String({ format: 'date-time', description: 'ISO-8601 UTC, compared with recordedAt' })
 const security = [{ adminToken: [] }]
 
-/** Read-only admin API over the projection and the log. Every route needs the admin token. */
+/** The admin API over the projection and the log, and review notes. Every route needs the admin token. */
 export const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (plugin, options) => {
   const app = plugin.withTypeProvider<TypeBoxTypeProvider>()
   const { db, sqlite } = options
+  parseStrictJson(plugin)
   app.addHook('onRequest', requireBearer(options.adminToken, 'admin'))
   app.addHook('onRoute', refuseUnknownQuery)
 
@@ -86,6 +96,32 @@ export const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (plugin
     const page = await readTimelinePage(sqlite, db, id, request.query.cursor, request.query.limit)
     if (page.unknown) throw new AppError(404, 'order_not_found', `no events for order ${id}`)
     return { orderId: id, events: page.entries, nextCursor: page.nextCursor, unstoredRepeats: page.unstoredRepeats }
+  })
+
+  app.post('/admin/orders/:id/review-notes', {
+    bodyLimit: reviewNoteBodyLimit,
+    schema: {
+      summary: 'Record a review note: the order\'s anomalies as they stand are resolved and it leaves the review queue; money state never changes',
+      security,
+      params: Type.Object({ id: OrderId }),
+      body: Type.Object({
+        note: Type.String({ maxLength: 4 * maxNoteLength, description: `what was done, e.g. "refunded by hand": 1-${maxNoteLength} characters once trimmed, no control characters` })
+      }, { additionalProperties: false }),
+      response: {
+        201: Type.Object({
+          position: Type.Integer({ description: 'the note\'s position in the log' }),
+          recordedAt: Type.String(),
+          resolves: Type.Array(Type.String(), { description: 'the anomalies it resolved' }),
+          order: OrderViewSchema
+        }),
+        400: ErrorBody,
+        404: ErrorBody,
+        409: ErrorBody
+      }
+    }
+  }, async (request, reply) => {
+    const result = await recordReviewNote(options.eventLog, db, request.params.id, request.body.note, { requestId: request.id, address: request.ip }, options.now)
+    return await reply.code(201).send(result)
   })
 
   app.get('/admin/events', {

@@ -5,11 +5,11 @@ import { Type } from '@sinclair/typebox'
 import type { Kysely } from 'kysely'
 import type { Database } from '../db/database.js'
 import { AppError, MalformedError } from '../errors.js'
-import { assertNoDuplicateKeys } from '../gateways/strict-json.js'
 import type { EventAppender } from '../event-log/event-log.js'
 import { parseCurrency, parseDecimalAmount } from '../orders/money.js'
 import { findOrder } from '../orders/queries.js'
 import { requireBearer } from './auth.js'
+import { parseStrictJson } from './json-body.js'
 import { ErrorBody, OrderId, OrderViewSchema } from './schemas.js'
 
 export interface MerchantRoutesOptions {
@@ -34,23 +34,7 @@ const orderBodyLimit = 4096
 export const merchantRoutes: FastifyPluginAsync<MerchantRoutesOptions> = async (plugin, options) => {
   const app = plugin.withTypeProvider<TypeBoxTypeProvider>()
   await app.register(formbody)
-  // Fastify's JSON parser (prototype-poisoning checks included), then a refusal of repeated keys, which it keeps the last of.
-  const parseJson = app.getDefaultJsonParser('error', 'error')
-  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
-    const text = String(body)
-    parseJson(request, text, (error, value) => {
-      if (error !== null) {
-        done(error, undefined)
-        return
-      }
-      try {
-        assertNoDuplicateKeys(text)
-        done(null, value)
-      } catch (duplicate) {
-        done(duplicate as Error, undefined)
-      }
-    })
-  })
+  parseStrictJson(plugin)
   app.addHook('onRequest', requireBearer(options.merchantToken, 'merchant'))
 
   // Registrations of one order run one after another: two concurrent ones with different

@@ -1,3 +1,5 @@
+import type { Anomaly } from './order-fold.js'
+
 /**
  * The event catalogue in code. Events are facts, named in the past tense and
  * never edited: a changed shape gets a new schema version (see events/ and
@@ -26,10 +28,17 @@ export const EventType = {
    * the endpoints table (orders/endpoints-projection.ts). Secrets never
    * appear in it.
    */
-  EndpointChanged: 'EndpointChanged'
+  EndpointChanged: 'EndpointChanged',
+  /**
+   * An admin reviewed an order's anomalies and wrote down what was done
+   * ("refunded by hand"). In the order's own stream; it never changes money
+   * state: the anomalies it names stay anomalies, and stop asking for review
+   * (order-fold.ts).
+   */
+  ReviewNoteRecorded: 'ReviewNoteRecorded'
 } as const
 export type EventType = typeof EventType[keyof typeof EventType]
-export type PaymentEventType = Exclude<EventType, 'OrderPlaced' | 'UnattributedReportReceived' | 'EndpointChanged'>
+export type PaymentEventType = Exclude<EventType, 'OrderPlaced' | 'UnattributedReportReceived' | 'EndpointChanged' | 'ReviewNoteRecorded'>
 
 export const eventTypes: readonly EventType[] = Object.values(EventType)
 
@@ -147,11 +156,22 @@ export interface EndpointChangedData {
   actor: { kind: 'admin' | 'dispatcher', requestId: string | null, address: string | null }
 }
 
+export interface ReviewNoteRecordedData {
+  orderId: string
+  /** What the admin did or found, 1-500 characters, trimmed, without control characters (review-notes.ts). */
+  note: string
+  /** The order's anomalies when the note was recorded, sorted: the ones it reviewed. One that appears later still needs review. */
+  resolves: Anomaly[]
+  /** The admin request that recorded it. */
+  actor: { requestId: string, address: string }
+}
+
 export type OrderPlaced = { type: 'OrderPlaced', data: OrderPlacedData }
 export type PaymentEvent = { type: PaymentEventType, data: PaymentData }
 export type UnattributedReport = { type: 'UnattributedReportReceived', data: UnattributedReportData }
 export type EndpointChanged = { type: 'EndpointChanged', data: EndpointChangedData }
-export type DomainEvent = OrderPlaced | PaymentEvent | UnattributedReport | EndpointChanged
+export type ReviewNoteRecorded = { type: 'ReviewNoteRecorded', data: ReviewNoteRecordedData }
+export type DomainEvent = OrderPlaced | PaymentEvent | UnattributedReport | EndpointChanged | ReviewNoteRecorded
 
 /** The stream an event belongs to: its order's, its gateway's unattributed reports, or the endpoints'. */
 export function streamIdOf (event: DomainEvent): string {

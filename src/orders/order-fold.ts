@@ -75,6 +75,13 @@ export interface OrderState {
   duplicateCount: number
   firstSeenAt: string | null
   updatedAt: string | null
+  /**
+   * The anomalies review notes (ReviewNoteRecorded) have resolved, sorted,
+   * each once: they stay anomalies and no longer ask for review. Absent
+   * until the order's first note (and in states stored before notes
+   * existed), so a state without notes keeps its JSON; always the last key.
+   */
+  resolved?: Anomaly[]
 }
 
 export type FoldOutcome =
@@ -90,6 +97,7 @@ export interface ViewContext {
 export interface OrderView {
   orderId: string
   status: OrderStatus
+  /** Some anomaly no review note has resolved yet (OrderState.resolved). */
   needsReview: boolean
   anomalies: Anomaly[]
   expectedAmount: number | null
@@ -233,8 +241,9 @@ export function foldInto (state: FoldingState, event: FoldEvent): FoldOutcome {
   return apply(state, state, event, ownRecords)
 }
 
-// The key order of every OrderState JSON: evolve copies its input's keys in order, from initialOrderState.
-const stateKeys = Object.keys(initialOrderState('')) as Array<keyof OrderState>
+// The key order of every OrderState JSON: evolve copies its input's keys in order, from initialOrderState,
+// and the first review note adds `resolved` after them.
+const stateKeys = [...Object.keys(initialOrderState('')), 'resolved'] as Array<keyof OrderState>
 
 /**
  * The JSON of the OrderState evolve reaches from the same events (JSON.stringify
@@ -310,9 +319,18 @@ function apply<S extends StateFields> (state: S, next: S, event: FoldEvent, reco
     case 'EndpointChanged':
       // Never in an order's stream (~endpoints): nothing about money or an order to fold.
       return { kind: 'applied' }
+    case 'ReviewNoteRecorded':
+      // Never money: the anomalies it names stay in the view and stop asking for review (viewOf).
+      next.resolved = unionSorted(state.resolved ?? [], event.data.resolves)
+      return { kind: 'applied' }
     default:
       return assertNever(event)
   }
+}
+
+/** A sorted union without repeats: the same set whatever order the notes came in. */
+function unionSorted<T extends string> (a: readonly T[], b: readonly T[]): T[] {
+  return [...new Set([...a, ...b])].sort()
 }
 
 function isRefund (type: PaymentEventType): boolean {
@@ -500,11 +518,13 @@ function viewOf (state: StateFields, facts: readonly Fact[], context: ViewContex
   }
 
   const sorted = [...anomalies].sort()
+  const resolved = state.resolved ?? []
   const moneyFacts = succeeded.length > 0 ? succeeded : facts
   return {
     orderId: state.orderId,
     status,
-    needsReview: sorted.length > 0,
+    // An anomaly a review note resolved is still shown; only one no note has named yet needs review.
+    needsReview: sorted.some(anomaly => !resolved.includes(anomaly)),
     anomalies: sorted,
     expectedAmount: placed?.amount ?? null,
     expectedCurrency: placed?.currency ?? null,
