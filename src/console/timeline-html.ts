@@ -55,7 +55,7 @@ function decodedBody (raw: RawRequest): string {
 }
 
 function rawRequest (raw: RawRequest | undefined): string {
-  if (raw === undefined) return html`<p class="muted">No raw request: this event was not a gateway callback.</p>`
+  if (raw === undefined) return ''
   const headers = Object.entries(raw.headers)
   return html`<details class="raw"><summary>Raw request (${raw.contentType}, ${byteLength(raw).toLocaleString('en')} bytes)</summary>
 <p class="raw-label">Headers kept for its signature</p>
@@ -89,6 +89,10 @@ function eventFacts (event: RecordedEvent): string {
 <dt>Gateway status</dt><dd class="mono">${data.gatewayStatus}</dd>
 !${data.gatewayTime === null ? '' : html`<dt>Gateway time</dt><dd class="mono">${data.gatewayTime}</dd>`}`
     }
+    case 'ReviewNoteRecorded':
+      return html`<dt>Review note</dt><dd class="review-note-text">${event.data.note}</dd>
+<dt>Resolves</dt><dd>${event.data.resolves.join(', ') || '—'}</dd>
+<dt>Recorded by</dt><dd class="mono">request ${event.data.actor.requestId} from ${event.data.actor.address}</dd>`
     case 'EndpointChanged':
       return html`<dt>Endpoint</dt><dd class="mono">${event.data.endpointId} ${event.data.change}</dd>`
     default:

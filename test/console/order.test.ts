@@ -1,13 +1,11 @@
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import tap from 'tap'
+import tap, { type Test } from 'tap'
 import type { NewEvent } from '../../src/event-log/event-log.js'
 import { adminAuth, buildTestApp, tempDir } from '../helpers.js'
 import { isolatedEnv, runCli } from '../cli/toolkit-helpers.js'
 import { getPage, signIn } from './console-helpers.js'
 import { notify, notifyJson, register, TestClock, textOf } from './order-fixtures.js'
-
-type Test = Parameters<Parameters<typeof tap.test>[1]>[0]
 
 async function setUp (t: Test): Promise<Awaited<ReturnType<typeof buildTestApp>> & { cookie: string, clock: TestClock }> {
   const clock = new TestClock('2026-06-01T10:00:00.000Z')

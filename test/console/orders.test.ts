@@ -1,4 +1,4 @@
-import tap from 'tap'
+import tap, { type Test } from 'tap'
 import type { NewEvent } from '../../src/event-log/event-log.js'
 import { csvCell, maxExportRows } from '../../src/console/order-export.js'
 import { anomalyExplanations, formatMoney, formatTime } from '../../src/console/format.js'
@@ -35,7 +35,7 @@ tap.test('a CSV cell a spreadsheet would run as a formula is prefixed with \'', 
  * P0000… (for paging): A1 paid, A2 paid more than registered, A3 in JPY with
  * a formula for a transaction id, B1 pending.
  */
-async function seed (t: Parameters<Parameters<typeof tap.test>[1]>[0], padding = 0): Promise<Awaited<ReturnType<typeof buildTestApp>> & { cookie: string }> {
+async function seed (t: Test, padding = 0): Promise<Awaited<ReturnType<typeof buildTestApp>> & { cookie: string }> {
   const clock = new TestClock()
   const built = await buildTestApp(t, { store: { clock: clock.now } })
   const { app, store } = built
@@ -102,7 +102,7 @@ tap.test('the orders list: each filter and the search give exactly the matching 
 
   for (const [query, field] of [['?status=lost', 'status'], ['?anomaly=x', 'anomaly'], ['?currency=EURO', 'currency'], ['?from=yesterday', 'from'], ['?review=maybe', 'review'], ['?gateway=paypal', 'gateway']]) {
     const res = await getPage(app, cookie, `/console/orders${query!}`)
-    t.equal(res.statusCode, 400, query)
+    t.equal(res.statusCode, 400, query!)
     t.match(textOf(res.body), new RegExp(`${field!}: must be`), `${query!}: the page names the field`)
   }
 })

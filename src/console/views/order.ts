@@ -8,14 +8,16 @@ import type { OrderView } from '../../orders/order-fold.js'
 import { findOrder } from '../../orders/queries.js'
 import { sendPage, sessionOf, type ConsoleContext } from '../context.js'
 import { formatMoney, formatTime } from '../format.js'
+import { notice } from '../layout.js'
 import { anomalyList, expectedMoney, orderHref, statusBadge } from '../order-parts.js'
 import { referencedPositions, timelineHtml, type TimelineView } from '../timeline-html.js'
+import { reviewNoteForm } from './review.js'
 
 // Deliveries per timeline page: each carries its raw request, so a page stays a few hundred kB at most.
 const pageSize = 50
 
 interface OrderParams { id: string }
-interface TimelineQuery { cursor?: string }
+interface TimelineQuery { cursor?: string, noted?: string }
 
 function orderIdOf (params: OrderParams): string {
   if (!orderIdPattern.test(params.id)) throw new AppError(404, 'order_not_found', 'There is no such order.')
@@ -74,17 +76,21 @@ export const orderView: FastifyPluginAsync<ConsoleContext> = async (app, context
     const timeline = order === undefined ? undefined : await loadTimeline(context, orderId, cursor)
     if (order === undefined || timeline === undefined) throw new AppError(404, 'order_not_found', `There is no order ${orderId}.`)
     const liveSrc = `${orderHref(orderId)}/timeline${cursor === 0 ? '' : `?cursor=${cursor}`}`
-    const body = html`<section aria-labelledby="state-h"><h2 id="state-h">State</h2>
+    const session = sessionOf(request)
+    const noted = request.query.noted === undefined ? '' : notice('note', 'Review note recorded: it is in the timeline, and the order has left the review queue.')
+    const review = order.needsReview ? reviewNoteForm(orderId, session, 'order') : ''
+    const body = html`!${noted}<section aria-labelledby="state-h"><h2 id="state-h">State</h2>
 !${summary(order, timeline.total, timeline.page.unstoredRepeats)}
 <p><a class="button secondary" href="${orderHref(orderId)}/history.ndjson" download>Download history (NDJSON for paynotify replay)</a></p>
 </section>
 <section aria-labelledby="anomalies-h"><h2 id="anomalies-h">Anomalies</h2>
 !${anomalyList(order.anomalies)}
+!${order.anomalies.length > 0 && !order.needsReview ? html`<p class="muted">A review note has resolved these: see the timeline.</p>` : review}
 </section>
 <section aria-labelledby="timeline-h"><h2 id="timeline-h">Timeline</h2>
 <div id="timeline" data-live-src="${liveSrc}">!${timelineHtml(timeline)}</div>
 </section>`
-    return sendPage(reply, { title: `Order ${orderId}`, section: 'orders', session: sessionOf(request), scripts: ['live.js'], body })
+    return sendPage(reply, { title: `Order ${orderId}`, section: 'orders', session, scripts: ['live.js'], body })
   })
 
   app.get<{ Params: OrderParams, Querystring: TimelineQuery }>('/console/orders/:id/timeline', { schema: { hide: true } }, async (request, reply) => {
