@@ -42,11 +42,11 @@ function decodedBody (raw: RawRequest): string {
     const fields = [...new URLSearchParams(raw.body)]
     return html`<div class="table-wrap"><table class="decoded"><caption>Form fields, decoded</caption>
 <thead><tr><th scope="col">Field</th><th scope="col">Value</th></tr></thead>
-<tbody>!${fields.map(([name, value]) => html`<tr><td class="mono">${name}</td><td class="mono">${value}</td></tr>`).join('')}</tbody></table></div>`
+<tbody>!${fields.map(([name, value]) => html`<tr><td class="mono hash">${name}</td><td class="mono hash">${value}</td></tr>`).join('')}</tbody></table></div>`
   }
   if (type.includes('json')) {
     try {
-      return html`<p class="raw-label">JSON, pretty-printed</p><pre>${JSON.stringify(JSON.parse(raw.body), null, 2)}</pre>`
+      return html`<p class="raw-label">JSON, pretty-printed</p><pre class="raw-json" tabindex="0">${JSON.stringify(JSON.parse(raw.body), null, 2)}</pre>`
     } catch {
       return html`<p class="muted">Not valid JSON: only the bytes above.</p>`
     }
@@ -62,9 +62,9 @@ function rawRequest (raw: RawRequest | undefined): string {
 !${headers.length === 0
     ? html`<p class="muted">None: this gateway signs the body alone.</p>`
     : html`<div class="table-wrap"><table class="headers"><thead><tr><th scope="col">Header</th><th scope="col">Value</th></tr></thead>
-<tbody>!${headers.map(([name, value]) => html`<tr><td class="mono">${name}</td><td class="mono hash">${value}</td></tr>`).join('')}</tbody></table></div>`}
+<tbody>!${headers.map(([name, value]) => html`<tr><td class="mono hash">${name}</td><td class="mono hash">${value}</td></tr>`).join('')}</tbody></table></div>`}
 <div class="raw-columns">
-<div><p class="raw-label">Body exactly as stored (${raw.encoding === 'base64' ? 'base64' : 'UTF-8'})</p><pre class="raw-body">${raw.body}</pre></div>
+<div><p class="raw-label">Body exactly as stored (${raw.encoding === 'base64' ? 'base64' : 'UTF-8'})</p><pre class="raw-body" tabindex="0">${raw.body}</pre></div>
 <div>!${decodedBody(raw)}</div>
 </div>
 </details>`

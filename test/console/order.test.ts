@@ -47,12 +47,12 @@ tap.test('one order: state and amounts formatted, each anomaly with its sentence
   const jsonBody = stored.events[3]!.metadata.raw.body
   const item2 = /<li id="p2"[\s\S]*?<\/li>/.exec(res.body)![0]
   t.match(item2, /<details class="raw"><summary>Raw request \(application\/x-www-form-urlencoded, \d+ bytes\)<\/summary>/)
-  const shown = /<pre class="raw-body">([^<]*)<\/pre>/.exec(item2)![1]!
+  const shown = /<pre class="raw-body" tabindex="0">([^<]*)<\/pre>/.exec(item2)![1]!
   t.equal(textOf(shown), formBody, 'the body exactly as stored')
   t.match(textOf(item2), /Form fields, decoded Field Value order_id O-1 amount 12\.50 .* subject Tea sign [0-9a-f]{64}/, 'the form decoded into a table')
   const item4 = /<li id="p4"[\s\S]*?<\/li>/.exec(res.body)![0]
-  t.equal(textOf(/<pre class="raw-body">([^<]*)<\/pre>/.exec(item4)![1]!), jsonBody)
-  t.match(item4, /JSON, pretty-printed<\/p><pre>\{\n {2}&#34;/, 'JSON pretty-printed beside the bytes')
+  t.equal(textOf(/<pre class="raw-body" tabindex="0">([^<]*)<\/pre>/.exec(item4)![1]!), jsonBody)
+  t.match(item4, /JSON, pretty-printed<\/p><pre class="raw-json" tabindex="0">\{\n {2}&#34;/, 'JSON pretty-printed beside the bytes')
   t.match(textOf(item4), /"subject": "Tea again"/)
 
   t.match(res.body, /<div id="timeline" data-live-src="\/console\/orders\/O-1\/timeline">/, 'the timeline is a live part')
@@ -82,9 +82,9 @@ tap.test('bodies stored apart by hash and base64 bodies: shown as stored, labell
     metadata: { gateway: 'alipay', deliveryId: 'b64', receivedAt: '2026-06-01T00:00:00.000Z', requestId: 'r', raw: { body, encoding: 'base64', contentType: 'application/x-www-form-urlencoded', headers: { 'x-test': 'h<1>' } } }
   } as NewEvent])
   const page = await getPage(app, cookie, '/console/orders/B64-1')
-  t.match(page.body, /Body exactly as stored \(base64\)<\/p><pre class="raw-body">\/wAQgA&#61;&#61;<\/pre>/, 'base64 shown as base64, and said so')
+  t.match(page.body, /Body exactly as stored \(base64\)<\/p><pre class="raw-body" tabindex="0">\/wAQgA&#61;&#61;<\/pre>/, 'base64 shown as base64, and said so')
   t.match(page.body, /Stored as base64 \(the bytes were not UTF-8\)/)
-  t.match(page.body, /<td class="mono">x-test<\/td><td class="mono hash">h&#60;1&#62;<\/td>/, 'headers as stored, escaped')
+  t.match(page.body, /<td class="mono hash">x-test<\/td><td class="mono hash">h&#60;1&#62;<\/td>/, 'headers as stored, escaped')
   t.match(textOf(page.body), /Signature RSA2 \(SHA256withRSA, Alipay public key\): verified/)
 })
 
