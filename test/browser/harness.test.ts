@@ -50,7 +50,7 @@ const browser = await launchBrowser(t)
 t.comment(`chromium ${browser.version()} launched in ${Math.round(performance.now() - launchStarted)} ms`)
 
 // A recorder in place of `t`, to show a check failing without failing this file.
-function recorder (): { same: (found: unknown, wanted: unknown, message?: string) => boolean, failures: unknown[] } {
+function recorder (): { same: (found: unknown, wanted: unknown, message: string) => boolean, failures: unknown[] } {
   const failures: unknown[] = []
   return {
     failures,
@@ -127,17 +127,20 @@ t.test('a clean page with its own script and stylesheet passes assertClean; a th
   t.equal(outsideHits, 0, 'the request was aborted in the browser')
 })
 
-t.test('runAxe reports serious and critical violations, and none on a well-formed page', async t => {
+t.test('runAxe reports serious and critical violations, not lesser ones, and none on a well-formed page', async t => {
   const base = await servePages(t, {
-    '/bad': { body: html('Bad', '<main><h1>Bad</h1><img src="/chart.png"><form><input name="q"></form></main>') },
+    // An image without alt and an input without a label (critical), an empty link (serious),
+    // and text outside any landmark (moderate: not reported).
+    '/bad': { body: html('Bad', '<p>Outside every landmark</p><main><h1>Bad</h1><img src="/chart.png"><form><input name="q"></form><a href="/next"></a></main>') },
     '/good': { body: html('Good', '<main><h1>Good</h1><img src="/chart.png" alt="Callbacks per minute"><form><label for="q">Search</label><input id="q" name="q"></form></main>') }
   })
   const page = await openPage(await newContext(t, browser))
 
   await page.goto(`${base}/bad`)
   const violations = await runAxe(page)
-  t.same(violations.map(v => v.id).sort(), ['image-alt', 'label'])
+  t.same(violations.map(v => v.id).sort(), ['image-alt', 'label', 'link-name'])
   t.match(violations.find(v => v.id === 'image-alt'), { impact: 'critical', targets: ['img'] })
+  t.match(violations.find(v => v.id === 'link-name'), { impact: 'serious', targets: ['a'] })
   const check = recorder()
   await assertAccessible(check, page)
   t.equal(check.failures.length, 1, 'assertAccessible fails on it')
@@ -185,7 +188,11 @@ t.test('hasHorizontalOverflow tells a page wider than 375 px from one that fits'
 })
 
 t.test('screenshot writes a PNG of the viewport only when enabled', async t => {
-  const base = await servePages(t, { '/': { body: html('Shot', '<main><h1>Shot</h1></main>') } })
+  // Taller than the viewport: the image is the viewport, not the whole page.
+  const base = await servePages(t, {
+    '/': { body: html('Shot', '<main><h1>Shot</h1></main>', '<link rel="stylesheet" href="/tall.css">') },
+    '/tall.css': { body: 'main { height: 2000px }', type: 'text/css' }
+  })
   const dir = tempDir(t)
   const size = (path: string) => {
     const png = readFileSync(path)
