@@ -11,10 +11,6 @@ import { assertAccessible, assertClean, hasHorizontalOverflow, launchBrowser, ne
 
 const browser = await launchBrowser(t)
 
-/** The harness's checks take tap's `same` with an optional message. */
-const checks = (t: Test): { same: (found: unknown, wanted: unknown, message?: string) => boolean } =>
-  ({ same: (found, wanted, message) => t.same(found, wanted, message ?? 'same') })
-
 async function serve (t: Test): Promise<string> {
   const { app } = await buildTestApp(t)
   await register(app, 'ORD-1', '88.88')
@@ -53,7 +49,7 @@ t.test('sign in, filter, search, open an order: its repeat marked, a raw request
   await page.locator('#f-review').selectOption('yes')
   await Promise.all([page.waitForURL(/review=yes/), page.getByRole('button', { name: 'Apply' }).click()])
   t.same(await listed(page), ['ORD-2'], 'and needs review')
-  await assertAccessible(checks(t), page)
+  await assertAccessible(t, page)
   await screenshot(page, 'orders', { fullPage: true })
 
   await page.goto(`${base}/console/orders`)
@@ -77,9 +73,9 @@ t.test('sign in, filter, search, open an order: its repeat marked, a raw request
   t.equal(await page.evaluate<boolean>(isOpen), true, 'Enter on the summary opens the raw request')
   t.match(await details.locator('pre.raw-body').textContent(), /^order_id=ORD-1&amount=88\.88&status=1&trade_no=TX-ORD-1&notify_id=n-1&subject=Green\+tea&sign=[0-9a-f]{64}$/)
   t.match(await details.locator('table.decoded').textContent(), /subject\s*Green tea/)
-  await assertAccessible(checks(t), page)
+  await assertAccessible(t, page)
   await screenshot(page, 'order', { fullPage: true })
-  await assertClean(checks(t), page)
+  await assertClean(t, page)
 })
 
 t.test('a callback whose signed fields carry markup is shown as text: no script runs, no CSP violation', async t => {
@@ -95,7 +91,7 @@ t.test('a callback whose signed fields carry markup is shown as text: no script 
   t.equal(await page.locator('main script, main img').count(), 0, 'no element made from the callback')
   await page.goto(`${base}/console/orders?q=XSS-1`)
   await page.goto(`${base}/console/review`)
-  await assertClean(checks(t), page)
+  await assertClean(t, page)
 })
 
 t.test('recording a review note: the order leaves the queue and the note is in its timeline', async t => {
@@ -104,7 +100,7 @@ t.test('recording a review note: the order leaves the queue and the note is in i
   await signIn(page, base, '/console/review')
   const items = page.locator('li.review-item h2 a')
   t.same(await items.allTextContents(), ['ORD-2'], 'ORD-2 was paid more than registered')
-  await assertAccessible(checks(t), page)
+  await assertAccessible(t, page)
   await screenshot(page, 'review', { fullPage: true })
   const form = page.locator('li.review-item', { hasText: 'ORD-2' }).locator('form.review-note')
   await form.getByLabel('Resolution note').fill('Refunded 2.00 by hand')
@@ -113,7 +109,7 @@ t.test('recording a review note: the order leaves the queue and the note is in i
   t.same(await items.allTextContents(), [], 'the queue is empty')
   await page.goto(`${base}/console/orders/ORD-2`)
   t.match(await page.locator('li.entry').last().textContent(), /ReviewNoteRecorded[\s\S]*Refunded 2\.00 by hand/)
-  await assertClean(checks(t), page)
+  await assertClean(t, page)
 })
 
 t.test('at 375 px wide the pages do not scroll sideways', async t => {
@@ -124,8 +120,8 @@ t.test('at 375 px wide the pages do not scroll sideways', async t => {
   await page.goto(`${base}/console/orders/ORD-1`)
   for (const summary of await page.locator('details.raw summary').all()) await summary.click()
   t.equal(await hasHorizontalOverflow(page), false, 'an order with its raw requests open')
-  await assertAccessible(checks(t), page)
+  await assertAccessible(t, page)
   await page.goto(`${base}/console/review`)
   t.equal(await hasHorizontalOverflow(page), false, 'review queue')
-  await assertClean(checks(t), page)
+  await assertClean(t, page)
 })
