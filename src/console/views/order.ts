@@ -2,7 +2,6 @@ import type { FastifyPluginAsync } from 'fastify'
 import { html } from 'ghtml'
 import { AppError, MalformedError } from '../../errors.js'
 import { exportLines, resolveExportRange } from '../../event-log/export.js'
-import { readTimelinePage } from '../../event-log/timeline.js'
 import { orderIdPattern } from '../../orders/events.js'
 import type { OrderView } from '../../orders/order-fold.js'
 import { findOrder } from '../../orders/queries.js'
@@ -11,6 +10,7 @@ import { formatMoney, formatTime } from '../format.js'
 import { notice } from '../layout.js'
 import { anomalyList, expectedMoney, orderHref, statusBadge } from '../order-parts.js'
 import { referencedPositions, timelineHtml, type TimelineView } from '../timeline-html.js'
+import { readConsoleTimelinePage } from '../timeline-page.js'
 import { reviewNoteForm } from './review.js'
 
 // Deliveries per timeline page: each carries its raw request, so a page stays a few hundred kB at most.
@@ -33,7 +33,7 @@ function cursorOf (query: TimelineQuery): number {
 
 /** One page of an order's timeline and what its links need; undefined when the order has no event. */
 async function loadTimeline (context: ConsoleContext, orderId: string, cursor: number): Promise<TimelineView | undefined> {
-  const page = await readTimelinePage(context.sqlite, context.db, orderId, cursor, pageSize)
+  const page = await readConsoleTimelinePage(context.sqlite, context.db, orderId, cursor, pageSize)
   if (page.unknown) return undefined
   const total = context.sqlite.prepare('SELECT coalesce(max(stream_version), 0) FROM events WHERE stream_id = ?').pluck().get(orderId) as number
   const refs = referencedPositions(page.entries)
