@@ -12,6 +12,8 @@ import { merchantRoutes } from './http/merchant.js'
 import { metricsRoutes } from './http/metrics.js'
 import { notifyRoutes } from './http/notify.js'
 import { feedRoutes, outboundRoutes } from './http/outbound.js'
+import { RefusalStore } from './http/refusals.js'
+import { refusalRoutes } from './http/refusals-routes.js'
 import { Metrics, unmatchedRoute } from './metrics.js'
 import { countOrdersNeedingReview } from './orders/queries.js'
 import type { Outbound } from './outbound/runtime.js'
@@ -99,6 +101,8 @@ export async function buildApp (deps: AppDeps): Promise<FastifyInstance> {
 
   const gateways = deps.gateways ?? createGatewayRegistry(config, secrets, app.log)
   const metrics = config.metrics.enabled ? instrument(app, deps, gateways) : undefined
+  // One per app, in memory: what a refused callback looked like (GET /admin/refusals, the console).
+  const refusals = config.refusals.maxEntries > 0 ? new RefusalStore({ maxEntries: config.refusals.maxEntries, now: () => now().getTime() }) : undefined
 
   await app.register(healthRoutes, { sqlite: store.sqlite })
   await app.register(notifyRoutes, {
@@ -107,7 +111,8 @@ export async function buildApp (deps: AppDeps): Promise<FastifyInstance> {
     bodyLimit: config.bodyLimit,
     acceptReplays: config.acceptReplays,
     now,
-    metrics
+    metrics,
+    refusals
   })
   await app.register(merchantRoutes, {
     db: store.db,
@@ -117,6 +122,7 @@ export async function buildApp (deps: AppDeps): Promise<FastifyInstance> {
     now
   })
   await app.register(adminRoutes, { db: store.db, sqlite: store.sqlite, adminToken: secrets.adminToken })
+  if (refusals !== undefined) await app.register(refusalRoutes, { refusals, adminToken: secrets.adminToken, now: () => now().getTime() })
   if (outbound !== undefined) {
     await app.register(outboundRoutes, { outbound, sqlite: store.sqlite, adminToken: secrets.adminToken })
     await app.register(feedRoutes, { outbound, sqlite: store.sqlite, adminToken: secrets.adminToken })

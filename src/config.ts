@@ -36,6 +36,8 @@ const EnvSchema = Type.Object({
   // GET /metrics (metrics.ts): on by default; a token of its own for the scraper (the admin token works too).
   PAYNOTIFY_METRICS: Type.Union([Type.Literal('0'), Type.Literal('1'), Type.Literal('false'), Type.Literal('true')], { default: '1' }),
   PAYNOTIFY_METRICS_TOKEN: Type.Optional(Type.String({ minLength: 16 })),
+  // The last refused callbacks kept in memory for GET /admin/refusals (http/refusals.ts); 0 keeps none.
+  PAYNOTIFY_REFUSALS_MAX: Type.Integer({ default: 500, minimum: 0, maximum: 10000 }),
   // Other gateways: each is enabled only when its keys are set (otherwise /notify/<name> is 404).
   PAYNOTIFY_ALIPAY_PUBLIC_KEY: Type.Optional(Type.String({ minLength: 1 })),
   PAYNOTIFY_ALIPAY_APP_ID: Type.Optional(Type.String({ minLength: 1 })),
@@ -90,6 +92,11 @@ export interface Config {
     readonly enabled: boolean
     /** A token that opens GET /metrics and nothing else (the admin token works too). */
     readonly token?: string | undefined
+  }
+  /** Refused callbacks kept in memory (GET /admin/refusals, the console). */
+  readonly refusals: {
+    /** PAYNOTIFY_REFUSALS_MAX: most kept (also at most 1 MiB of them); 0 keeps none and serves no route. */
+    readonly maxEntries: number
   }
   /** Keys of the other gateways, as given (adapters parse and validate them). */
   readonly gateways: {
@@ -168,6 +175,7 @@ export function loadConfig (env: NodeJS.ProcessEnv): Config {
       enabled: parsed.PAYNOTIFY_METRICS === '1' || parsed.PAYNOTIFY_METRICS === 'true',
       token: parsed.PAYNOTIFY_METRICS_TOKEN
     }),
+    refusals: Object.freeze({ maxEntries: parsed.PAYNOTIFY_REFUSALS_MAX }),
     gateways: Object.freeze({
       alipay: Object.freeze({ publicKey: parsed.PAYNOTIFY_ALIPAY_PUBLIC_KEY, appId: parsed.PAYNOTIFY_ALIPAY_APP_ID, sellerId: parsed.PAYNOTIFY_ALIPAY_SELLER_ID }),
       wechatpay: Object.freeze({ platformKeys: parsed.PAYNOTIFY_WECHATPAY_PLATFORM_KEYS, apiV3Key: parsed.PAYNOTIFY_WECHATPAY_APIV3_KEY }),

@@ -36,7 +36,7 @@ function machineSection (machine, what) {
     (what.startsWith('peer') ? `, @event-driven-io/emmett-sqlite ${p['@event-driven-io/emmett-sqlite']} with @event-driven-io/emmett ${p['@event-driven-io/emmett']} and sqlite3 ${p.sqlite3}` : '') + ')'
 }
 
-function targetsTable (ingest, peer, rebuild, flood, stream, outbound, metrics) {
+function targetsTable (ingest, peer, rebuild, flood, stream, outbound, metrics, refusals) {
   const rows = ['| figure | target | measured: min / **median** / max | |', '|---|---|---|---|']
   if (ingest !== undefined) {
     const r = ingest.ratios
@@ -86,6 +86,15 @@ function targetsTable (ingest, peer, rebuild, flood, stream, outbound, metrics) 
     const w = metrics.ownWork
     if (w !== undefined) rows.push(`| the same from the metrics' own work measured alone (${formatNumber(w.addedMicrosPerRequest, 2)} µs per callback over off's ${formatNumber(w.offMicrosPerRequest)} µs) | ≤ ${formatNumber(metrics.settings.targetRatio, 2)}× | ${formatNumber(w.estimatedRatio, 3)}× | ${mark(w.estimatedRatio <= metrics.settings.targetRatio)} |`)
   }
+  if (refusals !== undefined) {
+    const target = refusals.settings.targetRatio
+    const accepted = refusals.ratios.accepted.pairedByRound
+    const refused = refusals.ratios.refused.pairedByRound
+    rows.push(`| server CPU per accepted callback, refusal store on / off | ≤ ${formatNumber(target, 2)}× | ${formatSummary(accepted, 3, '×')} | ${mark(accepted.median <= target)} |`)
+    rows.push(`| server CPU per refused callback (a storm of bad signatures, each recorded) / off | (measured) | ${formatSummary(refused, 3, '×')} | |`)
+    const w = refusals.ownWork
+    rows.push(`| the store's own work per refused callback, measured alone (${formatNumber(w.perRecord, 2)} µs over off's ${formatNumber(w.offRefusedMicrosPerRequest)} µs) | (measured) | ${formatNumber(w.estimatedRefusedRatio, 3)}× | |`)
+  }
   return rows.join('\n')
 }
 
@@ -114,6 +123,29 @@ function metricsSection (metrics) {
 ${rows.join('\n')}
 
 ${ownWorkParagraph(metrics)}One scrape at the end: ${formatNumber(metrics.scrape.bytes)} bytes, ${formatNumber(metrics.scrape.series)} samples, answered in ${formatNumber(metrics.scrape.ms, 1)} ms. The metrics server's own counters account for every callback sent: ${formatNumber(a.accepted)} accepted + ${formatNumber(a.duplicate)} duplicate = ${formatNumber(a.accepted + a.duplicate)} of ${formatNumber(a.sent)} (${a.ok ? 'all' : '**NOT all**'}), log position ${formatNumber(a.position)}.
+`
+}
+
+function refusalsSection (refusals) {
+  const st = refusals.settings
+  const rows = []
+  for (const [loadName, byVariant] of Object.entries(refusals.cpu)) {
+    for (const [name, c] of Object.entries(byVariant)) {
+      const r = name === 'off' ? undefined : refusals.ratios[loadName]
+      rows.push(`| ${loadName} | ${st.variants[name]} | ${s1(c.cpuMicrosPerRequest)} | ${s1(c.mainThreadCpuMicrosPerRequest)} | ${r === undefined ? '–' : formatSummary(r.pairedByRound, 3, '×')} | ${r === undefined ? '–' : formatSummary(r.mainThreadPairedByRound, 3, '×')} | ${formatSummary(c.p50, 1, ' ms')} | ${formatSummary(c.p99, 0, ' ms')} |`)
+    }
+  }
+  const w = refusals.ownWork
+  const a = refusals.accounted
+  return `## Refusals: what keeping the last refused callbacks costs ingest (issue 12)
+
+\`node bench/refusals.js\`. The service with its refusal store on (the default: the last 500 refused callbacks, at most 1 MiB, headers redacted and 1 KiB of body kept) against the same build started with \`PAYNOTIFY_REFUSALS_MAX=0\` (no store, no route), under two loads: ${st.loads.accepted}, at a steady ${formatNumber(st.rate)} req/s; and ${st.loads.refused}, at ${formatNumber(st.refusedRate)} req/s. ${formatNumber(st.requests)} requests per run, ${st.connections} connections (bench/lib/fixed-rate.js). CPU: user + system of the server process from /proc/<pid>/stat (every thread), per request. One server per variant, started once (${formatNumber(st.warmup)} warm-up requests of each load) and kept for every round; ${st.rounds} rounds, the variants in turn within each, the order turning every round; each ratio pairs a run with the store-off run of its own round and load (the machine's load average: ${formatNumber(st.loadAverage.before, 1)} at the start, ${formatNumber(st.loadAverage.after, 1)} at the end, on 2 cores).
+
+| load | server | CPU µs per request | of which HTTP thread | ratio to off (paired by round) | HTTP thread ratio to off | p50 | p99 |
+|---|---|---|---|---|---|---|---|
+${rows.join('\n')}
+
+An accepted callback never reaches the store (it is called from the notify route's error handler only). The store's own work, measured alone in the benchmark's process on the same build (CPU of many calls, the least of 7 repetitions): **${formatNumber(w.perRecord, 2)} µs per recorded refusal** of the storm's kind (a ${formatNumber(w.refusedBodyBytes)}-byte body, 7 headers, into a full store that evicts one per record), ${formatNumber(100 * (w.estimatedRefusedRatio - 1), 2)} % of the ${formatNumber(w.offRefusedMicrosPerRequest)} µs a refused callback costs the store-off server; ${formatNumber(w.perLargeRecord, 2)} µs with a 4 KiB body (1 KiB kept) and 30 headers. The store-on server recorded ${formatNumber(a.recorded)} of the ${formatNumber(a.sent)} refusals sent (${a.ok ? 'all, within its bounds' : '**NOT all, or not within its bounds**'}): it kept ${formatNumber(a.kept.entries)} (${formatNumber(a.kept.bytes)} bytes) and dropped ${formatNumber(a.kept.evicted)}.
 `
 }
 
@@ -319,6 +351,7 @@ export function writeReport () {
   const stream = load('stream-backpressure')
   const outbound = load('outbound')
   const metrics = load('metrics')
+  const refusals = load('refusals')
   const machines = [
     ingest && machineSection(ingest.machine, 'ingest (1, 2, 3, 6)'),
     peer && machineSection(peer.machine, 'peer store (4)'),
@@ -326,11 +359,12 @@ export function writeReport () {
     flood && machineSection(flood.machine, 'alipay flood (issue 10)'),
     stream && machineSection(stream.machine, 'stream backpressure'),
     outbound && machineSection(outbound.machine, 'outbound (issue 11)'),
-    metrics && machineSection(metrics.machine, 'metrics (issue 12)')
+    metrics && machineSection(metrics.machine, 'metrics (issue 12)'),
+    refusals && machineSection(refusals.machine, 'refusals (issue 12)')
   ].filter(Boolean)
   const text = `# paynotify benchmarks
 
-Written by \`npm run bench\` (each script also runs alone: \`node bench/ingest.js\`, \`node bench/peer-append.js\`, \`node bench/rebuild.js\`, \`node bench/profile.js\`, \`node bench/alipay-flood.js\`, \`node bench/stream-backpressure.js\`, \`node bench/outbound.js\`, \`node bench/metrics.js\`; this file is rebuilt from \`bench/results/*.json\` after each).
+Written by \`npm run bench\` (each script also runs alone: \`node bench/ingest.js\`, \`node bench/peer-append.js\`, \`node bench/rebuild.js\`, \`node bench/profile.js\`, \`node bench/alipay-flood.js\`, \`node bench/stream-backpressure.js\`, \`node bench/outbound.js\`, \`node bench/metrics.js\`, \`node bench/refusals.js\`; this file is rebuilt from \`bench/results/*.json\` after each).
 All traffic is loopback. Every figure is min / **median** / max over the runs stated; the targets are judged on the median.
 This is a 2-core machine shared with other work while these ran, so absolute figures move from run to run; the ratios come from runs made side by side in one invocation.
 
@@ -339,7 +373,7 @@ ${machines.join('\n')}
 
 ## Targets
 
-${targetsTable(ingest, peer, rebuild, flood, stream, outbound, metrics)}
+${targetsTable(ingest, peer, rebuild, flood, stream, outbound, metrics, refusals)}
 
 ${ingest === undefined ? '' : ingestSection(ingest)}
 ${peer === undefined ? '' : peerSection(peer)}
@@ -348,6 +382,7 @@ ${flood === undefined ? '' : floodSection(flood)}
 ${stream === undefined ? '' : streamSection(stream)}
 ${outbound === undefined ? '' : outboundSection(outbound)}
 ${metrics === undefined ? '' : metricsSection(metrics)}
+${refusals === undefined ? '' : refusalsSection(refusals)}
 ${profile === undefined && rebuild?.profiles === undefined ? '' : profileSection(profile, rebuild)}
 ${notes}
 `

@@ -8,6 +8,7 @@ import { headerValue, jsonErrorAck, type Ack, type GatewayAdapter, type RawCallb
 import type { CallbackOutcome, Metrics } from '../metrics.js'
 import { streamIdOf, type EventMetadata, type RawRequest } from '../orders/events.js'
 import { toAppError } from './errors.js'
+import type { RefusalStore } from './refusals.js'
 
 export interface NotifyRoutesOptions {
   gateways: GatewayRegistry
@@ -19,6 +20,8 @@ export interface NotifyRoutesOptions {
   now: () => Date
   /** Counts each callback to a configured gateway by outcome (absent with PAYNOTIFY_METRICS=0). */
   metrics?: Metrics | undefined
+  /** Keeps the last refused callbacks for GET /admin/refusals and the console (absent with PAYNOTIFY_REFUSALS_MAX=0). */
+  refusals?: RefusalStore | undefined
 }
 
 // Any name is accepted here so that every gateway we do not serve is a 404, not a 400.
@@ -66,7 +69,7 @@ function routeGateway (request: FastifyRequest): string | undefined {
  * cover the exact bytes); they are scoped to this plugin.
  */
 export const notifyRoutes: FastifyPluginAsync<NotifyRoutesOptions> = async (app, options) => {
-  const { gateways, eventLog, now, metrics } = options
+  const { gateways, eventLog, now, metrics, refusals } = options
   const toIso = isoFormatter()
 
   app.removeAllContentTypeParsers()
@@ -90,6 +93,21 @@ export const notifyRoutes: FastifyPluginAsync<NotifyRoutesOptions> = async (app,
     const adapter = gateway === undefined ? undefined : gateways.get(gateway)
     // Only a configured gateway's route is counted: the catch-all's name comes from the URL.
     if (adapter !== undefined) metrics?.callback(adapter.name, refusalOutcome(appError.statusCode))
+    if (refusals !== undefined) {
+      const named = (request.params as { gateway?: string }).gateway
+      refusals.record({
+        at: now(),
+        // On the catch-all route the URL names the gateway: kept only when it could be a name.
+        gateway: gateway ?? (named !== undefined && gatewayName.test(named) ? named : null),
+        statusCode: appError.statusCode,
+        code: appError.code,
+        message: appError.message,
+        address: request.ip,
+        headers: request.headers,
+        // A Buffer once the route's parser has read it; undefined when refused before (413, 415 from the parser, an unknown gateway).
+        body: Buffer.isBuffer(request.body) ? request.body : undefined
+      })
+    }
     send(reply, adapter === undefined ? jsonErrorAck(appError) : adapter.ack(appError))
   })
 
