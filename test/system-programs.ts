@@ -20,6 +20,14 @@ export const phpWithCurl: SystemProgram = {
   packages: ['php-cli', 'php-curl']
 }
 
+/** Debian's Chromium, the browser the console's tests drive through playwright-core (never a downloaded one). */
+export const chromium: SystemProgram = {
+  name: 'chromium',
+  // Runs it, not just finds it: a binary with a missing shared library fails here, not mid-test.
+  check: 'chromium --version >/dev/null 2>&1',
+  packages: ['chromium']
+}
+
 export interface ProvideOptions {
   /** Whether installing is allowed here (default: running as root with apt-get on PATH). */
   canInstall?: boolean
