@@ -128,7 +128,7 @@ export async function buildApp (deps: AppDeps): Promise<FastifyInstance> {
     await app.register(feedRoutes, { outbound, sqlite: store.sqlite, adminToken: secrets.adminToken })
   }
 
-  await app.register(consolePlugin, { db: store.db, sqlite: store.sqlite, eventLog, log: store.eventLog, config, now, outbound, adminToken: secrets.adminToken })
+  await app.register(consolePlugin, { db: store.db, sqlite: store.sqlite, eventLog, log: store.eventLog, config, now, outbound, refusals, adminToken: secrets.adminToken })
 
   if (metrics !== undefined) await app.register(metricsRoutes, { metrics, adminToken: secrets.adminToken, metricsToken: config.metrics.token })
 

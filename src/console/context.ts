@@ -4,6 +4,7 @@ import type { Kysely } from 'kysely'
 import type { Config } from '../config.js'
 import type { Database } from '../db/database.js'
 import type { EventAppender } from '../event-log/event-log.js'
+import type { RefusalStore } from '../http/refusals.js'
 import type { Outbound } from '../outbound/runtime.js'
 import type { ServiceStore } from '../store.js'
 import { page, type PageOptions } from './layout.js'
@@ -22,6 +23,8 @@ export interface ConsoleContext {
   now: () => Date
   /** Outbound delivery, when the service runs it. */
   outbound?: Outbound | undefined
+  /** The last refused callbacks (absent with PAYNOTIFY_REFUSALS_MAX=0). */
+  refusals?: RefusalStore | undefined
 }
 
 declare module 'fastify' {
