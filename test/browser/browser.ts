@@ -14,7 +14,7 @@ import { chromium, provideSystemProgram } from '../system-programs.js'
 
 interface Teardown { teardown: (fn: () => unknown) => void }
 /** The one assertion the checks below make (tap's `t.same`). */
-interface Same { same: (found: unknown, wanted: unknown, message?: string) => boolean }
+interface Same { same: (found: unknown, wanted: unknown, message: string) => boolean }
 
 const run = promisify(execFile)
 
@@ -231,7 +231,7 @@ export interface ScreenshotOptions {
  * Saves the page as `<dir>/<name>.png` at the context's viewport size when
  * screenshots are enabled, and returns the file's path (undefined when not).
  * Regenerate the README's images with
- * `PAYNOTIFY_SCREENSHOTS=1 npx tap test/browser/`.
+ * `PAYNOTIFY_SCREENSHOTS=1 npx tap test/browser/*.test.ts`.
  */
 export async function screenshot (page: Page, name: string, options: ScreenshotOptions = {}): Promise<string | undefined> {
   if (!/^[a-z0-9][a-z0-9-]*$/.test(name)) throw new Error(`screenshot: ${JSON.stringify(name)} is not a kebab-case file name`)

@@ -50,7 +50,7 @@ const browser = await launchBrowser(t)
 t.comment(`chromium ${browser.version()} launched in ${Math.round(performance.now() - launchStarted)} ms`)
 
 // A recorder in place of `t`, to show a check failing without failing this file.
-function recorder (): { same: (found: unknown, wanted: unknown, message?: string) => boolean, failures: unknown[] } {
+function recorder (): { same: (found: unknown, wanted: unknown, message: string) => boolean, failures: unknown[] } {
   const failures: unknown[] = []
   return {
     failures,
