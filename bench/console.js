@@ -180,7 +180,7 @@ async function main () {
       ['orders list, search by transaction id', `/console/orders?q=${encodeURIComponent(typical.gatewayTradeNo)}`],
       ['orders list, search by delivery id', `/console/orders?q=${encodeURIComponent(`${typical.orderId}-1-${typical.gatewayTradeNo}`)}`],
       ['review queue', '/console/review'],
-      ['orders export, CSV, status=closed (capped at 10,000)', '/console/orders/export?format=csv&status=closed']
+      ['orders export, CSV, status=closed (capped at 10,000)', '/console/export/orders?format=csv&status=closed']
     ]
     const samples = new Map(pages.map(([name]) => [name, { ids: [], client: [], bytes: 0, status: 0 }]))
     for (let round = 0; round < warmups + runs; round++) {

@@ -15,9 +15,52 @@ export interface Attempt {
   error: string | null
 }
 
+/** One delivery of a message to an endpoint, with its latest attempts (newest first). */
+export interface Delivery {
+  endpointId: string
+  state: string
+  attempts: number
+  /** When the next attempt is due; null once delivered or dead. */
+  nextAttemptAt: string | null
+  lastStatus: number | null
+  lastError: string | null
+  updatedAt: string
+  attemptLog: Attempt[]
+}
+
+/** One outbound message as the admin API shows it: body, state over its deliveries, every delivery. */
+export interface MessageDetail {
+  id: string
+  seq: number
+  type: string
+  orderId: string
+  position: number
+  version: number
+  createdAt: string
+  payload: unknown
+  state: string
+  deliveries: Delivery[]
+}
+
+/** A delivery in an endpoint's list: its message and where it stands, without the attempts. */
+export interface EndpointDelivery {
+  messageId: string
+  seq: number
+  type: string
+  orderId: string
+  createdAt: string
+  state: string
+  attempts: number
+  nextAttemptAt: string | null
+  lastStatus: number | null
+  lastError: string | null
+  updatedAt: string
+}
+
 interface AttemptRow { id: number, message_id: string, endpoint_id: string, attempted_at: string, duration_ms: number, request_headers: string, status: number | null, response_body: string | null, error: string | null }
 interface MessageRow { seq: number, message_id: string, type: string, order_id: string, position: number, version: number, payload: string, created_at: string }
 interface DeliveryRow { id: number, endpoint_id: string, state: string, attempts: number, next_attempt_at: number, last_status: number | null, last_error: string | null, updated_at: string }
+type EndpointDeliveryRow = Omit<DeliveryRow, 'id' | 'endpoint_id'> & Pick<MessageRow, 'seq' | 'message_id' | 'type' | 'order_id' | 'created_at'>
 interface JobRow { id: string, kind: string, state: string, params: string, total: number, done: number, error: string | null, created_at: string, finished_at: string | null }
 
 // Attempts shown per delivery on a message's page; the endpoint's attempt list pages through all of them.
@@ -58,7 +101,28 @@ export class OutboundMessages {
     return { attempts: page, nextCursor: rows.length > limit ? page[page.length - 1]!.id : null }
   }
 
-  message (messageId: string): object {
+  /** An endpoint's deliveries, newest message first, cursor paged by the message's seq. */
+  deliveries (endpointId: string, cursor: number | undefined, limit: number): { deliveries: EndpointDelivery[], nextCursor: number | null } {
+    const rows = this.#sqlite.prepare(`SELECT o.seq, o.message_id, o.type, o.order_id, o.created_at, d.state, d.attempts, d.next_attempt_at, d.last_status, d.last_error, d.updated_at
+      FROM outbound_deliveries AS d JOIN outbox AS o ON o.seq = d.message_seq
+      WHERE d.endpoint_id = ? AND d.message_seq < ? ORDER BY d.message_seq DESC LIMIT ?`).all(endpointId, cursor ?? Number.MAX_SAFE_INTEGER, limit + 1) as EndpointDeliveryRow[]
+    const page = rows.slice(0, limit).map(row => ({
+      messageId: row.message_id,
+      seq: row.seq,
+      type: row.type,
+      orderId: row.order_id,
+      createdAt: row.created_at,
+      state: row.state,
+      attempts: row.attempts,
+      nextAttemptAt: nextAttemptOf(row),
+      lastStatus: row.last_status,
+      lastError: row.last_error,
+      updatedAt: row.updated_at
+    }))
+    return { deliveries: page, nextCursor: rows.length > limit ? page[page.length - 1]!.seq : null }
+  }
+
+  message (messageId: string): MessageDetail {
     const message = this.#message(messageId)
     const deliveries = this.#sqlite.prepare(`SELECT id, endpoint_id, state, attempts, next_attempt_at, last_status, last_error, updated_at
       FROM outbound_deliveries WHERE message_seq = ? ORDER BY endpoint_id`).all(message.seq) as DeliveryRow[]
@@ -78,7 +142,7 @@ export class OutboundMessages {
         endpointId: d.endpoint_id,
         state: d.state,
         attempts: d.attempts,
-        nextAttemptAt: d.state === 'pending' || d.state === 'failed' ? new Date(d.next_attempt_at).toISOString() : null,
+        nextAttemptAt: nextAttemptOf(d),
         lastStatus: d.last_status,
         lastError: d.last_error,
         updatedAt: d.updated_at,
@@ -169,6 +233,10 @@ export class OutboundMessages {
 function messageState (states: readonly string[]): string {
   for (const state of ['pending', 'failed', 'dead']) if (states.includes(state)) return state
   return states.length === 0 ? 'no_endpoints' : 'delivered'
+}
+
+function nextAttemptOf (row: Pick<DeliveryRow, 'state' | 'next_attempt_at'>): string | null {
+  return row.state === 'pending' || row.state === 'failed' ? new Date(row.next_attempt_at).toISOString() : null
 }
 
 function toAttempt (row: AttemptRow): Attempt {

@@ -98,7 +98,7 @@ tap.test('the orders list: each filter and the search give exactly the matching 
   t.match(text, /A1 paid 88\.88 CNY 0\.00 CNY 88\.88 CNY generic none 2026-06-10 01:00:00 UTC/, 'a row: status, paid, refunded, expected, gateway, anomalies, last event')
   t.match(text, /A3 paid 500 JPY 0 JPY 500 JPY/, 'JPY has no minor digits')
   t.match(page.body, /<option value="paid" selected>/, 'the form keeps the filter')
-  t.match(page.body, /href="\/console\/orders\/export\?status&#61;paid&#38;format&#61;csv"/, 'the export links carry the filters')
+  t.match(page.body, /href="\/console\/export\/orders\?status&#61;paid&#38;format&#61;csv"/, 'the export links carry the filters')
 
   for (const [query, field] of [['?status=lost', 'status'], ['?anomaly=x', 'anomaly'], ['?currency=EURO', 'currency'], ['?from=yesterday', 'from'], ['?review=maybe', 'review'], ['?gateway=paypal', 'gateway']]) {
     const res = await getPage(app, cookie, `/console/orders${query!}`)
@@ -135,7 +135,7 @@ tap.test('the orders list pages by order id with a cursor; every page keeps the 
 
 tap.test('export: the filtered list as CSV (formulas defused) or NDJSON, as an attachment', async t => {
   const { app, cookie } = await seed(t)
-  const csv = await getPage(app, cookie, '/console/orders/export?format=csv&status=paid')
+  const csv = await getPage(app, cookie, '/console/export/orders?format=csv&status=paid')
   t.equal(csv.statusCode, 200)
   t.equal(csv.headers['content-type'], 'text/csv; charset=utf-8')
   t.equal(csv.headers['content-disposition'], 'attachment; filename="orders.csv"')
@@ -149,24 +149,33 @@ tap.test('export: the filtered list as CSV (formulas defused) or NDJSON, as an a
   t.same([a2[1], a2[2], a2[3], a2[4], a2[6], a2[8], a2[10]], ['paid', 'true', 'amount_mismatch', '1000', '1200', 'CNY', 'T-A2'], 'amounts in minor units')
   t.equal(lines[3]!.split(',')[10], "'=1+2", 'a transaction id starting with = is prefixed')
 
-  const ndjson = await getPage(app, cookie, '/console/orders/export?format=ndjson&review=yes')
+  const ndjson = await getPage(app, cookie, '/console/export/orders?format=ndjson&review=yes')
   t.equal(ndjson.headers['content-type'], 'application/x-ndjson; charset=utf-8')
   t.equal(ndjson.headers['content-disposition'], 'attachment; filename="orders.ndjson"')
   const orders = ndjson.body.trimEnd().split('\n').map(line => JSON.parse(line) as { orderId: string })
   t.same(orders, [(await app.inject({ url: '/admin/orders/A2', headers: adminAuth })).json()], 'each line is the order as the admin API shows it')
 
-  const searched = await getPage(app, cookie, '/console/orders/export?format=csv&q=dlv-B1')
+  const searched = await getPage(app, cookie, '/console/export/orders?format=csv&q=dlv-B1')
   t.same(searched.body.split('\r\n').slice(1, -1).map(line => line.split(',')[0]), ['B1'], 'the search applies to the export')
-  t.equal((await getPage(app, cookie, '/console/orders/export?format=xml')).statusCode, 400)
-  t.equal((await app.inject({ url: '/console/orders/export?format=csv' })).statusCode, 303, 'signed out: no export')
+  t.equal((await getPage(app, cookie, '/console/export/orders?format=xml')).statusCode, 400)
+  t.equal((await app.inject({ url: '/console/export/orders?format=csv' })).statusCode, 303, 'signed out: no export')
 })
 
 tap.test(`export stops at ${maxExportRows} orders and says so in the file name`, async t => {
   const { app, cookie } = await seed(t, maxExportRows)
-  const csv = await getPage(app, cookie, '/console/orders/export?format=csv')
+  const csv = await getPage(app, cookie, '/console/export/orders?format=csv')
   t.equal(csv.headers['content-disposition'], `attachment; filename="orders-first-${maxExportRows}.csv"`)
   t.equal(csv.headers['x-paynotify-export-truncated'], 'true')
   t.equal(csv.body.split('\r\n').length - 2, maxExportRows, 'the header and exactly the cap')
   const page = await getPage(app, cookie, '/console/orders')
   t.match(textOf(page.body), /at most 10,000 orders/, 'the page states the cap')
+})
+
+tap.test('an order whose id is `export` opens like any other: the export lives under /console/export/', async t => {
+  const { app } = await buildTestApp(t)
+  const cookie = await signIn(app)
+  await register(app, 'export', '1.00')
+  const page = await getPage(app, cookie, '/console/orders/export')
+  t.equal(page.statusCode, 200)
+  t.match(page.body, /<h1>Order export<\/h1>/)
 })

@@ -82,11 +82,11 @@ export const ordersView: FastifyPluginAsync<ConsoleContext> = async (app, contex
     const body = html`!${filterForm(query)}
 !${ordersTable(orders)}
 !${pager}
-<p class="exports">Export this list (at most ${maxExportRows.toLocaleString('en')} orders): <a href="/console/orders/export${filterQuery(query, { format: 'csv' })}" download>CSV</a> · <a href="/console/orders/export${filterQuery(query, { format: 'ndjson' })}" download>NDJSON</a></p>`
+<p class="exports">Export this list (at most ${maxExportRows.toLocaleString('en')} orders): <a href="/console/export/orders${filterQuery(query, { format: 'csv' })}" download>CSV</a> · <a href="/console/export/orders${filterQuery(query, { format: 'ndjson' })}" download>NDJSON</a></p>`
     return sendPage(reply, { title: 'Orders', section: 'orders', session: sessionOf(request), body })
   })
 
-  app.get<{ Querystring: OrderListQuery }>('/console/orders/export', { schema: { hide: true } }, async (request, reply) => {
+  app.get<{ Querystring: OrderListQuery }>('/console/export/orders', { schema: { hide: true } }, async (request, reply) => {
     const format = request.query.format
     if (format !== 'csv' && format !== 'ndjson') throw new MalformedError('must be csv or ndjson', 'format')
     const { orders, nextCursor } = await listConsoleOrders(context.db, parseOrderFilter(request.query), undefined, maxExportRows)
