@@ -7,15 +7,14 @@
 // the client's time on 127.0.0.1 (request sent → whole body read) is kept beside it.
 // Usage: node bench/console.js [runs=21]   (npm run build first)
 // Env: BENCH_CONSOLE_DB=<path> to build or reuse the database elsewhere; BENCH_CONSOLE_FRESH=1 to rebuild it.
-import { execFileSync, spawn } from 'node:child_process'
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { execFileSync } from 'node:child_process'
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { setTimeout as sleep } from 'node:timers/promises'
-import { benchAdminToken, benchMerchantToken, benchSecret, seededRandom, signedGenericBody } from './lib/bodies.js'
+import { benchAdminToken, benchSecret, seededRandom, signedGenericBody } from './lib/bodies.js'
 import { machineInfo, root } from './lib/machine.js'
 import { saveResult } from './lib/report.js'
-import { freePort } from './lib/servers.js'
+import { startPaynotify } from './lib/servers.js'
 import { summarize } from './lib/stats.js'
 
 const runs = Number(process.argv[2] ?? 21)
@@ -94,46 +93,17 @@ async function buildDatabase () {
   return database
 }
 
-/** `paynotify serve` on the database; resolves once /healthz answers (a first start verifies the whole chain: minutes). */
+/** `paynotify serve` on the database, logging every request; resolves once /healthz answers (a first start verifies the whole chain: minutes). */
 async function startService () {
-  const dir = mkdtempSync(join(tmpdir(), 'paynotify-bench-console-run-'))
-  const logFile = join(dir, 'server.log')
-  const port = await freePort()
-  const out = openSync(logFile, 'a')
-  const child = spawn(process.execPath, [join(root, 'dist', 'cli', 'main.js'), 'serve'], {
-    cwd: root,
-    stdio: ['ignore', out, out],
-    env: {
-      PATH: process.env.PATH,
-      HOME: process.env.HOME,
-      PAYNOTIFY_DB: dbPath,
-      PAYNOTIFY_HOST: '127.0.0.1',
-      PAYNOTIFY_PORT: String(port),
-      PAYNOTIFY_GENERIC_SECRET: benchSecret,
-      PAYNOTIFY_ADMIN_TOKEN: benchAdminToken,
-      PAYNOTIFY_MERCHANT_TOKEN: benchMerchantToken,
-      PAYNOTIFY_LOG_LEVEL: 'info'
-    }
-  })
-  closeSync(out)
-  const url = `http://127.0.0.1:${port}`
   const started = performance.now()
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`the service exited with ${child.exitCode}: ${readFileSync(logFile, 'utf8').slice(-2000)}`)
-    try {
-      if ((await fetch(`${url}/healthz`)).ok) break
-    } catch {}
-    await sleep(200)
-  }
+  const service = await startPaynotify({ env: { PAYNOTIFY_DB: dbPath, PAYNOTIFY_LOG_LEVEL: 'info' }, readyTimeoutMs: 30 * 60_000 })
   log(`service ready in ${((performance.now() - started) / 1000).toFixed(1)} s`)
   return {
-    url,
-    logFile,
+    url: service.url,
+    logFile: join(service.dir, 'server.log'),
     stop: async () => {
-      const exited = new Promise(resolve => child.once('exit', resolve))
-      child.kill('SIGTERM')
-      await exited
-      rmSync(dir, { recursive: true, force: true })
+      await service.stop()
+      service.cleanup()
     }
   }
 }

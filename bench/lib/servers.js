@@ -92,7 +92,7 @@ async function stopChild (child, deadlineMs = 30_000) {
  * overrides them. Its log goes to a file beside the database, as a deployed
  * service's stdout would go to a file or the journal.
  */
-export async function startPaynotify ({ env = {}, nodeArgs = [], dist } = {}) {
+export async function startPaynotify ({ env = {}, nodeArgs = [], dist, readyTimeoutMs } = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'paynotify-bench-'))
   const dbPath = join(dir, 'paynotify.db')
   const port = await freePort()
@@ -111,7 +111,7 @@ export async function startPaynotify ({ env = {}, nodeArgs = [], dist } = {}) {
   const build = dist ?? process.env.BENCH_DIST ?? join(root, 'dist')
   const child = spawnServer([...nodeArgs, join(build, 'cli', 'main.js'), 'serve'], childEnv, join(dir, 'server.log'))
   const url = `http://127.0.0.1:${port}`
-  await waitReady(`${url}/healthz`, child)
+  await waitReady(`${url}/healthz`, child, readyTimeoutMs)
   return {
     url,
     dir,
