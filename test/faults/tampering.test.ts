@@ -3,13 +3,12 @@ import SQLite from 'better-sqlite3'
 import t from 'tap'
 import { checkChainSinceCheckpoint, readChainCheckpoint } from '../../src/event-log/chain-checkpoint.js'
 import { chainHash, genesisHash } from '../../src/event-log/hash.js'
-import type { EventRow } from '../../src/event-log/read.js'
 import { verifyChain } from '../../src/event-log/verify-chain.js'
 import { openStore } from '../../src/store.js'
 import { tempDir } from '../helpers.js'
-import { runCli } from '../cli/toolkit-helpers.js'
 import { startRefused, startService } from '../service-process.js'
 import { genericDelivery, isAck, postDelivery, serverEnv } from './helpers.js'
+import { row, tamperedCopy } from './tampering-helpers.js'
 
 // Issue 5 §7: rows edited, inserted or deleted behind the service's back are found, with their
 // position; the service refuses to serve a broken log unless told to, and checks only new rows.
@@ -31,23 +30,6 @@ async function appendEvents (dbPath: string, from: number, count: number): Promi
   } finally {
     await store.close()
   }
-}
-
-/** A copy of the database with the immutability triggers dropped and `tamper` run on it. */
-function tamperedCopy (dbPath: string, copyPath: string, tamper: (db: SQLite.Database) => void): string {
-  const source = new SQLite(dbPath, { readonly: true })
-  source.prepare('VACUUM INTO ?').run(copyPath)
-  source.close()
-  const copy = new SQLite(copyPath)
-  const triggers = copy.prepare("SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'events'").pluck().all() as string[]
-  for (const name of triggers) copy.exec(`DROP TRIGGER ${name}`)
-  tamper(copy)
-  copy.close()
-  return copyPath
-}
-
-function row (db: SQLite.Database, position: number): EventRow {
-  return db.prepare('SELECT * FROM events WHERE position = ?').get(position) as EventRow
 }
 
 function chainOf (path: string): ReturnType<typeof verifyChain> {
@@ -191,81 +173,4 @@ t.test('the service refuses to serve a broken log unless PAYNOTIFY_ALLOW_BROKEN_
   const health = await postDelivery(allowed.url, genericDelivery({ order_id: 'after-break', amount: '1.00', status: '1' }))
   t.match(health, { ok: true, status: 200 }, 'and takes callbacks')
   t.same(await allowed.stop(), { code: 0, signal: null })
-})
-
-/**
- * The attack of issue 10 §4: whoever can write the database edits one event and recomputes
- * every hash after it, the chain checkpoint included, so the chain alone verifies.
- */
-function rewriteHistory (db: SQLite.Database, position: number, edit: (data: string) => string): void {
-  let prev = position === 1 ? genesisHash : row(db, position - 1).hash
-  for (const stored of db.prepare('SELECT * FROM events WHERE position >= ? ORDER BY position').all(position) as EventRow[]) {
-    const data = stored.position === position ? edit(stored.data) : stored.data
-    prev = chainHash(prev, { ...stored, data })
-    db.prepare('UPDATE events SET data = ?, hash = ? WHERE position = ?').run(data, prev, stored.position)
-  }
-  db.prepare('UPDATE chain_checkpoints SET hash = (SELECT hash FROM events WHERE position = chain_checkpoints.position)').run()
-}
-
-t.test('a history rewritten with every hash recomputed: the start refuses it, verify and a pinned replay find it', async t => {
-  const dir = tempDir(t)
-  const dbPath = join(dir, 'signed.db')
-  // Both writer modes sign what they commit: the first run inline, the second on the writer thread.
-  let publicKey = ''
-  for (const [run, writer] of ['inline', 'thread'].entries()) {
-    const server = await startService(t, serverEnv(dbPath, { PAYNOTIFY_LOG_LEVEL: 'info', PAYNOTIFY_WRITER: writer }))
-    for (let i = 0; i < 3; i++) {
-      t.ok(isAck(await postDelivery(server.url, genericDelivery({ order_id: `signed-${run}-${i}`, amount: '10.00', status: '1', notify_id: `sg-${run}-${i}` }))))
-    }
-    publicKey = /"publicKey":"(ed25519:[A-Za-z0-9_-]{43})"/.exec(server.output())?.[1] ?? ''
-    t.same(await server.stop(), { code: 0, signal: null })
-  }
-  const env = serverEnv(dbPath)
-  const printed = await runCli(['public-key', '--db', dbPath], env)
-  t.equal(printed.stdout.trim(), publicKey, '`paynotify public-key` prints the key the service logs at start')
-  const intact = await runCli(['verify', '--db', dbPath], env)
-  t.equal(intact.code, 0, intact.stdout + intact.stderr)
-  t.match(intact.stdout, `verify signatures: positions 1-6 covered by 1 checkpoint(s) signed with ${publicKey} (the key in ${join(dir, 'paynotify.secrets.json')})`,
-    'both writer modes signed: the latest checkpoint covers all six events')
-  const file = join(dir, 'intact.ndjson')
-  t.equal((await runCli(['export', '--db', dbPath, '--out', file], env)).code, 0)
-  const pinned = await runCli(['replay', file, '--public-key', publicKey], env)
-  t.equal(pinned.code, 0, pinned.stderr)
-  t.match(pinned.stderr, `signatures: 6 of 6 line(s) covered by checkpoints signed with the pinned key ${publicKey}`)
-
-  const attacks: Array<[string, (db: SQLite.Database) => void, RegExp, RegExp]> = [
-    ['its signature left in place', () => {},
-      /event log chain is broken: position 6 does not hold the hash that was signed there: history up to it was rewritten/,
-      /^position 6 does not hold the hash that was signed there/m],
-    ['its signatures deleted', db => { db.exec('DELETE FROM signed_checkpoints') },
-      /event log chain is broken: positions 1-6 are not covered by a signed checkpoint/,
-      /^positions 1-6 are not covered by a signed checkpoint \(signatures removed, or events written without the key\); checked against ed25519:/m]
-  ]
-  for (const [i, [name, alsoDo, refusal, finding]] of attacks.entries()) {
-    // A copy in the same directory: the same secrets file, which the attacker cannot write.
-    const copy = tamperedCopy(dbPath, join(dir, `attack-${i}.db`), db => {
-      const before = row(db, 2).data
-      rewriteHistory(db, 2, data => data.replace('"amount":1000', '"amount":100000'))
-      if (row(db, 2).data === before) throw new Error('the edit changed nothing')
-      alsoDo(db)
-    })
-    const copyEnv = serverEnv(copy)
-    // The attacker rebuilds the order projection too, so it agrees with the rewritten log.
-    const rebuilt = await runCli(['rebuild', '--db', copy], copyEnv)
-    t.equal(rebuilt.code, 0, rebuilt.stderr)
-    const [served, verified, exported] = await Promise.all([
-      startRefused(t, copyEnv),
-      runCli(['verify', '--db', copy], copyEnv),
-      runCli(['export', '--db', copy, '--out', join(dir, `attack-${i}.ndjson`)], copyEnv)
-    ])
-    t.same(served.exit, { code: 1, signal: null }, `${name}: the service refuses to start`)
-    t.match(served.stderr, refusal, name)
-    t.equal(verified.code, 1, `${name}: verify exits 1`)
-    t.match(verified.stdout, /verify chain: 6 events, intact/, `${name}: the chain alone is fooled`)
-    t.match(verified.stdout, finding, name)
-    t.equal(exported.code, 0)
-    const replayed = await runCli(['replay', join(dir, `attack-${i}.ndjson`), '--public-key', publicKey], copyEnv)
-    t.equal(replayed.code, 1, `${name}: a replay pinned to the service's key refuses the export`)
-    t.match(replayed.stderr, /nothing was replayed/)
-  }
 })
