@@ -20,3 +20,24 @@ tap.test('a filter given twice is a 400 naming it, never a 500 (the list and the
   }
   t.equal((await getPage(app, cookie, '/console/orders?q=O-1')).statusCode, 200, 'once is fine')
 })
+
+tap.test('a path under /console/ that no page has is the console\'s: sign-in first, then an HTML 404 under its headers', async t => {
+  const { app } = await buildTestApp(t)
+  const cookie = await signIn(app)
+  for (const url of ['/console/nope', '/console//orders', '/console/orders/O-1/nope', '/console/assets']) {
+    const anonymous = await app.inject({ method: 'GET', url })
+    t.equal(anonymous.statusCode, 303, `${url} signed out: to the sign-in, nothing said of what exists`)
+    t.match(anonymous.headers.location, /^\/console\/sign-in\?next=/)
+    const res = await getPage(app, cookie, url)
+    t.equal(res.statusCode, 404, url)
+    t.match(res.headers['content-type'], /^text\/html/, url)
+    t.match(res.headers['content-security-policy'], /frame-ancestors 'none'/, url)
+    t.equal(res.headers['x-content-type-options'], 'nosniff', url)
+    t.equal(res.headers['cache-control'], 'no-store', url)
+    t.match(textOf(res.body), /There is no such page in the console/, url)
+  }
+  const post = await app.inject({ method: 'POST', url: '/console/nope', payload: { a: '1' } })
+  t.equal(post.statusCode, 401, 'a signed-out POST anywhere under /console/ is refused')
+  t.equal(post.headers['cache-control'], 'no-store')
+  t.match((await app.inject({ method: 'GET', url: '/nope' })).headers['content-type'], /json/, 'outside /console/ the API\'s 404 is unchanged')
+})
