@@ -52,9 +52,10 @@ function loadAssets (): Map<string, Asset> {
   return assets
 }
 
-/** A console path to return to after signing in; anything else is the overview. */
+/** A console path to return to after signing in (no dot segment: a browser would resolve it out of /console/); anything else is the overview. */
 function returnPath (next: unknown): string {
-  return typeof next === 'string' && /^\/console\/[A-Za-z0-9/_.~%?&=:-]{0,500}$/.test(next) && !next.startsWith('/console//') ? next : '/console/'
+  return typeof next === 'string' && /^\/console\/[A-Za-z0-9/_.~%?&=:-]{0,500}$/.test(next) && !next.startsWith('/console//') &&
+    !/\/(\.|%2e)/i.test(next) ? next : '/console/'
 }
 
 function isPublic (request: FastifyRequest): boolean {

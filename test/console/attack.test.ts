@@ -1,5 +1,5 @@
 import tap from 'tap'
-import { buildTestApp } from '../helpers.js'
+import { buildTestApp, testSecrets } from '../helpers.js'
 import { getPage, signIn } from './console-helpers.js'
 import { notify, register, textOf } from './order-fixtures.js'
 
@@ -40,4 +40,17 @@ tap.test('a path under /console/ that no page has is the console\'s: sign-in fir
   t.equal(post.statusCode, 401, 'a signed-out POST anywhere under /console/ is refused')
   t.equal(post.headers['cache-control'], 'no-store')
   t.match((await app.inject({ method: 'GET', url: '/nope' })).headers['content-type'], /json/, 'outside /console/ the API\'s 404 is unchanged')
+})
+
+tap.test('the page to return to after signing in stays under /console/: dot segments, plain or encoded, are refused', async t => {
+  const { app } = await buildTestApp(t)
+  for (const next of ['/console/../admin/orders', '/console/%2e%2e/admin/orders', '/console/%2E%2e/%2e%2e//example', '/console/./orders', '/console/orders/..']) {
+    const form = await app.inject({ method: 'GET', url: `/console/sign-in?next=${encodeURIComponent(next)}` })
+    t.match(form.body, '<input type="hidden" name="next" value="/console/">', `${next}: the form returns to the overview`)
+    const res = await app.inject({ method: 'POST', url: '/console/sign-in', payload: { token: testSecrets.adminToken, next } })
+    t.equal(res.statusCode, 303)
+    t.equal(res.headers.location, '/console/', `${next}: signed in, to the overview`)
+  }
+  const res = await app.inject({ method: 'POST', url: '/console/sign-in', payload: { token: testSecrets.adminToken, next: '/console/orders/O-1.2/history.ndjson?cursor=1' } })
+  t.equal(res.headers.location, '/console/orders/O-1.2/history.ndjson?cursor=1', 'a dot inside a name is kept')
 })
