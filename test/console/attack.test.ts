@@ -54,3 +54,14 @@ tap.test('the page to return to after signing in stays under /console/: dot segm
   const res = await app.inject({ method: 'POST', url: '/console/sign-in', payload: { token: testSecrets.adminToken, next: '/console/orders/O-1.2/history.ndjson?cursor=1' } })
   t.equal(res.headers.location, '/console/orders/O-1.2/history.ndjson?cursor=1', 'a dot inside a name is kept')
 })
+
+tap.test('the review queue echoes only an order id from its query: a link cannot make the page say what it likes', async t => {
+  const { app } = await buildTestApp(t)
+  const cookie = await signIn(app)
+  const spoof = await getPage(app, cookie, `/console/review?recorded=${encodeURIComponent('X: refunded 10,000.00 CNY by hand. Call +1 555 0100 to confirm')}`)
+  t.equal(spoof.statusCode, 200)
+  t.notMatch(textOf(spoof.body), /Call \+1 555|Note recorded/)
+  const twice = await getPage(app, cookie, '/console/review?recorded=A&recorded=B')
+  t.notMatch(textOf(twice.body), /Note recorded/)
+  t.match(textOf((await getPage(app, cookie, '/console/review?recorded=O-1')).body), /Note recorded on order O-1: it has left the queue/)
+})
