@@ -1,4 +1,5 @@
 import tap from 'tap'
+import { formatMoney } from '../../src/console/format.js'
 import { buildTestApp, testSecrets } from '../helpers.js'
 import { getPage, signIn } from './console-helpers.js'
 import { notify, register, textOf } from './order-fixtures.js'
@@ -64,4 +65,14 @@ tap.test('the review queue echoes only an order id from its query: a link cannot
   const twice = await getPage(app, cookie, '/console/review?recorded=A&recorded=B')
   t.notMatch(textOf(twice.body), /Note recorded/)
   t.match(textOf((await getPage(app, cookie, '/console/review?recorded=O-1')).body), /Note recorded on order O-1: it has left the queue/)
+})
+
+tap.test('money shown whatever the amount or code: a sign in front, a code ICU refuses or an unsafe integer as bare minor units', async t => {
+  t.equal(formatMoney(8888, 'CNY'), '88.88 CNY')
+  t.equal(formatMoney(-5, 'CNY'), '-0.05 CNY', 'not "0.-5 CNY"')
+  t.equal(formatMoney(-123456, 'KWD'), '-123.456 KWD')
+  t.equal(formatMoney(-500, 'JPY'), '-500 JPY')
+  t.equal(formatMoney(Number.MAX_SAFE_INTEGER, 'CNY'), '90071992547409.91 CNY')
+  t.equal(formatMoney(2 ** 70, 'CNY'), `${2 ** 70} (minor units of CNY)`, 'no "1.1805916207174113e+2.21"')
+  t.equal(formatMoney(100, 'XX1'), '100 (minor units of XX1)', 'Intl throws on it: the page must not')
 })
