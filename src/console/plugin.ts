@@ -54,8 +54,8 @@ function loadAssets (): Map<string, Asset> {
 
 /** A console path to return to after signing in (no dot segment: a browser would resolve it out of /console/); anything else is the overview. */
 function returnPath (next: unknown): string {
-  return typeof next === 'string' && /^\/console\/[A-Za-z0-9/_.~%?&=:-]{0,500}$/.test(next) && !next.startsWith('/console//') &&
-    !/\/(\.|%2e)/i.test(next) ? next : '/console/'
+  const ok = typeof next === 'string' && /^\/console\/[A-Za-z0-9/_.~%?&=:-]{0,500}$/.test(next) && !next.startsWith('/console//') && !/\/(\.|%2e)/i.test(next)
+  return ok ? next : '/console/'
 }
 
 function isPublic (request: FastifyRequest): boolean {
