@@ -7,10 +7,19 @@ import { Anomaly } from '../orders/order-fold.js'
  * with the currency's own exponent (CNY 2, JPY 0, KWD 3).
  */
 
-/** 8888 CNY → "88.88 CNY", 500 JPY → "500 JPY"; without a currency, the bare minor units. */
+/**
+ * 8888 CNY → "88.88 CNY", 500 JPY → "500 JPY", -5 CNY → "-0.05 CNY"; without
+ * a currency, or with one ICU cannot format, or past the safe integers, the
+ * bare minor units (a page never fails on an amount).
+ */
 export function formatMoney (minor: number, currency: string | null): string {
   if (currency === null) return `${minor} (minor units)`
-  return `${formatMinorUnits(minor, currency)} ${currency}`
+  if (!Number.isSafeInteger(minor)) return `${minor} (minor units of ${currency})`
+  try {
+    return `${minor < 0 ? '-' : ''}${formatMinorUnits(Math.abs(minor), currency)} ${currency}`
+  } catch {
+    return `${minor} (minor units of ${currency})`
+  }
 }
 
 /**

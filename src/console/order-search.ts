@@ -32,8 +32,9 @@ export interface ConsoleOrderFilter {
   search?: string | undefined
 }
 
+const listQueryFields = ['status', 'anomaly', 'review', 'gateway', 'currency', 'time', 'from', 'to', 'q', 'cursor', 'format'] as const
 /** The query string of the list page and the export, as the filter form sends it. */
-export type OrderListQuery = Partial<Record<'status' | 'anomaly' | 'review' | 'gateway' | 'currency' | 'time' | 'from' | 'to' | 'q' | 'cursor' | 'format', string>>
+export type OrderListQuery = Partial<Record<typeof listQueryFields[number], string>>
 
 // At most this many orders match one search: a transaction id or delivery id names a handful.
 const maxSearchMatches = 1000
@@ -58,6 +59,11 @@ export function parseFilterTime (value: string | undefined, field: string): stri
 
 /** Reads and checks the list's query string; a value out of range is a 400 naming its field. */
 export function parseOrderFilter (query: OrderListQuery): ConsoleOrderFilter {
+  // A field given twice arrives as an array: refused here, before any field is read as a string.
+  for (const field of listQueryFields) {
+    const value = query[field]
+    if (value !== undefined && typeof value !== 'string') throw new MalformedError('must be given once', field)
+  }
   const review = oneOf(['yes', 'no'], query.review, 'review')
   const currency = query.currency === undefined || query.currency === '' ? undefined : query.currency.toUpperCase()
   if (currency !== undefined && !/^[A-Z]{3}$/.test(currency)) throw new MalformedError('must be a three-letter currency code', 'currency')

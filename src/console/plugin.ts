@@ -4,6 +4,7 @@ import cookie from '@fastify/cookie'
 import formbody from '@fastify/formbody'
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import { html } from 'ghtml'
+import { AppError } from '../errors.js'
 import { safeEqual } from '../gateways/signing.js'
 import { toAppError } from '../http/errors.js'
 import { sendPage, sessionOf, type ConsoleContext } from './context.js'
@@ -51,9 +52,10 @@ function loadAssets (): Map<string, Asset> {
   return assets
 }
 
-/** A console path to return to after signing in; anything else is the overview. */
+/** A console path to return to after signing in (no dot segment: a browser would resolve it out of /console/); anything else is the overview. */
 function returnPath (next: unknown): string {
-  return typeof next === 'string' && /^\/console\/[A-Za-z0-9/_.~%?&=:-]{0,500}$/.test(next) && !next.startsWith('/console//') ? next : '/console/'
+  const ok = typeof next === 'string' && /^\/console\/[A-Za-z0-9/_.~%?&=:-]{0,500}$/.test(next) && !next.startsWith('/console//') && !/\/(\.|%2e)/i.test(next)
+  return ok ? next : '/console/'
 }
 
 function isPublic (request: FastifyRequest): boolean {
@@ -160,6 +162,11 @@ export const consolePlugin: FastifyPluginAsync<ConsolePluginOptions> = async (ap
     sessions.revoke(sessionOf(request))
     clearSession(request, reply)
     return await reply.redirect('/console/sign-in', 303)
+  })
+
+  // Any other path under /console/ is still the console's: its sign-in check, headers and 404 page (not the API's JSON).
+  app.all('/console/*', { schema: { hide: true } }, async () => {
+    throw new AppError(404, 'not_found', 'There is no such page in the console.')
   })
 
   for (const view of [overviewView, ordersView, orderView, reviewView, eventsView, outboundView, refusalsView]) {

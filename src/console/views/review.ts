@@ -1,6 +1,7 @@
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import { html } from 'ghtml'
 import { AppError } from '../../errors.js'
+import { orderIdPattern } from '../../orders/events.js'
 import type { OrderView } from '../../orders/order-fold.js'
 import { maxNoteLength, recordReviewNote } from '../../orders/review-notes.js'
 import { sendPage, sessionOf, type ConsoleContext } from '../context.js'
@@ -59,7 +60,8 @@ export const reviewView: FastifyPluginAsync<ConsoleContext> = async (app, contex
 
   app.get<{ Querystring: ReviewQuery }>('/console/review', { schema: { hide: true } }, async (request, reply) => {
     const cursor = request.query.cursor === undefined || request.query.cursor === '' ? undefined : request.query.cursor
-    const recorded = request.query.recorded
+    // Only an order id is echoed: a link cannot make the page say what it likes.
+    const recorded = typeof request.query.recorded === 'string' && orderIdPattern.test(request.query.recorded) ? request.query.recorded : undefined
     return await queuePage(request, reply, cursor, recorded === undefined ? '' : notice('note', `Note recorded on order ${recorded}: it has left the queue.`))
   })
 
