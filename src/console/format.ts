@@ -1,3 +1,4 @@
+import { html } from 'ghtml'
 import { formatMinorUnits } from '../orders/money.js'
 import { Anomaly } from '../orders/order-fold.js'
 
@@ -30,6 +31,11 @@ export function formatTime (iso: string | null): string {
   if (iso === null) return '—'
   const match = /^(\d{4}-\d{2}-\d{2})T(\d{2}:\d{2}:\d{2})(\.\d+)?Z$/.exec(iso)
   return match === null ? iso : `${match[1]!} ${match[2]!} UTC`
+}
+
+/** formatTime in a <time> element that carries the stored ISO time. */
+export function timeHtml (iso: string): string {
+  return html`<time datetime="${iso}">${formatTime(iso)}</time>`
 }
 
 /** What each anomaly means, and what an admin should check before resolving it. */

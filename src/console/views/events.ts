@@ -5,7 +5,8 @@ import { sendPage, sessionOf, type ConsoleContext } from '../context.js'
 import { readLogPage, type LogFilter, type LogRow } from '../event-log-data.js'
 import { notice } from '../layout.js'
 import { chainStatus, type ChainStatus } from '../overview-data.js'
-import { streamHtml, timeHtml } from './overview.js'
+import { timeHtml } from '../format.js'
+import { streamHtml } from './overview.js'
 
 // Events per page.
 const pageSize = 50

@@ -5,6 +5,7 @@ import type { Endpoint } from '../../outbound/endpoints.js'
 import type { Attempt, Delivery, EndpointDelivery, MessageDetail } from '../../outbound/messages.js'
 import type { Outbound } from '../../outbound/runtime.js'
 import { sendPage, sessionOf, type ConsoleContext } from '../context.js'
+import { timeHtml } from '../format.js'
 import { csrfField, notice } from '../layout.js'
 
 const endpointIdPattern = /^ep_[0-9a-f]{32}$/
@@ -81,7 +82,7 @@ function endpointsPage (endpoints: readonly Endpoint[], nextCursor: string | nul
 <td class="mono url">${endpoint.url}</td>
 <td>${typesOf(endpoint)}</td>
 <td>!${enabledBadge(endpoint)}</td>
-<td>!${timeOf(endpoint.createdAt)}</td>
+<td>!${timeHtml(endpoint.createdAt)}</td>
 </tr>`).join('')}</tbody>
 </table></div>
 !${pager(paged ? '/console/outbound' : null, nextCursor === null ? null : `/console/outbound?cursor=${nextCursor}`, 'Next page')}`
@@ -95,8 +96,8 @@ function endpointPage (endpoint: Endpoint, deliveries: readonly EndpointDelivery
 <dt>Description</dt><dd>${endpoint.description ?? '—'}</dd>
 <dt>Types</dt><dd>${typesOf(endpoint)}</dd>
 <dt>State</dt><dd>!${enabledBadge(endpoint)}</dd>
-<dt>Created</dt><dd>!${timeOf(endpoint.createdAt)}</dd>
-<dt>Changed</dt><dd>!${timeOf(endpoint.updatedAt)}</dd>
+<dt>Created</dt><dd>!${timeHtml(endpoint.createdAt)}</dd>
+<dt>Changed</dt><dd>!${timeHtml(endpoint.updatedAt)}</dd>
 </dl>
 <h2>Deliveries, newest first</h2>
 !${deliveries.length === 0
@@ -104,12 +105,12 @@ function endpointPage (endpoint: Endpoint, deliveries: readonly EndpointDelivery
     : html`<div class="table-wrap"><table class="outbound-deliveries">
 <thead><tr><th scope="col">Message</th><th scope="col">Type</th><th scope="col">Order</th><th scope="col">State</th><th scope="col" class="num">Attempts</th><th scope="col">Next attempt</th><th scope="col">Last status</th><th scope="col">Last error</th></tr></thead>
 <tbody>!${deliveries.map(delivery => html`<tr>
-<td class="mono"><a href="/console/outbound/messages/${delivery.messageId}">${delivery.messageId}</a><br>!${timeOf(delivery.createdAt)}</td>
+<td class="mono"><a href="/console/outbound/messages/${delivery.messageId}">${delivery.messageId}</a><br>!${timeHtml(delivery.createdAt)}</td>
 <td>${delivery.type}</td>
 <td class="mono"><a href="/console/orders/${encodeURIComponent(delivery.orderId)}">${delivery.orderId}</a></td>
 <td>!${stateBadge(delivery.state)}</td>
 <td class="num">${delivery.attempts}</td>
-<td>!${delivery.nextAttemptAt === null ? '—' : timeOf(delivery.nextAttemptAt)}</td>
+<td>!${delivery.nextAttemptAt === null ? '—' : timeHtml(delivery.nextAttemptAt)}</td>
 <td>${delivery.lastStatus ?? '—'}</td>
 <td class="outside">${delivery.lastError ?? ''}</td>
 </tr>`).join('')}</tbody>
@@ -125,7 +126,7 @@ function messagePage (message: MessageDetail, csrf: string, outbound: Outbound):
 <dt>Type</dt><dd>${message.type}</dd>
 <dt>Order</dt><dd class="mono"><a href="/console/orders/${encodeURIComponent(message.orderId)}">${message.orderId}</a> (version ${message.version})</dd>
 <dt>Log position</dt><dd>${message.position}</dd>
-<dt>Created</dt><dd>!${timeOf(message.createdAt)}</dd>
+<dt>Created</dt><dd>!${timeHtml(message.createdAt)}</dd>
 <dt>State</dt><dd>!${stateBadge(message.state)}</dd>
 </dl>
 !${resendAll}
@@ -140,7 +141,7 @@ function deliverySection (messageId: string, delivery: Delivery, csrf: string, e
 <dt>URL</dt><dd class="mono url">${endpoint?.url ?? '(endpoint deleted)'}</dd>
 <dt>State</dt><dd>!${stateBadge(delivery.state)}</dd>
 <dt>Attempts</dt><dd>${delivery.attempts}</dd>
-<dt>Next attempt</dt><dd>!${delivery.nextAttemptAt === null ? '—' : timeOf(delivery.nextAttemptAt)}</dd>
+<dt>Next attempt</dt><dd>!${delivery.nextAttemptAt === null ? '—' : timeHtml(delivery.nextAttemptAt)}</dd>
 <dt>Last status</dt><dd>${delivery.lastStatus ?? '—'}</dd>
 <dt>Last error</dt><dd class="outside">${delivery.lastError ?? '—'}</dd>
 </dl>
@@ -156,7 +157,7 @@ function attemptsTable (attempts: readonly Attempt[]): string {
 <caption class="muted">Attempts, newest first (the answer's first 4 KiB, as text)</caption>
 <thead><tr><th scope="col">Time</th><th scope="col" class="num">Duration</th><th scope="col">Status</th><th scope="col">Answer</th><th scope="col">Error</th></tr></thead>
 <tbody>!${attempts.map(attempt => html`<tr>
-<td>!${timeOf(attempt.attemptedAt)}</td>
+<td>!${timeHtml(attempt.attemptedAt)}</td>
 <td class="num">${attempt.durationMs} ms</td>
 <td>!${attempt.status === null ? '—' : statusBadge(attempt.status)}</td>
 <td>!${attempt.responseBody === null || attempt.responseBody === '' ? html`<span class="muted">(empty)</span>` : html`<pre class="answer">${attempt.responseBody}</pre>`}</td>
@@ -182,10 +183,6 @@ function stateBadge (state: string): string {
 
 function statusBadge (status: number): string {
   return html`<span class="badge ${status >= 200 && status < 300 ? 'ok' : 'bad'}">${status}</span>`
-}
-
-function timeOf (iso: string): string {
-  return html`<time datetime="${iso}">${iso.replace('T', ' ').replace(/\.\d+Z$/, 'Z')}</time>`
 }
 
 function pager (first: string | null, next: string | null, nextLabel: string): string {

@@ -4,6 +4,7 @@ import type { RefusalSummary } from '../../http/refusals.js'
 import { isOrderStream } from '../../orders/events.js'
 import { countOrdersNeedingReview } from '../../orders/queries.js'
 import { sendPage, sessionOf, type ConsoleContext } from '../context.js'
+import { timeHtml } from '../format.js'
 import {
   CallbackMinutes, chainStatus, lastEvent, minuteOf, ordersByStatus, recentEvents, checkWrites,
   type CallbacksPerMinute, type ChainStatus, type RecentEvent, type WriteCheck
@@ -14,12 +15,6 @@ import { liveView } from './live.js'
 const recentLimit = 20
 // A commit older than this is shown as a warning: a service that takes callbacks commits often.
 const quietAfterMs = 15 * 60_000
-
-/** `2026-05-01 12:00:03 UTC` from a stored ISO time, in a <time> element. */
-export function timeHtml (iso: string): string {
-  const shown = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d/.test(iso) ? `${iso.slice(0, 10)} ${iso.slice(11, 19)} UTC` : iso
-  return html`<time datetime="${iso}">${shown}</time>`
-}
 
 /** An order's stream links to its page; another stream (unattributed reports, endpoints) is shown as text. */
 export function streamHtml (streamId: string): string {
