@@ -3,12 +3,12 @@ import type { Database } from '../db/database.js'
 import { MalformedError } from '../errors.js'
 import { isOrderStream } from '../orders/events.js'
 import { Anomaly, OrderStatus, type OrderView } from '../orders/order-fold.js'
-import { rowToView } from '../orders/queries.js'
+import { countOrdersNeedingReview, listOrders, rowToView } from '../orders/queries.js'
 
 /**
  * The console's order list: the admin API's filters (status, anomaly, needs
  * review, gateway) plus currency, a time range and a search, keyset paged by
- * order id like listOrders (src/orders/queries.ts, which the admin API keeps).
+ * order id through listOrders (src/orders/queries.ts), as the admin API's.
  */
 
 export const timeFields = { updated: 'updated_at', first_seen: 'first_seen_at' } as const
@@ -111,31 +111,13 @@ export async function ordersMatching (db: Kysely<Database>, term: string): Promi
  * most `limit`; `nextCursor` is set when more may follow.
  */
 export async function listConsoleOrders (db: Kysely<Database>, filter: ConsoleOrderFilter, cursor: string | undefined, limit: number): Promise<{ orders: OrderView[], nextCursor: string | null }> {
-  let q = db.selectFrom('orders').selectAll()
-  if (filter.search !== undefined) {
-    const matching = await ordersMatching(db, filter.search)
-    if (matching.length === 0) return { orders: [], nextCursor: null }
-    q = q.where('order_id', 'in', matching)
+  const { search, timeField, ...rest } = filter
+  let orderIds: string[] | undefined
+  if (search !== undefined) {
+    orderIds = await ordersMatching(db, search)
+    if (orderIds.length === 0) return { orders: [], nextCursor: null }
   }
-  if (filter.status !== undefined) q = q.where('status', '=', filter.status)
-  if (filter.gateway !== undefined) q = q.where('gateway', '=', filter.gateway)
-  if (filter.currency !== undefined) q = q.where('currency', '=', filter.currency)
-  if (filter.anomaly !== undefined) {
-    const anomaly = filter.anomaly
-    q = q.where(sql<boolean>`exists (select 1 from json_each(orders.anomalies) where json_each.value = ${anomaly})`)
-  }
-  // A literal, not a parameter: only then can SQLite use the partial index orders_needs_review.
-  if (filter.needsReview !== undefined) q = q.where('needs_review', '=', sql.lit(filter.needsReview ? 1 : 0))
-  const column = timeFields[filter.timeField]
-  if (filter.from !== undefined) q = q.where(column, '>=', filter.from)
-  if (filter.to !== undefined) q = q.where(column, '<', filter.to)
-  if (cursor !== undefined) q = q.where('order_id', '>', cursor)
-  const rows = await q.orderBy('order_id').limit(limit + 1).execute()
-  const page = rows.slice(0, limit)
-  return {
-    orders: page.map(rowToView),
-    nextCursor: rows.length > limit ? page[page.length - 1]!.order_id : null
-  }
+  return await listOrders(db, { ...rest, orderIds, timeColumn: timeFields[timeField], cursor, limit })
 }
 
 export interface ReviewQueuePage {
@@ -162,10 +144,10 @@ export async function listReviewQueue (db: Kysely<Database>, cursor: string | un
   const rows = await q.orderBy(sql`coalesce(first_seen_at, '')`).orderBy('order_id').limit(limit + 1).execute()
   const page = rows.slice(0, limit)
   const last = page[page.length - 1]
-  const total = await db.selectFrom('orders').select(eb => eb.fn.countAll<number>().as('n')).where('needs_review', '=', sql.lit(1)).executeTakeFirstOrThrow()
+  const total = await countOrdersNeedingReview(db)
   return {
     orders: page.map(rowToView),
     nextCursor: rows.length > limit && last !== undefined ? `${last.first_seen_at ?? ''}|${last.order_id}` : null,
-    total: Number(total.n)
+    total
   }
 }
