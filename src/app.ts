@@ -8,6 +8,7 @@ import { consolePlugin } from './console/plugin.js'
 import { AppError } from './errors.js'
 import { toAppError } from './http/errors.js'
 import { healthRoutes } from './http/health.js'
+import { lazySchemaCompilers } from './http/lazy-schemas.js'
 import { merchantRoutes } from './http/merchant.js'
 import { metricsRoutes } from './http/metrics.js'
 import { notifyRoutes } from './http/notify.js'
@@ -63,6 +64,7 @@ export async function buildApp (deps: AppDeps): Promise<FastifyInstance> {
     // Node enforces the two deadlines on a timer (every 30 s by default): check often enough that they bite on time.
     http: { headersTimeout: config.limits.headersTimeoutMs, connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(config.limits.headersTimeoutMs / 4))) },
     ajv: { customOptions: { removeAdditional: false, coerceTypes: true, allErrors: false } },
+    schemaController: lazySchemaCompilers(),
     // Fastify's own answers to a bad or over-long URL quote the whole path: ours name no part of it.
     frameworkErrors: (error, _request, reply) => {
       const tooLong = error.code === 'FST_ERR_MAX_PARAM_LENGTH'

@@ -1,6 +1,5 @@
 import closeWithGrace from 'close-with-grace'
 import type { FastifyInstance } from 'fastify'
-import { buildApp } from './app.js'
 import type { Config } from './config.js'
 import { openDispatcherConnection } from './db/database.js'
 import { prepareDatabaseDirectory } from './db/data-directory.js'
@@ -30,9 +29,19 @@ export async function startServer (config: Config): Promise<{ close: () => Promi
   const storeOptions = { synchronous: config.synchronous, batchMaxSize: config.batchMaxSize, busyTimeoutMs: config.busyTimeoutMs, signingKey, outbox }
   // A writer thread that dies leaves nothing to commit with: stop, so the supervisor restarts a whole service.
   let onWriterDeath = (error: Error): void => { throw error }
-  const store = config.writer === 'thread'
-    ? await openThreadedStore(config.dbPath, { ...storeOptions, onFatal: error => { onWriterDeath(error) } })
-    : await openStore(config.dbPath, storeOptions)
+  const opening = config.writer === 'thread'
+    ? openThreadedStore(config.dbPath, { ...storeOptions, onFatal: error => { onWriterDeath(error) } })
+    : openStore(config.dbPath, storeOptions)
+  // The app's modules (Fastify, the routes, the console) load on this thread while the writer
+  // thread loads its own and opens the database: start-up costs the longer of the two, not both.
+  const appModule = import('./app.js')
+  appModule.catch(() => {}) // awaited below, once the store is open (or its error is the one thrown)
+  const store = await opening
+  const { buildApp } = await appModule.catch(async (error: unknown) => {
+    await store.close()
+    lock.release()
+    throw error
+  })
   // A log edited behind the service's back is not served unless the operator says so.
   const chain = checkChainSinceCheckpoint(store.sqlite, new Date(), { signer, firstUse: signingKeyGenerated })
   if (!chain.ok && !config.allowBrokenChain) {
