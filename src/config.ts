@@ -17,6 +17,8 @@ const EnvSchema = Type.Object({
   PAYNOTIFY_DEFAULT_CURRENCY: Type.String({ default: 'CNY', pattern: '^[A-Z]{3}$' }),
   PAYNOTIFY_BODY_LIMIT: Type.Integer({ default: 65536, minimum: 1024, maximum: 10485760 }),
   PAYNOTIFY_SYNCHRONOUS: Type.Union([Type.Literal('FULL'), Type.Literal('NORMAL')], { default: 'FULL' }),
+  // For the power-loss test (test/faults/power-loss.test.ts): the writer appends the WAL's synced length here after every sync.
+  PAYNOTIFY_WAL_SYNC_LOG: Type.Optional(Type.String({ minLength: 1 })),
   PAYNOTIFY_BATCH_MAX: Type.Integer({ default: 1024, minimum: 1, maximum: 65536 }),
   PAYNOTIFY_WRITER: Type.Union([Type.Literal('thread'), Type.Literal('inline')], { default: 'thread' }),
   PAYNOTIFY_LOG_LEVEL: Type.Union(logLevels.map(level => Type.Literal(level)), { default: 'info' }),
@@ -58,6 +60,8 @@ export interface Config {
   readonly defaultCurrency: string
   readonly bodyLimit: number
   readonly synchronous: 'FULL' | 'NORMAL'
+  /** PAYNOTIFY_WAL_SYNC_LOG: where the writer thread records each synced WAL length (the power-loss test). */
+  readonly walSyncLog: string | undefined
   readonly batchMaxSize: number
   /** `thread`: appends, projection and commits run on a writer thread; `inline`: on the HTTP thread. */
   readonly writer: 'thread' | 'inline'
@@ -151,6 +155,7 @@ export function loadConfig (env: NodeJS.ProcessEnv): Config {
     defaultCurrency: parsed.PAYNOTIFY_DEFAULT_CURRENCY,
     bodyLimit: parsed.PAYNOTIFY_BODY_LIMIT,
     synchronous: parsed.PAYNOTIFY_SYNCHRONOUS,
+    walSyncLog: parsed.PAYNOTIFY_WAL_SYNC_LOG,
     batchMaxSize: parsed.PAYNOTIFY_BATCH_MAX,
     writer: parsed.PAYNOTIFY_WRITER,
     logLevel: parsed.PAYNOTIFY_LOG_LEVEL,

@@ -30,7 +30,7 @@ export async function startServer (config: Config): Promise<{ close: () => Promi
   // A writer thread that dies leaves nothing to commit with: stop, so the supervisor restarts a whole service.
   let onWriterDeath = (error: Error): void => { throw error }
   const opening = config.writer === 'thread'
-    ? openThreadedStore(config.dbPath, { ...storeOptions, onFatal: error => { onWriterDeath(error) } })
+    ? openThreadedStore(config.dbPath, { ...storeOptions, syncLog: config.walSyncLog, onFatal: error => { onWriterDeath(error) } })
     : openStore(config.dbPath, storeOptions)
   // The app's modules (Fastify, the routes, the console) load on this thread while the writer
   // thread loads its own and opens the database: start-up costs the longer of the two, not both.

@@ -68,7 +68,7 @@ export async function openStore (path: string, options: StoreOptions = {}): Prom
  * connection left for reads (admin API, health, the start-time chain check).
  * Needs a database file: an in-memory database cannot be shared with a thread.
  */
-export async function openThreadedStore (path: string, options: StoreOptions & WriterThreadOptions = {}): Promise<ServiceStore> {
+export async function openThreadedStore (path: string, options: StoreOptions & WriterThreadOptions & { syncLog?: string | undefined } = {}): Promise<ServiceStore> {
   const database = await openMigrated(path, options)
   let writer: WriterThread
   try {
@@ -78,7 +78,8 @@ export async function openThreadedStore (path: string, options: StoreOptions & W
       busyTimeoutMs: options.busyTimeoutMs ?? 5000,
       maxBatchSize: Math.max(1, options.batchMaxSize ?? 1024),
       signingKey: options.signingKey,
-      outbox: options.outbox
+      outbox: options.outbox,
+      syncLog: options.syncLog
     }, { onFatal: options.onFatal, entry: options.entry })
   } catch (error) {
     await database.close()

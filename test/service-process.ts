@@ -67,10 +67,12 @@ interface Launched {
 export interface LaunchOptions {
   /** Its working directory (the default ./data is relative to it). */
   cwd?: string
+  /** Another build's CLI (a test's deliberately broken copy of dist/); the built one by default. */
+  cli?: string
 }
 
 function launch (t: Teardown, env: NodeJS.ProcessEnv, args: string[], options: LaunchOptions = {}): Launched {
-  const child = spawn(process.execPath, [cliPath, ...args], { env, cwd: options.cwd, stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn(process.execPath, [options.cli ?? cliPath, ...args], { env, cwd: options.cwd, stdio: ['ignore', 'pipe', 'pipe'] })
   // 'close' rather than 'exit': it comes once stdout and stderr are drained, so the output is whole.
   const exited = once(child, 'close').then(([code, signal]) => ({ code, signal }) as Exit)
   t.teardown(async () => {

@@ -11,6 +11,8 @@ export interface WriterSettings {
   signingKey?: string | undefined
   /** The projector's outbox (orders/projector.ts), when the service delivers order.* messages. */
   outbox?: { firstDelayMs: number } | undefined
+  /** A file the writer appends the WAL's synced length to, after each sync and before its acks (PAYNOTIFY_WAL_SYNC_LOG). */
+  syncLog?: string | undefined
 }
 
 /**

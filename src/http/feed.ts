@@ -19,17 +19,21 @@ interface FeedRow { seq: number, type: string, payload: string }
  * waits for a commit (or a poll), sending a comment now and then.
  */
 export class FeedStream extends Readable {
-  readonly #page: SQLite.Statement<[number, number], FeedRow>
+  readonly #page: SQLite.Statement<[number, number, number], FeedRow>
   readonly #commits: EventEmitter
+  readonly #durablePosition: () => number
   #after: number
   #reading = false
   #wake: (() => void) | undefined
   #lastSent = Date.now()
 
-  constructor (sqlite: SQLite.Database, commits: EventEmitter, after: number) {
+  /** `durablePosition`: the log's last position on disk; later messages wait for their sync (dispatcher.ts). */
+  constructor (sqlite: SQLite.Database, commits: EventEmitter, after: number, durablePosition: () => number) {
     super({ highWaterMark: 64 * 1024 })
-    this.#page = sqlite.prepare('SELECT seq, type, payload FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?')
+    // seq follows position (each message is written in its event's transaction): the bound never skips one.
+    this.#page = sqlite.prepare('SELECT seq, type, payload FROM outbox WHERE seq > ? AND position <= ? ORDER BY seq LIMIT ?')
     this.#commits = commits
+    this.#durablePosition = durablePosition
     this.#after = after
   }
 
@@ -47,7 +51,7 @@ export class FeedStream extends Readable {
   async #next (): Promise<void> {
     for (;;) {
       if (this.destroyed) return
-      const rows = this.#page.all(this.#after, pageSize)
+      const rows = this.#page.all(this.#after, this.#durablePosition(), pageSize)
       if (rows.length > 0) {
         let text = ''
         for (const row of rows) text += `id: ${row.seq}\nevent: ${row.type}\ndata: ${row.payload}\n\n`

@@ -180,7 +180,7 @@ export const feedRoutes: FastifyPluginAsync<FeedRoutesOptions> = async (plugin, 
       after = Number(header)
     }
     reply.header('cache-control', 'no-cache').header('x-accel-buffering', 'no')
-    return await reply.type('text/event-stream').send(new FeedStream(options.sqlite, options.outbound.commits, after) as never)
+    return await reply.type('text/event-stream').send(new FeedStream(options.sqlite, options.outbound.commits, after, options.outbound.durablePosition) as never)
   })
 }
 

@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events'
 import type SQLite from 'better-sqlite3'
 import type { Config } from '../config.js'
-import type { EventAppender } from '../event-log/event-log.js'
+import type { EventAppender, Tail } from '../event-log/event-log.js'
 import { Dispatcher } from './dispatcher.js'
 import { EndpointService } from './endpoints.js'
 import { OutboundMessages } from './messages.js'
@@ -12,7 +12,8 @@ export interface OutboundOptions {
   sqlite: SQLite.Database
   /** The dispatcher's own connection (its attempt records need no fsync of their own), or the same. */
   dispatcherSqlite: SQLite.Database
-  eventLog: EventAppender
+  /** Its tail is what is on disk: the writer reports a commit once its WAL frames are synced. */
+  eventLog: EventAppender & { readonly tail: Tail }
   signingKey: string
   config: Config['outbound']
   log: { warn: (object: object, message: string) => void, error: (object: object, message: string) => void }
@@ -29,6 +30,8 @@ export interface Outbound {
   feedToken: string | undefined
   /** Wraps an appender so each committed append wakes the dispatcher and the feed. */
   notifying: <A extends EventAppender>(appender: A) => EventAppender
+  /** The log's last position on disk: no message of a later one is delivered or fed yet. */
+  durablePosition: () => number
   close: () => Promise<void>
 }
 
@@ -57,8 +60,10 @@ export function createOutbound (options: OutboundOptions): Outbound {
     now,
     onSecretsChanged: id => { dispatcher.forget(id) }
   })
+  const durablePosition = (): number => options.eventLog.tail.position
   const dispatcher = new Dispatcher({
     sqlite: options.dispatcherSqlite,
+    durablePosition,
     sealer,
     schedule: options.config.retrySchedule,
     concurrency: options.config.concurrency,
@@ -77,6 +82,7 @@ export function createOutbound (options: OutboundOptions): Outbound {
     commits,
     feedToken: options.config.feedToken,
     notifying,
+    durablePosition,
     close: async () => {
       await messages.close()
       await dispatcher.close()

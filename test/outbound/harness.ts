@@ -33,6 +33,8 @@ export interface OutboundAppOptions {
   /** The key endpoint secrets are sealed under; a new one by default (reopen a database with the same). */
   signingKey?: string
   writer?: Writer
+  /** Where the log is on disk, as outbound sees it (a commit not yet synced); the writer's tail by default. */
+  durablePosition?: () => number
 }
 
 // The built worker, as `serve` runs it (npm test builds first); see test/helpers.ts.
@@ -69,7 +71,7 @@ export async function startOutboundApp (t: Teardown, options: OutboundAppOptions
   const outbound = createOutbound({
     sqlite: store.sqlite,
     dispatcherSqlite,
-    eventLog: store.eventLog,
+    eventLog: options.durablePosition === undefined ? store.eventLog : withDurablePosition(store.eventLog, options.durablePosition),
     signingKey,
     config: config.outbound,
     log: { warn: () => {}, error: (object, message) => { errors.push({ ...object, message }) } }
@@ -87,6 +89,15 @@ export async function startOutboundApp (t: Teardown, options: OutboundAppOptions
   }
   t.teardown(close)
   return { app, store, outbound, config, dbPath, signingKey, errors, close }
+}
+
+/** The store's appender, its tail at `durablePosition` (a disk behind its commits). */
+function withDurablePosition (eventLog: ServiceStore['eventLog'], durablePosition: () => number): Parameters<typeof createOutbound>[0]['eventLog'] {
+  return {
+    append: async events => await eventLog.append(events),
+    appendWithRepeats: async events => await eventLog.appendWithRepeats(events),
+    get tail () { return { ...eventLog.tail, position: Math.min(eventLog.tail.position, durablePosition()) } }
+  }
 }
 
 export interface CreatedEndpoint {
