@@ -15,7 +15,7 @@ if (!existsSync(join(root, 'bench', 'peers', 'node_modules', '@event-driven-io',
   run('npm', ['install', '--no-audit', '--no-fund'], join(root, 'bench', 'peers'))
 }
 let failed = false
-for (const script of ['ingest.js', 'peer-append.js', 'rebuild.js', 'profile.js', 'alipay-flood.js', 'stream-backpressure.js', 'outbound.js', 'metrics.js', 'refusals.js']) {
+for (const script of ['ingest.js', 'peer-append.js', 'rebuild.js', 'profile.js', 'alipay-flood.js', 'stream-backpressure.js', 'outbound.js', 'metrics.js', 'refusals.js', 'startup.js']) {
   try {
     run(process.execPath, [join(root, 'bench', script)])
   } catch (error) {

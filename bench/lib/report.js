@@ -36,8 +36,15 @@ function machineSection (machine, what) {
     (what.startsWith('peer') ? `, @event-driven-io/emmett-sqlite ${p['@event-driven-io/emmett-sqlite']} with @event-driven-io/emmett ${p['@event-driven-io/emmett']} and sqlite3 ${p.sqlite3}` : '') + ')'
 }
 
-function targetsTable (ingest, peer, rebuild, flood, stream, outbound, metrics, refusals) {
+function targetsTable (ingest, peer, rebuild, flood, stream, outbound, metrics, refusals, startup) {
   const rows = ['| figure | target | measured: min / **median** / max | |', '|---|---|---|---|']
+  if (startup !== undefined) {
+    for (const [name, figures] of Object.entries(startup.starts)) {
+      if (!name.startsWith('npm start')) continue
+      const target = name.includes('empty') ? startup.settings.targets.emptyMs : startup.settings.targets.largeMs
+      rows.push(`| ${name} to "listening" | ≤ ${formatNumber(target)} ms | ${formatSummary(figures.toListeningMs, 0, ' ms')} | ${mark(figures.toListeningMs.median <= target)} |`)
+    }
+  }
   if (ingest !== undefined) {
     const r = ingest.ratios
     rows.push(`| durable ingest / bare Fastify ceiling | ≥ 0.50 | ${s2(r.durableOverCeiling)} | ${mark(r.durableOverCeiling.median >= 0.5)} |`)
@@ -146,6 +153,19 @@ function refusalsSection (refusals) {
 ${rows.join('\n')}
 
 An accepted callback never reaches the store (it is called from the notify route's error handler only). The store's own work, measured alone in the benchmark's process on the same build (CPU of many calls, the least of 7 repetitions): **${formatNumber(w.perRecord, 2)} µs per recorded refusal** of the storm's kind (a ${formatNumber(w.refusedBodyBytes)}-byte body, 7 headers, into a full store that evicts one per record), ${formatNumber(100 * (w.estimatedRefusedRatio - 1), 2)} % of the ${formatNumber(w.offRefusedMicrosPerRequest)} µs a refused callback costs the store-off server; ${formatNumber(w.perLargeRecord, 2)} µs with a 4 KiB body (1 KiB kept) and 30 headers. The store-on server recorded ${formatNumber(a.recorded)} of the ${formatNumber(a.sent)} refusals sent (${a.ok ? 'all, within its bounds' : '**NOT all, or not within its bounds**'}): it kept ${formatNumber(a.kept.entries)} (${formatNumber(a.kept.bytes)} bytes) and dropped ${formatNumber(a.kept.evicted)}.
+`
+}
+
+function startupSection (startup) {
+  const rows = ['| start | to "listening" | CPU of the serve process to then |', '|---|---|---|']
+  for (const [name, figures] of Object.entries(startup.starts)) {
+    rows.push(`| ${name} | ${formatSummary(figures.toListeningMs, 0, ' ms')} | ${figures.cpuMs === undefined ? 'n/a (npm, a shell and node)' : formatSummary(figures.cpuMs, 0, ' ms')} |`)
+  }
+  return `## Start-up (issue 13)
+
+\`node bench/startup.js\`: ${startup.settings.rounds} rounds, the four starts in turn each round (load average ${formatSummary(startup.loadAverage, 1)}). Each start is timed from the spawn to the "paynotify listening on" line; the empty database is new each start (schema created, secrets generated), the ${formatNumber(startup.settings.events)}-event one is checked from its last signed checkpoint.
+
+${rows.join('\n')}
 `
 }
 
@@ -352,6 +372,7 @@ export function writeReport () {
   const outbound = load('outbound')
   const metrics = load('metrics')
   const refusals = load('refusals')
+  const startup = load('startup')
   const machines = [
     ingest && machineSection(ingest.machine, 'ingest (1, 2, 3, 6)'),
     peer && machineSection(peer.machine, 'peer store (4)'),
@@ -360,11 +381,12 @@ export function writeReport () {
     stream && machineSection(stream.machine, 'stream backpressure'),
     outbound && machineSection(outbound.machine, 'outbound (issue 11)'),
     metrics && machineSection(metrics.machine, 'metrics (issue 12)'),
-    refusals && machineSection(refusals.machine, 'refusals (issue 12)')
+    refusals && machineSection(refusals.machine, 'refusals (issue 12)'),
+    startup && machineSection(startup.machine, 'start-up (issue 13)')
   ].filter(Boolean)
   const text = `# paynotify benchmarks
 
-Written by \`npm run bench\` (each script also runs alone: \`node bench/ingest.js\`, \`node bench/peer-append.js\`, \`node bench/rebuild.js\`, \`node bench/profile.js\`, \`node bench/alipay-flood.js\`, \`node bench/stream-backpressure.js\`, \`node bench/outbound.js\`, \`node bench/metrics.js\`, \`node bench/refusals.js\`; this file is rebuilt from \`bench/results/*.json\` after each).
+Written by \`npm run bench\` (each script also runs alone: \`node bench/ingest.js\`, \`node bench/peer-append.js\`, \`node bench/rebuild.js\`, \`node bench/profile.js\`, \`node bench/alipay-flood.js\`, \`node bench/stream-backpressure.js\`, \`node bench/outbound.js\`, \`node bench/metrics.js\`, \`node bench/refusals.js\`, \`node bench/startup.js\`; this file is rebuilt from \`bench/results/*.json\` after each).
 All traffic is loopback. Every figure is min / **median** / max over the runs stated; the targets are judged on the median.
 This is a 2-core machine shared with other work while these ran, so absolute figures move from run to run; the ratios come from runs made side by side in one invocation.
 
@@ -373,7 +395,7 @@ ${machines.join('\n')}
 
 ## Targets
 
-${targetsTable(ingest, peer, rebuild, flood, stream, outbound, metrics, refusals)}
+${targetsTable(ingest, peer, rebuild, flood, stream, outbound, metrics, refusals, startup)}
 
 ${ingest === undefined ? '' : ingestSection(ingest)}
 ${peer === undefined ? '' : peerSection(peer)}
@@ -383,6 +405,7 @@ ${stream === undefined ? '' : streamSection(stream)}
 ${outbound === undefined ? '' : outboundSection(outbound)}
 ${metrics === undefined ? '' : metricsSection(metrics)}
 ${refusals === undefined ? '' : refusalsSection(refusals)}
+${startup === undefined ? '' : startupSection(startup)}
 ${profile === undefined && rebuild?.profiles === undefined ? '' : profileSection(profile, rebuild)}
 ${notes}
 `

@@ -14,19 +14,33 @@ export type NewEvent = DomainEvent & {
 }
 
 /**
- * A NewEvent whose data and metadata are already the JSON the log stores
- * (metadata as splitRawBody leaves it) and whose raw body, if any, is apart:
- * how events cross to the writer thread (a string is copied; an object graph
- * is cloned field by field, several times slower on both sides).
+ * An event ready to write: its data and metadata both as the objects the
+ * projector folds and as the JSON the log stores (the metadata as
+ * splitRawBody leaves it), and its raw body apart when it is stored apart.
+ * prepareEvent makes one of a NewEvent; the writer thread makes its own from
+ * what crossed to it (writer-worker.ts).
  */
-export interface EncodedEvent {
-  encoded: true
+export interface PreparedEvent {
   streamId: string
   type: DomainEvent['type']
-  data: string
-  metadata: string
-  /** The raw body's text, stored in raw_bodies under metadata.raw.bodySha256; null when the event has none. */
-  body: string | null
+  data: DomainEvent['data']
+  dataJson: string
+  metadata: EventMetadata
+  metadataJson: string
+  body: RawBody | undefined
+}
+
+export function prepareEvent (event: NewEvent): PreparedEvent {
+  const split = splitRawBody(event.metadata)
+  return {
+    streamId: event.streamId,
+    type: event.type,
+    data: event.data,
+    dataJson: JSON.stringify(event.data),
+    metadata: event.metadata,
+    metadataJson: JSON.stringify(split.metadata),
+    body: split.body
+  }
 }
 
 /**
@@ -98,7 +112,7 @@ export interface CommitObservable {
 }
 
 interface PendingAppend {
-  events: readonly NewEvent[]
+  events: readonly PreparedEvent[]
   resolve: (result: AppendResult) => void
   reject: (error: Error) => void
 }
@@ -174,8 +188,15 @@ export class EventLog implements EventAppender, CommitObservable {
 
   appendWithRepeats (events: readonly NewEvent[]): Promise<AppendResult> {
     if (this.#closed) return Promise.reject(new StoreUnavailableError('event log is closed'))
+    let prepared: PreparedEvent[]
+    try {
+      // Before anything is queued: an event that cannot be encoded fails its own append only.
+      prepared = events.map(prepareEvent)
+    } catch (error) {
+      return Promise.reject(error)
+    }
     return new Promise((resolve, reject) => {
-      this.#queue.push({ events, resolve, reject })
+      this.#queue.push({ events: prepared, resolve, reject })
       if (!this.#scheduled) {
         this.#scheduled = true
         // setImmediate runs after the I/O callbacks of this loop turn: every request parsed meanwhile joins the batch.
@@ -224,7 +245,7 @@ export class EventLog implements EventAppender, CommitObservable {
    * called). Throws StoreUnavailableError after a rollback. The writer
    * thread drives its batches through this; append() queues into it.
    */
-  commitNow (appends: ReadonlyArray<ReadonlyArray<NewEvent | EncodedEvent>>): { appends: CommittedAppend[], report: CommitReport } {
+  commitNow (appends: ReadonlyArray<readonly PreparedEvent[]>): { appends: CommittedAppend[], report: CommitReport } {
     if (this.#closed) throw new StoreUnavailableError('event log is closed')
     const recordedAt = this.#clock().toISOString()
     const before = this.#tail
@@ -237,37 +258,26 @@ export class EventLog implements EventAppender, CommitObservable {
         let { position, hash } = before
         const all: RecordedEvent[] = []
         const perCaller = appends.map((events, caller) => events.map(event => {
-          let stored: { metadata: EventMetadata, json: string, body: RawBody | undefined }
-          if ('encoded' in event) {
-            // The projector folds objects: an encoded event is decoded once, here.
-            const metadata = JSON.parse(event.metadata) as EventMetadata
-            const body = event.body === null ? undefined : { sha256: metadata.raw!.bodySha256!, encoding: metadata.raw!.encoding, text: event.body }
-            stored = { metadata, json: event.metadata, body }
-          } else {
-            const split = splitRawBody(event.metadata)
-            stored = { metadata: event.metadata, json: JSON.stringify(split.metadata), body: split.body }
-          }
           // Counted in this transaction too: a repeat is left out only once the copies it repeats commit with it or before it.
-          const copies = this.#deliveries.storedCount(event.streamId, stored.metadata)
+          const copies = this.#deliveries.storedCount(event.streamId, event.metadata)
           if (copies > 0) repeats[caller]!++
           if (copies >= maxStoredDeliveries) {
-            this.#deliveries.unstored(event.streamId, stored.metadata, recordedAt)
+            this.#deliveries.unstored(event.streamId, event.metadata, recordedAt)
             return null
           }
-          this.#deliveries.stored(event.streamId, stored.metadata)
-          if (stored.body !== undefined) this.#insertBody.run(stored.body.sha256, stored.body.encoding, stored.body.text)
+          this.#deliveries.stored(event.streamId, event.metadata)
+          if (event.body !== undefined) this.#insertBody.run(event.body.sha256, event.body.encoding, event.body.text)
           const streamVersion = (versions.get(event.streamId) ?? this.#streamVersion.get(event.streamId)?.v ?? 0) + 1
           versions.set(event.streamId, streamVersion)
           position += 1
-          const encoded = 'encoded' in event
           const row = {
             position,
             stream_id: event.streamId,
             stream_version: streamVersion,
             type: event.type,
             schema_version: currentSchemaVersion,
-            data: encoded ? event.data : JSON.stringify(event.data),
-            metadata: stored.json,
+            data: event.dataJson,
+            metadata: event.metadataJson,
             recorded_at: recordedAt
           }
           hash = chainHash(hash, row)
@@ -276,8 +286,8 @@ export class EventLog implements EventAppender, CommitObservable {
           const recorded = {
             streamId: event.streamId,
             type: event.type,
-            data: encoded ? JSON.parse(event.data) : event.data,
-            metadata: stored.metadata,
+            data: event.data,
+            metadata: event.metadata,
             position,
             streamVersion,
             schemaVersion: currentSchemaVersion,

@@ -16,7 +16,7 @@ import { configureConnection } from '../db/database.js'
 import type { RecordedEvent } from '../orders/events.js'
 import { OrderProjector } from '../orders/projector.js'
 import { createCheckpointSigner } from './checkpoint-signature.js'
-import { EventLog, takeBatch, type EncodedEvent } from './event-log.js'
+import { EventLog, takeBatch, type PreparedEvent } from './event-log.js'
 import type { FromWriter, ToWriter, WriterSettings } from './writer-protocol.js'
 
 const settings = workerData as WriterSettings
@@ -32,7 +32,7 @@ const log = new EventLog(sqlite, {
   signer: settings.signingKey === undefined ? undefined : createCheckpointSigner(settings.signingKey)
 })
 
-interface QueuedAppend { id: number, events: EncodedEvent[] }
+interface QueuedAppend { id: number, events: PreparedEvent[] }
 
 const queue: QueuedAppend[] = []
 let scheduled = false
@@ -118,15 +118,33 @@ function flush (): void {
   }
 }
 
+/**
+ * One event of an append message (writer-protocol.ts: streamId, type, data JSON, metadata JSON,
+ * raw body text) as the log writes it: the projector folds objects, so the JSON is parsed once, here.
+ */
+function decodeEvent (fields: Array<string | null>, f: number): PreparedEvent {
+  const dataJson = fields[f + 2]!
+  const metadataJson = fields[f + 3]!
+  const metadata = JSON.parse(metadataJson) as PreparedEvent['metadata']
+  const text = fields[f + 4] ?? null
+  return {
+    streamId: fields[f]!,
+    type: fields[f + 1] as PreparedEvent['type'],
+    data: JSON.parse(dataJson) as PreparedEvent['data'],
+    dataJson,
+    metadata,
+    metadataJson,
+    body: text === null ? undefined : { sha256: metadata.raw!.bodySha256!, encoding: metadata.raw!.encoding, text }
+  }
+}
+
 port.on('message', (message: ToWriter) => {
   if (message.kind === 'append') {
     const { ids, counts, fields } = message
     let f = 0
     for (let i = 0; i < ids.length; i++) {
-      const events: EncodedEvent[] = []
-      for (let n = 0; n < counts[i]!; n++, f += 5) {
-        events.push({ encoded: true, streamId: fields[f]!, type: fields[f + 1] as EncodedEvent['type'], data: fields[f + 2]!, metadata: fields[f + 3]!, body: fields[f + 4] ?? null })
-      }
+      const events: PreparedEvent[] = []
+      for (let n = 0; n < counts[i]!; n++, f += 5) events.push(decodeEvent(fields, f))
       queue.push({ id: ids[i]!, events })
     }
     if (!scheduled) {

@@ -39,17 +39,9 @@ function rowValues (view: OrderView, stateJson: string): Array<string | number |
   ]
 }
 
-const upsertSql = `INSERT INTO orders (order_id, status, needs_review, anomalies, expected_amount,
-    expected_currency, paid_amount, refunded_amount, currency, gateway, gateway_trade_no,
-    duplicate_count, version, last_position, first_seen_at, updated_at, state)
-  VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-  ON CONFLICT (order_id) DO UPDATE SET status = excluded.status, needs_review = excluded.needs_review,
-    anomalies = excluded.anomalies, expected_amount = excluded.expected_amount,
-    expected_currency = excluded.expected_currency, paid_amount = excluded.paid_amount,
-    refunded_amount = excluded.refunded_amount, currency = excluded.currency, gateway = excluded.gateway,
-    gateway_trade_no = excluded.gateway_trade_no, duplicate_count = excluded.duplicate_count,
-    version = excluded.version, last_position = excluded.last_position,
-    first_seen_at = excluded.first_seen_at, updated_at = excluded.updated_at, state = excluded.state`
+/** Writes one order row (orderRowValues), whether new or not: the live projector's and rebuild's. */
+export const orderUpsertSql = `INSERT INTO orders (${orderColumns.join(', ')}) VALUES (${orderColumns.map(() => '?').join(', ')})
+  ON CONFLICT (order_id) DO UPDATE SET ${orderColumns.slice(1).map(column => `${column} = excluded.${column}`).join(', ')}`
 
 export interface ProjectorOptions {
   /**
@@ -83,7 +75,7 @@ export class OrderProjector {
   constructor (sqlite: SQLite.Database, options: ProjectorOptions = {}) {
     this.#sqlite = sqlite
     this.#load = sqlite.prepare(`SELECT ${summaryColumns} FROM orders WHERE order_id = ?`)
-    this.#upsert = sqlite.prepare(upsertSql)
+    this.#upsert = sqlite.prepare(orderUpsertSql)
     this.#checkpoint = sqlite.prepare(`INSERT INTO projections (name, last_position, context) VALUES (?, ?, ?)
       ON CONFLICT (name) DO UPDATE SET last_position = excluded.last_position, context = excluded.context`)
     this.#readCheckpoint = sqlite.prepare('SELECT last_position, context FROM projections WHERE name = ?')

@@ -2,7 +2,7 @@ import type SQLite from 'better-sqlite3'
 import { deriveContext } from './fold-streams.js'
 import type { ViewContext } from './order-fold.js'
 import { projectionChanges, type DiffTally } from './projection-diff.js'
-import { orderColumns, ordersProjection } from './projector.js'
+import { orderUpsertSql, ordersProjection } from './projector.js'
 import { splitOrderRanges, type FoldWorkers, type WireChange } from './rebuild-workers.js'
 
 export interface RebuildResult {
@@ -87,8 +87,7 @@ function startRebuild (sqlite: SQLite.Database): Rebuild {
     : []
   for (const { name } of indexes) sqlite.exec(`DROP INDEX "${name.replaceAll('"', '""')}"`)
 
-  const upsert = sqlite.prepare(`INSERT INTO orders (${orderColumns.join(', ')}) VALUES (${orderColumns.map(() => '?').join(', ')})
-    ON CONFLICT (order_id) DO UPDATE SET ${orderColumns.slice(1).map(c => `${c} = excluded.${c}`).join(', ')}`)
+  const upsert = sqlite.prepare(orderUpsertSql)
   const remove = sqlite.prepare('DELETE FROM orders WHERE order_id = ?')
   const checkpoint = sqlite.prepare(`INSERT INTO projections (name, last_position, context) VALUES (?, ?, ?)
     ON CONFLICT (name) DO UPDATE SET last_position = excluded.last_position, context = excluded.context`)

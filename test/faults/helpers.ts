@@ -8,7 +8,7 @@ import { rowToEvent, type EventRow } from '../../src/event-log/read.js'
 import { verifyChain } from '../../src/event-log/verify-chain.js'
 import { isOrderStream, type RecordedEvent } from '../../src/orders/events.js'
 import { foldOrder, reportsJoining, type OrderState } from '../../src/orders/order-fold.js'
-import { orderRowValues } from '../../src/orders/projector.js'
+import { orderColumns, orderRowValues } from '../../src/orders/projector.js'
 import { signedForm, testSecrets } from '../helpers.js'
 
 /** The type of a subtest's `t` (tap's last test() overload takes just the callback). */
@@ -173,9 +173,7 @@ export function auditLog (dbPath: string): LogAudit {
       }
       const chain = verifyChain(sqlite, { position: 0, hash: genesisHash })
       const context = { ordersRegistered: rows.some(row => row.type === 'OrderPlaced') }
-      const stored = sqlite.prepare(`SELECT order_id, status, needs_review, anomalies, expected_amount, expected_currency,
-        paid_amount, refunded_amount, currency, gateway, gateway_trade_no, duplicate_count, version, last_position,
-        first_seen_at, updated_at, state FROM orders`).raw().all() as unknown[][]
+      const stored = sqlite.prepare(`SELECT ${orderColumns.join(', ')} FROM orders`).raw().all() as unknown[][]
       const storedById = new Map(stored.map(values => [values[0] as string, values]))
       const mismatches: string[] = []
       const states = new Map<string, OrderState>()
@@ -186,7 +184,7 @@ export function auditLog (dbPath: string): LogAudit {
         const expected = orderRowValues(state, context, reportsJoining(Object.values(state.facts), reports))
         const actual = storedById.get(orderId)
         if (actual === undefined || JSON.stringify(actual) !== JSON.stringify(expected)) mismatches.push(orderId)
-        if (actual !== undefined) states.set(orderId, JSON.parse(actual[16] as string) as OrderState)
+        if (actual !== undefined) states.set(orderId, JSON.parse(actual[orderColumns.indexOf('state')] as string) as OrderState)
       }
       for (const orderId of storedById.keys()) if (!streams.has(orderId)) mismatches.push(orderId)
       const checkpoint = sqlite.prepare("SELECT last_position FROM projections WHERE name = 'orders'").get() as { last_position: number } | undefined
