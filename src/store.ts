@@ -1,9 +1,9 @@
 import { openDatabase, type DatabaseOptions, type OpenDatabase } from './db/database.js'
 import { migrateToLatest } from './db/migrate.js'
-import { createCheckpointSigner } from './event-log/checkpoint-signature.js'
-import { EventLog, type CommitObservable, type EventAppender, type Tail } from './event-log/event-log.js'
+import type { CommitObservable, EventAppender, EventLog, Tail } from './event-log/event-log.js'
 import { WriterThread, type WriterThreadOptions } from './event-log/writer-thread.js'
-import { OrderProjector, type ProjectorOptions } from './orders/projector.js'
+import { openProjectedLog } from './orders/projected-log.js'
+import type { OrderProjector, ProjectorOptions } from './orders/projector.js'
 
 export interface StoreOptions extends DatabaseOptions {
   batchMaxSize?: number
@@ -43,14 +43,7 @@ async function openMigrated (path: string, options: DatabaseOptions): Promise<Op
  */
 export async function openStore (path: string, options: StoreOptions = {}): Promise<Store> {
   const database = await openMigrated(path, options)
-  const projector = new OrderProjector(database.sqlite, { outbox: options.outbox })
-  const eventLog = new EventLog(database.sqlite, {
-    maxBatchSize: options.batchMaxSize,
-    clock: options.clock,
-    onAppend: events => { projector.apply(events) },
-    onRollback: () => { projector.reload() },
-    signer: options.signingKey === undefined ? undefined : createCheckpointSigner(options.signingKey)
-  })
+  const { eventLog, projector } = openProjectedLog(database.sqlite, { maxBatchSize: options.batchMaxSize, clock: options.clock, signingKey: options.signingKey, outbox: options.outbox })
   return {
     ...database,
     eventLog,

@@ -14,9 +14,8 @@ import { parentPort, workerData } from 'node:worker_threads'
 import SQLite from 'better-sqlite3'
 import { configureConnection } from '../db/database.js'
 import type { RecordedEvent } from '../orders/events.js'
-import { OrderProjector } from '../orders/projector.js'
-import { createCheckpointSigner } from './checkpoint-signature.js'
-import { EventLog, takeBatch, type PreparedEvent } from './event-log.js'
+import { openProjectedLog } from '../orders/projected-log.js'
+import { takeBatch, type PreparedEvent } from './event-log.js'
 import type { FromWriter, ToWriter, WriterSettings } from './writer-protocol.js'
 
 const settings = workerData as WriterSettings
@@ -24,13 +23,7 @@ const port = parentPort!
 const sqlite = new SQLite(settings.path, { fileMustExist: true })
 const syncApart = settings.synchronous === 'FULL'
 configureConnection(sqlite, { synchronous: syncApart ? 'NORMAL' : settings.synchronous, busyTimeoutMs: settings.busyTimeoutMs })
-const projector = new OrderProjector(sqlite, { outbox: settings.outbox })
-const log = new EventLog(sqlite, {
-  maxBatchSize: settings.maxBatchSize,
-  onAppend: events => { projector.apply(events) },
-  onRollback: () => { projector.reload() },
-  signer: settings.signingKey === undefined ? undefined : createCheckpointSigner(settings.signingKey)
-})
+const { eventLog: log } = openProjectedLog(sqlite, { maxBatchSize: settings.maxBatchSize, signingKey: settings.signingKey, outbox: settings.outbox })
 
 interface QueuedAppend { id: number, events: PreparedEvent[] }
 
