@@ -118,15 +118,43 @@ interface PendingAppend {
 }
 
 /**
- * Takes from the front of a queue the appends that fit in one transaction of
- * at most maxEvents events; always at least one, so an oversized append still
- * commits (alone). Appends are never split: each is atomic.
+ * Group commit, for the in-process EventLog and the writer thread alike:
+ * appends queue, and the queue is committed on the next turn of the event
+ * loop (setImmediate: after the I/O callbacks of this turn, so every request
+ * parsed meanwhile joins), in transactions of at most `maxEvents` events.
+ * An append is never split (each is atomic) and always fits (an oversized
+ * one commits alone). Idle, it commits at once (no timer); under load the
+ * batches grow by themselves while the previous one commits.
  */
-export function takeBatch<T extends { events: readonly unknown[] }> (queue: T[], maxEvents: number): T[] {
-  let count = 1
-  let size = queue[0]?.events.length ?? 0
-  while (count < queue.length && size + queue[count]!.events.length <= maxEvents) size += queue[count++]!.events.length
-  return queue.splice(0, count)
+export class GroupCommitQueue<T extends { events: readonly unknown[] }> {
+  readonly #maxEvents: number
+  readonly #commit: (batch: T[]) => void
+  #queue: T[] = []
+  #scheduled = false
+
+  constructor (maxEvents: number, commit: (batch: T[]) => void) {
+    this.#maxEvents = Math.max(1, maxEvents)
+    this.#commit = commit
+  }
+
+  push (append: T): void {
+    this.#queue.push(append)
+    if (!this.#scheduled) {
+      this.#scheduled = true
+      setImmediate(() => { this.flush() })
+    }
+  }
+
+  /** Commits everything queued now, batch after batch. */
+  flush (): void {
+    this.#scheduled = false
+    while (this.#queue.length > 0) {
+      let count = 1
+      let size = this.#queue[0]!.events.length
+      while (count < this.#queue.length && size + this.#queue[count]!.events.length <= this.#maxEvents) size += this.#queue[count++]!.events.length
+      this.#commit(this.#queue.splice(0, count))
+    }
+  }
 }
 
 /**
@@ -139,7 +167,6 @@ export function takeBatch<T extends { events: readonly unknown[] }> (queue: T[],
  */
 export class EventLog implements EventAppender, CommitObservable {
   readonly #sqlite: SQLite.Database
-  readonly #maxBatchSize: number
   readonly #onAppend: OnAppend | undefined
   readonly #onRollback: (() => void) | undefined
   readonly #clock: () => Date
@@ -149,15 +176,14 @@ export class EventLog implements EventAppender, CommitObservable {
   readonly #recordCheckpoint: ((tail: Tail, signedAt: string) => void) | undefined
   readonly #deliveries: DeliveryCounts
   readonly #commitListeners = new Set<(report: CommitReport) => void>()
-  #queue: PendingAppend[] = []
-  #scheduled = false
+  readonly #queue: GroupCommitQueue<PendingAppend>
   #closed = false
   #tail: Tail
   #batches = 0
 
   constructor (sqlite: SQLite.Database, options: EventLogOptions = {}) {
     this.#sqlite = sqlite
-    this.#maxBatchSize = Math.max(1, options.maxBatchSize ?? 1024)
+    this.#queue = new GroupCommitQueue(options.maxBatchSize ?? 1024, batch => { this.#commit(batch) })
     this.#onAppend = options.onAppend
     this.#onRollback = options.onRollback
     this.#clock = options.clock ?? (() => new Date())
@@ -197,11 +223,6 @@ export class EventLog implements EventAppender, CommitObservable {
     }
     return new Promise((resolve, reject) => {
       this.#queue.push({ events: prepared, resolve, reject })
-      if (!this.#scheduled) {
-        this.#scheduled = true
-        // setImmediate runs after the I/O callbacks of this loop turn: every request parsed meanwhile joins the batch.
-        setImmediate(() => this.#flush())
-      }
     })
   }
 
@@ -212,13 +233,8 @@ export class EventLog implements EventAppender, CommitObservable {
 
   /** Writes what is queued, then refuses new appends. */
   close (): void {
-    this.#flush()
+    this.#queue.flush()
     this.#closed = true
-  }
-
-  #flush (): void {
-    this.#scheduled = false
-    while (this.#queue.length > 0) this.#commit(takeBatch(this.#queue, this.#maxBatchSize))
   }
 
   #commit (batch: PendingAppend[]): void {

@@ -15,7 +15,7 @@ import SQLite from 'better-sqlite3'
 import { configureConnection } from '../db/database.js'
 import type { RecordedEvent } from '../orders/events.js'
 import { openProjectedLog } from '../orders/projected-log.js'
-import { takeBatch, type PreparedEvent } from './event-log.js'
+import { GroupCommitQueue, type PreparedEvent } from './event-log.js'
 import type { FromWriter, ToWriter, WriterSettings } from './writer-protocol.js'
 
 const settings = workerData as WriterSettings
@@ -27,8 +27,8 @@ const { eventLog: log } = openProjectedLog(sqlite, { maxBatchSize: settings.maxB
 
 interface QueuedAppend { id: number, events: PreparedEvent[] }
 
-const queue: QueuedAppend[] = []
-let scheduled = false
+// Whatever arrives while this turn's messages are read joins the batch.
+const queue = new GroupCommitQueue<QueuedAppend>(settings.maxBatchSize, batch => { commit(batch) })
 
 const post = (message: FromWriter): void => { port.postMessage(message) }
 
@@ -83,31 +83,27 @@ async function drainSyncs (): Promise<void> {
   }
 }
 
-/** Commits what is queued, one transaction per batch, and answers each. */
-function flush (): void {
-  scheduled = false
-  while (queue.length > 0) {
-    const batch = takeBatch(queue, settings.maxBatchSize)
-    const ids = batch.map(append => append.id)
-    try {
-      const written = log.commitNow(batch.map(append => append.events))
-      const streamVersions: number[] = []
-      const hashes: string[] = []
-      const repeats: number[] = []
-      let first: RecordedEvent | undefined
-      for (const { events, repeats: repeated } of written.appends) {
-        repeats.push(repeated)
-        for (const event of events) {
-          first ??= event ?? undefined
-          streamVersions.push(event?.streamVersion ?? 0)
-          hashes.push(event?.hash ?? '')
-        }
+/** Commits one batch and answers it. */
+function commit (batch: QueuedAppend[]): void {
+  const ids = batch.map(append => append.id)
+  try {
+    const written = log.commitNow(batch.map(append => append.events))
+    const streamVersions: number[] = []
+    const hashes: string[] = []
+    const repeats: number[] = []
+    let first: RecordedEvent | undefined
+    for (const { events, repeats: repeated } of written.appends) {
+      repeats.push(repeated)
+      for (const event of events) {
+        first ??= event ?? undefined
+        streamVersions.push(event?.streamVersion ?? 0)
+        hashes.push(event?.hash ?? '')
       }
-      answerCommitted({ kind: 'committed', ids, first: first?.position ?? 0, recordedAt: first?.recordedAt ?? '', streamVersions, hashes, repeats, seconds: written.report.seconds })
-    } catch (error) {
-      const cause = (error as Error).cause as { code?: string } | undefined
-      post({ kind: 'failed', ids, message: (error as Error).message, code: cause?.code })
     }
+    answerCommitted({ kind: 'committed', ids, first: first?.position ?? 0, recordedAt: first?.recordedAt ?? '', streamVersions, hashes, repeats, seconds: written.report.seconds })
+  } catch (error) {
+    const cause = (error as Error).cause as { code?: string } | undefined
+    post({ kind: 'failed', ids, message: (error as Error).message, code: cause?.code })
   }
 }
 
@@ -140,15 +136,9 @@ port.on('message', (message: ToWriter) => {
       for (let n = 0; n < counts[i]!; n++, f += 5) events.push(decodeEvent(fields, f))
       queue.push({ id: ids[i]!, events })
     }
-    if (!scheduled) {
-      scheduled = true
-      // Whatever else arrives while this turn's messages are read joins the batch; under load the
-      // batch grows by itself while the previous one commits, and an idle writer commits at once.
-      setImmediate(flush)
-    }
     return
   }
-  flush()
+  queue.flush()
   // A failed sync stops the thread from its own callback; otherwise every commit is answered first.
   drainSyncs().then(() => {
     if (walFd !== undefined) closeSync(walFd)
