@@ -2,15 +2,15 @@ import { openDatabase, type DatabaseOptions, type OpenDatabase } from './db/data
 import { migrateToLatest } from './db/migrate.js'
 import type { CommitObservable, EventAppender, EventLog, Tail } from './event-log/event-log.js'
 import { WriterThread, type WriterThreadOptions } from './event-log/writer-thread.js'
-import { openProjectedLog } from './orders/projected-log.js'
-import type { OrderProjector, ProjectorOptions } from './orders/projector.js'
+import { openProjectedLog } from './projection/projected-log.js'
+import type { OrderProjector, ProjectorOptions } from './projection/projector.js'
 
 export interface StoreOptions extends DatabaseOptions {
   batchMaxSize?: number
   clock?: () => Date
   /** Sign the tail of every commit with this key (secrets.ts); a store without one writes an unsigned log. */
   signingKey?: string | undefined
-  /** Write the outbox of order.* messages with every change (the service does; orders/projector.ts). */
+  /** Write the outbox of order.* messages with every change (the service does; projection/projector.ts). */
   outbox?: ProjectorOptions['outbox']
 }
 

@@ -1,7 +1,7 @@
 import { statSync } from 'node:fs'
 import { availableParallelism } from 'node:os'
 import type { Command } from 'commander'
-import type { RebuildResult } from '../orders/rebuild.js'
+import type { RebuildResult } from '../projection/rebuild.js'
 import { dbOptionHelp, refuseWhileServing, requireDatabase, resolveDbPath } from './options.js'
 import { startProgress } from './progress.js'
 
@@ -21,12 +21,12 @@ const parallelFromBytes = 16 << 20
 export async function rebuildDatabase (dbPath: string, summaryStream: NodeJS.WritableStream = process.stdout, options: RebuildOptions = {}): Promise<RebuildResult> {
   const count = options.workers ?? (statSync(dbPath).size >= parallelFromBytes && availableParallelism() >= 2 ? 2 : 0)
   // The workers load and open their connections while this thread loads Kysely (~0.3 s) and migrates.
-  const { FoldWorkers } = await import('../orders/rebuild-workers.js')
+  const { FoldWorkers } = await import('../projection/rebuild-workers.js')
   const workers = count > 0 ? new FoldWorkers(dbPath, count) : undefined
   try {
     // Loaded here, not at start-up: main.ts imports this file for the command's definition only.
     const [{ openDatabase }, { migrateToLatest }, { rebuildProjections, rebuildProjectionsInParallel }] = await Promise.all([
-      import('../db/database.js'), import('../db/migrate.js'), import('../orders/rebuild.js')
+      import('../db/database.js'), import('../db/migrate.js'), import('../projection/rebuild.js')
     ])
     const database = openDatabase(dbPath)
     try {

@@ -33,7 +33,7 @@ function describeSignatures (report: SignatureReport, source: string | undefined
 
 async function verifyDatabase (dbPath: string, pinned: string | undefined): Promise<boolean> {
   const [{ openDatabase }, { verifyChain }, { describeSignatureProblem, verifySignedCheckpoints }, { describeDifference, verifyProjection }] =
-    await Promise.all([import('../db/database.js'), import('../event-log/verify-chain.js'), import('../event-log/signed-checkpoints.js'), import('../orders/verify-projection.js')])
+    await Promise.all([import('../db/database.js'), import('../event-log/verify-chain.js'), import('../event-log/signed-checkpoints.js'), import('../projection/verify-projection.js')])
   const trusted = await trustedPublicKey(dbPath, pinned)
   const database = openDatabase(dbPath, { readonly: true })
   const say = (line: string): void => { process.stdout.write(`${line}\n`) }

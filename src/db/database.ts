@@ -98,7 +98,7 @@ export interface DeliveriesTable {
   last_unstored_at: string | null
 }
 
-/** Outbound endpoints: the projection of the log's EndpointChanged events (orders/endpoints-projection.ts). */
+/** Outbound endpoints: the projection of the log's EndpointChanged events (projection/endpoints-projection.ts). */
 export interface EndpointsTable {
   id: string
   url: string
@@ -123,7 +123,7 @@ export interface EndpointSecretsTable {
   expires_at: string | null
 }
 
-/** Every order.* message, written in the transaction of the event that caused it (orders/outbox.ts). */
+/** Every order.* message, written in the transaction of the event that caused it (projection/outbox.ts). */
 export interface OutboxTable {
   /** The message's position in the feed (GET /admin/feed `id:`). */
   seq: Generated<number>

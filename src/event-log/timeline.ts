@@ -2,7 +2,7 @@ import type SQLite from 'better-sqlite3'
 import type { Kysely } from 'kysely'
 import type { Database } from '../db/database.js'
 import type { RecordedEvent } from '../orders/events.js'
-import { foldStreamUpTo } from '../orders/fold-streams.js'
+import { foldStreamUpTo } from '../projection/fold-streams.js'
 import { foldInto } from '../orders/order-fold.js'
 import { readStream, rowToEvent } from './read.js'
 

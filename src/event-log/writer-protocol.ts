@@ -1,5 +1,6 @@
 import type { SynchronousMode } from '../db/database.js'
-import type { Tail } from './event-log.js'
+import type { NewEvent, PreparedEvent, Tail } from './event-log.js'
+import { splitRawBody } from './raw-bodies.js'
 
 /** What the writer thread is started with (workerData). */
 export interface WriterSettings {
@@ -9,7 +10,7 @@ export interface WriterSettings {
   maxBatchSize: number
   /** The checkpoint signing key (checkpoint-signature.ts), when the log is signed. */
   signingKey?: string | undefined
-  /** The projector's outbox (orders/projector.ts), when the service delivers order.* messages. */
+  /** The projector's outbox (projection/projector.ts), when the service delivers order.* messages. */
   outbox?: { firstDelayMs: number } | undefined
   /** A file the writer appends the WAL's synced length to, after each sync and before its acks (PAYNOTIFY_WAL_SYNC_LOG). */
   syncLog?: string | undefined
@@ -38,3 +39,33 @@ export type FromWriter =
   | { kind: 'committed', ids: number[], first: number, recordedAt: string, streamVersions: number[], hashes: string[], repeats: number[], seconds: number }
   | { kind: 'failed', ids: number[], message: string, code: string | undefined }
   | { kind: 'closed' }
+
+/** Fields per event in an append message. */
+export const fieldsPerEvent = 5
+
+/** Each event's fields of an append message, in order (see ToWriter): the writer stores these exact strings. */
+export function encodeEvents (events: readonly NewEvent[]): Array<string | null> {
+  const fields: Array<string | null> = []
+  for (const event of events) {
+    const { metadata, body } = splitRawBody(event.metadata)
+    fields.push(event.streamId, event.type, JSON.stringify(event.data), JSON.stringify(metadata), body?.text ?? null)
+  }
+  return fields
+}
+
+/** The event whose fields start at `fields[f]`, as the log writes it: the projector folds objects, so the JSON is parsed once, here. */
+export function decodeEvent (fields: ReadonlyArray<string | null>, f: number): PreparedEvent {
+  const dataJson = fields[f + 2]!
+  const metadataJson = fields[f + 3]!
+  const metadata = JSON.parse(metadataJson) as PreparedEvent['metadata']
+  const text = fields[f + 4] ?? null
+  return {
+    streamId: fields[f]!,
+    type: fields[f + 1] as PreparedEvent['type'],
+    data: JSON.parse(dataJson) as PreparedEvent['data'],
+    dataJson,
+    metadata,
+    metadataJson,
+    body: text === null ? undefined : { sha256: metadata.raw!.bodySha256!, encoding: metadata.raw!.encoding, text }
+  }
+}

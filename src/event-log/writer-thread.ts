@@ -3,8 +3,7 @@ import { workerOptions, workerSource } from '../worker-source.js'
 import { StoreUnavailableError } from '../errors.js'
 import { currentSchemaVersion, type RecordedEvent } from '../orders/events.js'
 import type { AppendResult, CommitObservable, CommitReport, EventAppender, NewEvent, Tail } from './event-log.js'
-import { splitRawBody } from './raw-bodies.js'
-import type { FromWriter, ToWriter, WriterSettings } from './writer-protocol.js'
+import { encodeEvents, type FromWriter, type ToWriter, type WriterSettings } from './writer-protocol.js'
 
 export type { WriterSettings } from './writer-protocol.js'
 
@@ -99,13 +98,8 @@ export class WriterThread implements EventAppender, CommitObservable {
     if (this.#closing !== undefined) return Promise.reject(new StoreUnavailableError('event log is closed'))
     if (this.#dead !== undefined) return Promise.reject(new StoreUnavailableError('the event store writer stopped', { cause: this.#dead }))
     return new Promise((resolve, reject) => {
-      // Encoded here, where the objects are: the writer stores these exact strings. Encoded before
-      // anything is queued, so an event that cannot be encoded fails its own append only.
-      const fields: Array<string | null> = []
-      for (const event of events) {
-        const { metadata, body } = splitRawBody(event.metadata)
-        fields.push(event.streamId, event.type, JSON.stringify(event.data), JSON.stringify(metadata), body?.text ?? null)
-      }
+      // Encoded here, where the objects are, before anything is queued: an event that cannot be encoded fails its own append only.
+      const fields = encodeEvents(events)
       const id = this.#nextId++
       this.#pending.set(id, { events, resolve, reject })
       const outbox = this.#outbox

@@ -14,9 +14,9 @@ import { parentPort, workerData } from 'node:worker_threads'
 import SQLite from 'better-sqlite3'
 import { configureConnection } from '../db/database.js'
 import type { RecordedEvent } from '../orders/events.js'
-import { openProjectedLog } from '../orders/projected-log.js'
+import { openProjectedLog } from '../projection/projected-log.js'
 import { GroupCommitQueue, type PreparedEvent } from './event-log.js'
-import type { FromWriter, ToWriter, WriterSettings } from './writer-protocol.js'
+import { decodeEvent, fieldsPerEvent, type FromWriter, type ToWriter, type WriterSettings } from './writer-protocol.js'
 
 const settings = workerData as WriterSettings
 const port = parentPort!
@@ -107,33 +107,13 @@ function commit (batch: QueuedAppend[]): void {
   }
 }
 
-/**
- * One event of an append message (writer-protocol.ts: streamId, type, data JSON, metadata JSON,
- * raw body text) as the log writes it: the projector folds objects, so the JSON is parsed once, here.
- */
-function decodeEvent (fields: Array<string | null>, f: number): PreparedEvent {
-  const dataJson = fields[f + 2]!
-  const metadataJson = fields[f + 3]!
-  const metadata = JSON.parse(metadataJson) as PreparedEvent['metadata']
-  const text = fields[f + 4] ?? null
-  return {
-    streamId: fields[f]!,
-    type: fields[f + 1] as PreparedEvent['type'],
-    data: JSON.parse(dataJson) as PreparedEvent['data'],
-    dataJson,
-    metadata,
-    metadataJson,
-    body: text === null ? undefined : { sha256: metadata.raw!.bodySha256!, encoding: metadata.raw!.encoding, text }
-  }
-}
-
 port.on('message', (message: ToWriter) => {
   if (message.kind === 'append') {
     const { ids, counts, fields } = message
     let f = 0
     for (let i = 0; i < ids.length; i++) {
       const events: PreparedEvent[] = []
-      for (let n = 0; n < counts[i]!; n++, f += 5) events.push(decodeEvent(fields, f))
+      for (let n = 0; n < counts[i]!; n++, f += fieldsPerEvent) events.push(decodeEvent(fields, f))
       queue.push({ id: ids[i]!, events })
     }
     return

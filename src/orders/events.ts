@@ -25,7 +25,7 @@ export const EventType = {
    * An outbound endpoint was created, changed, deleted, had its secret
    * rotated, or was disabled by the dispatcher (410). Not an order's event:
    * every one is in the stream ~endpoints, and the writer projects them into
-   * the endpoints table (orders/endpoints-projection.ts). Secrets never
+   * the endpoints table (projection/endpoints-projection.ts). Secrets never
    * appear in it.
    */
   EndpointChanged: 'EndpointChanged',

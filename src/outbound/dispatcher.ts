@@ -49,7 +49,7 @@ const pollMs = 1000
 const secretsTtlMs = 5000
 
 /**
- * Delivers the outbox's deliveries (orders/outbox.ts writes them with the
+ * Delivers the outbox's deliveries (projection/outbox.ts writes them with the
  * event that caused them): due ones, each order's oldest active one first
  * and alone (per-order FIFO), at most `concurrency` at a time, signed with
  * Standard Webhooks using every live secret of the endpoint. Each attempt is

@@ -2,7 +2,7 @@ import { join } from 'node:path'
 import SQLite from 'better-sqlite3'
 import t, { type Test } from 'tap'
 import { chainHash } from '../../src/event-log/hash.js'
-import { verifyProjection } from '../../src/orders/verify-projection.js'
+import { verifyProjection } from '../../src/projection/verify-projection.js'
 import { buildTestApp, formHeaders, signedForm, tempDir, type TestApp } from '../helpers.js'
 import { copyDatabase, isolatedEnv, runCli, seedScenarios, tamper } from './toolkit-helpers.js'
 

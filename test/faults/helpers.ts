@@ -8,7 +8,7 @@ import { rowToEvent, type EventRow } from '../../src/event-log/read.js'
 import { verifyChain } from '../../src/event-log/verify-chain.js'
 import { isOrderStream, type RecordedEvent } from '../../src/orders/events.js'
 import { foldOrder, reportsJoining, type OrderState } from '../../src/orders/order-fold.js'
-import { orderColumns, orderRowValues } from '../../src/orders/projector.js'
+import { orderColumns, orderRowValues } from '../../src/projection/projector.js'
 import { signedForm, testSecrets } from '../helpers.js'
 
 /** The type of a subtest's `t` (tap's last test() overload takes just the callback). */

@@ -2,7 +2,7 @@ import { join } from 'node:path'
 import t, { type Test } from 'tap'
 import type { NewEvent } from '../../src/event-log/event-log.js'
 import type { EndpointChangedData, PaymentEventType } from '../../src/orders/events.js'
-import { messageTypesOf, webhookIdPattern, type OrderSummary } from '../../src/orders/outbox.js'
+import { messageTypesOf, webhookIdPattern, type OrderSummary } from '../../src/projection/outbox.js'
 import { openStore, type Store } from '../../src/store.js'
 import { tempDir } from '../helpers.js'
 

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { webhookIdPattern } from '../../src/orders/outbox.js'
+import { webhookIdPattern } from '../../src/projection/outbox.js'
 import { adminAuth, merchantAuth, testEachWriter } from '../helpers.js'
 import { callbackParams, createEndpoint, outboxRows, sendCallback, startOutboundApp } from './harness.js'
 import { startReceiver, type ReceivedRequest } from './receiver.js'

@@ -1,6 +1,6 @@
 import type { FastifyPluginAsync } from 'fastify'
 import { html } from 'ghtml'
-import { webhookIdPattern } from '../../orders/outbox.js'
+import { webhookIdPattern } from '../../projection/outbox.js'
 import type { Endpoint } from '../../outbound/endpoints.js'
 import type { Attempt, Delivery, EndpointDelivery, MessageDetail } from '../../outbound/messages.js'
 import type { Outbound } from '../../outbound/runtime.js'

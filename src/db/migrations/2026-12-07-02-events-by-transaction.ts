@@ -4,7 +4,7 @@ import { sql, type Kysely } from 'kysely'
  * Events by their gateway transaction id: how an unattributed report (a
  * Stripe refund without order metadata) finds the orders whose payments
  * carry its PaymentIntent or charge id, and an order finds the reports that
- * arrived before it (src/orders/unattributed-reports.ts). An index on the log
+ * arrived before it (src/projection/unattributed-reports.ts). An index on the log
  * itself, not a projection: SQLite keeps it exact, so a rebuild has nothing
  * of it to rebuild. Partial: events without a transaction id stay out.
  * Its cost on append: ~1.8 µs of CPU per event (50k inserts in batches of

@@ -4,7 +4,7 @@ import { sql, type Kysely } from 'kysely'
  * Outbound delivery to the merchant's own services (issue 11). Frozen once landed.
  *
  * endpoints: the projection of the log's EndpointChanged events (the writer
- * keeps it in the append transaction, orders/endpoints-projection.ts).
+ * keeps it in the append transaction, projection/endpoints-projection.ts).
  * endpoint_secrets: each endpoint's signing secrets, sealed (AES-256-GCM)
  * under a key the database does not hold; never in the log or an export.
  * outbox: every order.* message, written in the transaction of the event

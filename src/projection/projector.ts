@@ -1,6 +1,6 @@
 import type SQLite from 'better-sqlite3'
-import type { RecordedEvent } from './events.js'
-import { evolve, foldingStateJson, foldingView, initialOrderState, orderView, type FoldEvent, type FoldingState, type FoldOutcome, type OrderState, type OrderView, type ViewContext } from './order-fold.js'
+import type { RecordedEvent } from '../orders/events.js'
+import { evolve, foldingStateJson, foldingView, initialOrderState, orderView, type FoldEvent, type FoldingState, type FoldOutcome, type OrderState, type OrderView, type ViewContext } from '../orders/order-fold.js'
 import { EndpointsProjection } from './endpoints-projection.js'
 import { messageTypesOf, OutboxWriter, summaryOf, summaryOfRow, type Cause, type OrderSummary, type SummaryColumns } from './outbox.js'
 import { UnattributedReports } from './unattributed-reports.js'
@@ -47,7 +47,7 @@ export interface ProjectorOptions {
   /**
    * Write an order.* message to the outbox for every change of an order's
    * view, with a delivery per endpoint that takes it, due after
-   * `firstDelayMs` (orders/outbox.ts). The service's writer does; the CLI's
+   * `firstDelayMs` (projection/outbox.ts). The service's writer does; the CLI's
    * stores (import, rebuild, tests of the fold) do not.
    */
   outbox?: { firstDelayMs: number } | undefined

@@ -6,7 +6,7 @@ import SQLite from 'better-sqlite3'
 import { projectionChanges, type DiffTally } from './projection-diff.js'
 import { maxBatchesInFlight, type FoldWorkerData, type FromFoldWorker, type ToFoldWorker, type WireChange } from './rebuild-workers.js'
 import type { OrderRange } from './fold-streams.js'
-import type { ViewContext } from './order-fold.js'
+import type { ViewContext } from '../orders/order-fold.js'
 
 const port = parentPort!
 const { path, inFlight: shared } = workerData as FoldWorkerData

@@ -1,8 +1,8 @@
 import type SQLite from 'better-sqlite3'
 import { sql, type Kysely, type Selectable } from 'kysely'
 import type { Database, EventsTable } from '../db/database.js'
-import { EventType, unattributedStreamPrefix, upcastEvent, type EventMetadata, type UnattributedReportData } from './events.js'
-import { anchorsOf, type Fact, type FoldEvent } from './order-fold.js'
+import { EventType, unattributedStreamPrefix, upcastEvent, type EventMetadata, type UnattributedReportData } from '../orders/events.js'
+import { anchorsOf, type Fact, type FoldEvent } from '../orders/order-fold.js'
 
 /*
  * Where unattributed reports (events of type UnattributedReportReceived) meet

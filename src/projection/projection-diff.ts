@@ -1,6 +1,6 @@
 import type SQLite from 'better-sqlite3'
 import { foldStreams, type OrderRange } from './fold-streams.js'
-import type { ViewContext } from './order-fold.js'
+import type { ViewContext } from '../orders/order-fold.js'
 import { foldedRowValues, orderColumns } from './projector.js'
 import { UnattributedReports } from './unattributed-reports.js'
 

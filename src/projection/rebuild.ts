@@ -1,6 +1,6 @@
 import type SQLite from 'better-sqlite3'
 import { deriveContext } from './fold-streams.js'
-import type { ViewContext } from './order-fold.js'
+import type { ViewContext } from '../orders/order-fold.js'
 import { projectionChanges, type DiffTally } from './projection-diff.js'
 import { orderUpsertSql, ordersProjection } from './projector.js'
 import { splitOrderRanges, type FoldWorkers, type WireChange } from './rebuild-workers.js'

@@ -1,5 +1,5 @@
 import type SQLite from 'better-sqlite3'
-import type { EndpointChangedData } from './events.js'
+import type { EndpointChangedData } from '../orders/events.js'
 import type { FanoutEndpoint } from './outbox.js'
 
 interface EndpointRow { id: string, events: string | null, enabled: number, created_position: number }

@@ -1,6 +1,6 @@
 import type SQLite from 'better-sqlite3'
-import { isOrderStream, upcastEvent, type EventMetadata } from './events.js'
-import { foldInto, startFolding, type FoldEvent, type FoldingState, type ViewContext } from './order-fold.js'
+import { isOrderStream, upcastEvent, type EventMetadata } from '../orders/events.js'
+import { foldInto, startFolding, type FoldEvent, type FoldingState, type ViewContext } from '../orders/order-fold.js'
 
 export interface FoldedStream {
   orderId: string

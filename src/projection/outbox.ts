@@ -1,5 +1,5 @@
 import type SQLite from 'better-sqlite3'
-import { OrderStatus, type OrderView } from './order-fold.js'
+import { OrderStatus, type OrderView } from '../orders/order-fold.js'
 
 /** The types of outbound messages: every change is `order.updated`; the others name what changed, for filtering. */
 export const OrderMessageType = {

@@ -2,7 +2,7 @@ import { Worker } from 'node:worker_threads'
 import { workerOptions, workerSource } from '../worker-source.js'
 import type SQLite from 'better-sqlite3'
 import type { OrderRange } from './fold-streams.js'
-import type { ViewContext } from './order-fold.js'
+import type { ViewContext } from '../orders/order-fold.js'
 import type { Cell, DiffTally } from './projection-diff.js'
 
 /** What a fold worker sends the rebuild: a row change without the stored row (only the writer's input). */
