@@ -18,7 +18,7 @@ import { auditLog, genericDelivery, isAck, postDelivery, repoRoot, runPool, seed
 // (on a disk as slow as a real one): the test can tell the two apart.
 const trials = Number(process.env.PAYNOTIFY_TEST_POWER_LOSS_TRIALS ?? '') || 20
 const slowDiskTrials = 3
-const mutantTrials = 5
+const mutantTrials = 8
 const ordersPerTrial = 40
 const clients = 16
 
@@ -103,7 +103,7 @@ function slowDiskBuild (t: TapTest, ackEarly: boolean): string {
   const answers = /for \(const answer of answers\)\s*post\(answer\);/g
   t.equal(source.split(sync).length, 2, 'the built writer syncs the WAL in one place')
   t.equal(source.match(answers)?.length, 1, 'and answers a sync\'s commits in one place')
-  let patched = source.replace(sync, slowSync) + '\nfunction slowFdatasync (fd, callback) { setTimeout(() => { fdatasync(fd, callback) }, 20) }\n'
+  let patched = source.replace(sync, slowSync) + '\nfunction slowFdatasync (fd, callback) { setTimeout(() => { fdatasync(fd, callback) }, 50) }\n'
   if (ackEarly) patched = patched.replace(answers, '').replace(slowSync, `for (const answer of answers) post(answer); ${slowSync}`)
   t.equal(patched.includes(`post(answer); ${slowSync}`), ackEarly, ackEarly ? 'answers moved before the sync' : 'answers left after the sync')
   writeFileSync(worker, patched)
