@@ -16,10 +16,9 @@ import { spawn, execFileSync } from 'node:child_process'
 import { existsSync, mkdtempSync, rmSync } from 'node:fs'
 import { loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { benchAdminToken, benchMerchantToken, benchSecret } from './lib/bodies.js'
 import { machineInfo, root } from './lib/machine.js'
 import { saveResult, writeReport } from './lib/report.js'
-import { cpuSeconds, freePort } from './lib/servers.js'
+import { cpuSeconds, freePort, serviceEnv } from './lib/servers.js'
 import { summarize } from './lib/stats.js'
 
 const rounds = Math.max(1, Number(process.env.BENCH_RUNS ?? 7))
@@ -39,18 +38,7 @@ if (!existsSync(largeDb)) {
 
 /** One start: spawn, wait for the listening line, read the CPU, stop. */
 async function startOnce ({ command, args, dbPath }) {
-  const port = await freePort()
-  const env = {
-    PATH: process.env.PATH,
-    HOME: process.env.HOME,
-    PAYNOTIFY_DB: dbPath,
-    PAYNOTIFY_HOST: '127.0.0.1',
-    PAYNOTIFY_PORT: String(port),
-    PAYNOTIFY_GENERIC_SECRET: benchSecret,
-    PAYNOTIFY_ADMIN_TOKEN: benchAdminToken,
-    PAYNOTIFY_MERCHANT_TOKEN: benchMerchantToken,
-    PAYNOTIFY_LOG_LEVEL: 'warn'
-  }
+  const env = serviceEnv(dbPath, await freePort(), { PAYNOTIFY_LOG_LEVEL: 'warn' })
   const started = performance.now()
   // detached: `npm start` runs node under a shell; the whole group is stopped below.
   const child = spawn(command, args, { cwd: root, env, stdio: ['ignore', 'ignore', 'pipe'], detached: true })

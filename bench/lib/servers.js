@@ -86,17 +86,9 @@ async function stopChild (child, deadlineMs = 30_000) {
   return code
 }
 
-/**
- * Starts the real service (`node dist/cli/main.js serve`) in a child process
- * on a fresh database in a temp dir, with the default settings unless `env`
- * overrides them. Its log goes to a file beside the database, as a deployed
- * service's stdout would go to a file or the journal.
- */
-export async function startPaynotify ({ env = {}, nodeArgs = [], dist, readyTimeoutMs } = {}) {
-  const dir = mkdtempSync(join(tmpdir(), 'paynotify-bench-'))
-  const dbPath = join(dir, 'paynotify.db')
-  const port = await freePort()
-  const childEnv = {
+/** The environment a benchmarked service runs with: its database and port, the bench's secrets, then `env`. */
+export function serviceEnv (dbPath, port, env = {}) {
+  return {
     PATH: process.env.PATH,
     HOME: process.env.HOME,
     PAYNOTIFY_DB: dbPath,
@@ -107,6 +99,19 @@ export async function startPaynotify ({ env = {}, nodeArgs = [], dist, readyTime
     PAYNOTIFY_MERCHANT_TOKEN: benchMerchantToken,
     ...env
   }
+}
+
+/**
+ * Starts the real service (`node dist/cli/main.js serve`) in a child process
+ * on a fresh database in a temp dir, with the default settings unless `env`
+ * overrides them. Its log goes to a file beside the database, as a deployed
+ * service's stdout would go to a file or the journal.
+ */
+export async function startPaynotify ({ env = {}, nodeArgs = [], dist, readyTimeoutMs } = {}) {
+  const dir = mkdtempSync(join(tmpdir(), 'paynotify-bench-'))
+  const dbPath = join(dir, 'paynotify.db')
+  const port = await freePort()
+  const childEnv = serviceEnv(dbPath, port, env)
   // `dist` or BENCH_DIST points at another build of the service (an A/B comparison of two builds); dist/ by default.
   const build = dist ?? process.env.BENCH_DIST ?? join(root, 'dist')
   const child = spawnServer([...nodeArgs, join(build, 'cli', 'main.js'), 'serve'], childEnv, join(dir, 'server.log'))
