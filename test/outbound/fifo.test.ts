@@ -32,7 +32,10 @@ t.test('per-order FIFO under shuffled input and random failed attempts: each ord
   await runPool(shuffle(callbacks, random), 8, async params => { await sendCallback(app, params) })
 
   const written = outboxRows(setup)
-  t.ok(written.length >= orders * 3, `${written.length} messages for ${callbacks.length} callbacks`)
+  // At least two per order whatever the arrival order: its first change (order.updated) and the paid
+  // one (order.paid, with its order.updated when the payment came first); a pending after paid changes nothing.
+  t.ok(written.length >= orders * 2, `${written.length} messages for ${callbacks.length} callbacks`)
+  t.equal(new Set(written.map(row => row.order_id)).size, orders, 'every order wrote messages')
   await receiver.until(r => written.every(row => deliveredAt(r, row.message_id) >= 0))
   t.same(receiver.refused, [], 'every attempt verified')
   t.ok(receiver.requests.length > written.length, `${receiver.requests.length - written.length} attempts failed and were retried`)
