@@ -36,25 +36,25 @@ export class DeliveryCounts {
    * a repeat is to be counted and not stored. 0 for an event without a delivery id.
    */
   storedCount (streamId: string, metadata: Partial<EventMetadata>): number {
-    const key = keyOf(metadata)
+    const key = deliveryKey(metadata)
     return key === undefined ? 0 : this.#stored.get(streamId, key.gateway, key.deliveryId) ?? 0
   }
 
   /** Counts an event appended. */
   stored (streamId: string, metadata: Partial<EventMetadata>): void {
-    const key = keyOf(metadata)
+    const key = deliveryKey(metadata)
     if (key !== undefined) this.#countStored.run(streamId, key.gateway, key.deliveryId)
   }
 
   /** Counts a repeat acked but not appended (storedCount reached maxStoredDeliveries). */
   unstored (streamId: string, metadata: Partial<EventMetadata>, at: string): void {
-    const key = keyOf(metadata)
+    const key = deliveryKey(metadata)
     if (key !== undefined) this.#countUnstored.run(at, streamId, key.gateway, key.deliveryId)
   }
 }
 
-// The key as the migration that added the table counted the events before it: text values only.
-function keyOf (metadata: Partial<EventMetadata>): { gateway: string, deliveryId: string } | undefined {
+/** The key deliveries counts an event under (none without a text deliveryId): as the migration that added the table counted the events before it. */
+export function deliveryKey (metadata: Partial<EventMetadata>): { gateway: string, deliveryId: string } | undefined {
   if (typeof metadata.deliveryId !== 'string') return undefined
   return { gateway: typeof metadata.gateway === 'string' ? metadata.gateway : '', deliveryId: metadata.deliveryId }
 }

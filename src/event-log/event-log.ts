@@ -1,11 +1,12 @@
 import type SQLite from 'better-sqlite3'
 import { StoreUnavailableError } from '../errors.js'
-import { currentSchemaVersion, type DomainEvent, type EventMetadata, type RecordedEvent } from '../orders/events.js'
+import type { DomainEvent, EventMetadata, RecordedEvent } from '../orders/events.js'
 import type { CheckpointSigner } from './checkpoint-signature.js'
-import { chainHash, genesisHash } from './hash.js'
+import { genesisHash } from './hash.js'
 import { checkpointRecorder } from './signed-checkpoints.js'
-import { DeliveryCounts, maxStoredDeliveries } from './deliveries.js'
+import { DeliveryCounts } from './deliveries.js'
 import { insertRawBodySql, splitRawBody, type RawBody } from './raw-bodies.js'
+import { sequenceAppends, type SequenceStore } from './sequence.js'
 
 /** An event to append; the log assigns position, stream version, time and hash. */
 export type NewEvent = DomainEvent & {
@@ -128,84 +129,74 @@ interface PendingAppend {
  */
 export class GroupCommitQueue<T extends { events: readonly unknown[] }> {
   readonly #maxEvents: number
-  readonly #commit: (batch: T[]) => void
+  readonly #commit: (batch: T[]) => void | Promise<void>
   #queue: T[] = []
   #scheduled = false
+  #committing: Promise<void> | undefined
 
-  constructor (maxEvents: number, commit: (batch: T[]) => void) {
+  /**
+   * `commit` writes one batch. When it returns a promise (a store whose I/O
+   * is asynchronous: pg-event-log.ts), the next batch waits for it, and
+   * everything queued meanwhile joins that next batch; it must not reject.
+   */
+  constructor (maxEvents: number, commit: (batch: T[]) => void | Promise<void>) {
     this.#maxEvents = Math.max(1, maxEvents)
     this.#commit = commit
   }
 
   push (append: T): void {
     this.#queue.push(append)
-    if (!this.#scheduled) {
+    if (!this.#scheduled && this.#committing === undefined) {
       this.#scheduled = true
       setImmediate(() => { this.flush() })
     }
   }
 
-  /** Commits everything queued now, batch after batch. */
+  /** Commits everything queued now, batch after batch (an asynchronous commit: each after the one before). */
   flush (): void {
     this.#scheduled = false
-    while (this.#queue.length > 0) {
+    while (this.#queue.length > 0 && this.#committing === undefined) {
       let count = 1
       let size = this.#queue[0]!.events.length
       while (count < this.#queue.length && size + this.#queue[count]!.events.length <= this.#maxEvents) size += this.#queue[count++]!.events.length
-      this.#commit(this.#queue.splice(0, count))
+      const committing = this.#commit(this.#queue.splice(0, count))
+      if (committing !== undefined) {
+        this.#committing = committing.then(() => {
+          this.#committing = undefined
+          this.flush()
+        })
+      }
     }
+  }
+
+  /** Resolves once nothing is queued and no commit is in flight. */
+  async drained (): Promise<void> {
+    this.flush()
+    while (this.#committing !== undefined) await this.#committing
   }
 }
 
+/** A batch as a writer committed it: each caller's events, and the transaction's report. */
+export interface WrittenBatch { appends: CommittedAppend[], report: CommitReport }
+
 /**
- * The only writer of the events table. Appends are group-committed: callers
- * queue, and the queue is written in one BEGIN IMMEDIATE transaction per turn
- * of the event loop, so one fsync serves every request that arrived while the
- * previous batch was committing. An idle log commits at once (no timer);
- * under load batches grow by themselves. Each caller resolves only after its
- * batch committed; a failed batch rejects every caller in it and writes none.
+ * What every writer of the log shares: appends are prepared (a bad event
+ * fails its own append only), queued and group-committed (GroupCommitQueue),
+ * and each caller resolves only after its batch committed; a failed batch
+ * rejects every caller in it and writes none. A writer supplies writeBatch:
+ * synchronous on SQLite (EventLog), asynchronous on PostgreSQL (PgEventLog).
  */
-export class EventLog implements EventAppender, CommitObservable {
-  readonly #sqlite: SQLite.Database
-  readonly #onAppend: OnAppend | undefined
-  readonly #onRollback: (() => void) | undefined
-  readonly #clock: () => Date
-  readonly #insert: SQLite.Statement
-  readonly #insertBody: SQLite.Statement
-  readonly #streamVersion: SQLite.Statement<[string], { v: number | null }>
-  readonly #recordCheckpoint: ((tail: Tail, signedAt: string) => void) | undefined
-  readonly #deliveries: DeliveryCounts
+export abstract class QueuedEventWriter implements EventAppender, CommitObservable {
   readonly #commitListeners = new Set<(report: CommitReport) => void>()
   readonly #queue: GroupCommitQueue<PendingAppend>
-  #closed = false
-  #tail: Tail
-  #batches = 0
+  protected closed = false
 
-  constructor (sqlite: SQLite.Database, options: EventLogOptions = {}) {
-    this.#sqlite = sqlite
-    this.#queue = new GroupCommitQueue(options.maxBatchSize ?? 1024, batch => { this.#commit(batch) })
-    this.#onAppend = options.onAppend
-    this.#onRollback = options.onRollback
-    this.#clock = options.clock ?? (() => new Date())
-    this.#insert = sqlite.prepare(`INSERT INTO events
-      (position, stream_id, stream_version, type, schema_version, data, metadata, recorded_at, hash)
-      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`)
-    this.#insertBody = sqlite.prepare(insertRawBodySql)
-    this.#streamVersion = sqlite.prepare('SELECT max(stream_version) AS v FROM events WHERE stream_id = ?')
-    this.#recordCheckpoint = options.signer === undefined ? undefined : checkpointRecorder(sqlite, options.signer)
-    this.#deliveries = new DeliveryCounts(sqlite)
-    this.#tail = readTail(sqlite)
+  constructor (maxBatchSize: number | undefined) {
+    this.#queue = new GroupCommitQueue(maxBatchSize ?? 1024, batch => this.#commit(batch))
   }
 
-  /** Position and hash of the last committed event. */
-  get tail (): Tail {
-    return { ...this.#tail }
-  }
-
-  /** Number of transactions committed or attempted (for benchmarks and tests). */
-  get batches (): number {
-    return this.#batches
-  }
+  /** Writes these appends (one entry per caller) in one transaction. */
+  protected abstract writeBatch (appends: ReadonlyArray<readonly PreparedEvent[]>): WrittenBatch | Promise<WrittenBatch>
 
   /** Appends the events of one request atomically; resolves after they are durable. */
   async append (events: readonly NewEvent[]): Promise<RecordedEvent[]> {
@@ -213,7 +204,7 @@ export class EventLog implements EventAppender, CommitObservable {
   }
 
   appendWithRepeats (events: readonly NewEvent[]): Promise<AppendResult> {
-    if (this.#closed) return Promise.reject(new StoreUnavailableError('event log is closed'))
+    if (this.closed) return Promise.reject(new StoreUnavailableError('event log is closed'))
     let prepared: PreparedEvent[]
     try {
       // Before anything is queued: an event that cannot be encoded fails its own append only.
@@ -231,25 +222,99 @@ export class EventLog implements EventAppender, CommitObservable {
     return () => { this.#commitListeners.delete(listener) }
   }
 
-  /** Writes what is queued, then refuses new appends. */
-  close (): void {
+  /** Writes what is queued now (an asynchronous writer: see drained). */
+  protected flush (): void {
     this.#queue.flush()
-    this.#closed = true
   }
 
-  #commit (batch: PendingAppend[]): void {
-    let written: { appends: CommittedAppend[], report: CommitReport }
+  /** Resolves once everything queued is written. */
+  protected async drained (): Promise<void> {
+    await this.#queue.drained()
+  }
+
+  #commit (batch: PendingAppend[]): void | Promise<void> {
+    const fail = (error: unknown): void => { for (const pending of batch) pending.reject(error as Error) }
+    let written: WrittenBatch | Promise<WrittenBatch>
     try {
-      written = this.commitNow(batch.map(pending => pending.events))
+      written = this.writeBatch(batch.map(pending => pending.events))
     } catch (error) {
-      for (const pending of batch) pending.reject(error as Error)
+      fail(error)
       return
     }
+    if (written instanceof Promise) return written.then(done => { this.#settle(batch, done) }, fail)
+    this.#settle(batch, written)
+  }
+
+  #settle (batch: PendingAppend[], written: WrittenBatch): void {
     batch.forEach((pending, i) => {
       const { events, repeats } = written.appends[i]!
       pending.resolve({ recorded: events.filter((event): event is RecordedEvent => event !== null), repeats })
     })
     for (const listener of this.#commitListeners) listener(written.report)
+  }
+}
+
+/**
+ * The only writer of the events table on SQLite. Appends are group-committed:
+ * callers queue, and the queue is written in one BEGIN IMMEDIATE transaction
+ * per turn of the event loop, so one fsync serves every request that arrived
+ * while the previous batch was committing. An idle log commits at once (no
+ * timer); under load batches grow by themselves.
+ */
+export class EventLog extends QueuedEventWriter {
+  readonly #sqlite: SQLite.Database
+  readonly #onAppend: OnAppend | undefined
+  readonly #onRollback: (() => void) | undefined
+  readonly #clock: () => Date
+  readonly #recordCheckpoint: ((tail: Tail, signedAt: string) => void) | undefined
+  readonly #sequenceStore: SequenceStore
+  #tail: Tail
+  #batches = 0
+
+  constructor (sqlite: SQLite.Database, options: EventLogOptions = {}) {
+    super(options.maxBatchSize)
+    this.#sqlite = sqlite
+    this.#onAppend = options.onAppend
+    this.#onRollback = options.onRollback
+    this.#clock = options.clock ?? (() => new Date())
+    this.#recordCheckpoint = options.signer === undefined ? undefined : checkpointRecorder(sqlite, options.signer)
+    const deliveries = new DeliveryCounts(sqlite)
+    const insert = sqlite.prepare(`INSERT INTO events
+      (position, stream_id, stream_version, type, schema_version, data, metadata, recorded_at, hash)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+    const insertBody = sqlite.prepare(insertRawBodySql)
+    const streamVersion = sqlite.prepare('SELECT max(stream_version) AS v FROM events WHERE stream_id = ?').pluck() as SQLite.Statement<[string], number | null>
+    this.#sequenceStore = {
+      storedCount: event => deliveries.storedCount(event.streamId, event.metadata),
+      stored: event => { deliveries.stored(event.streamId, event.metadata) },
+      unstored: (event, at) => { deliveries.unstored(event.streamId, event.metadata, at) },
+      streamVersion: streamId => streamVersion.get(streamId) ?? 0,
+      insert: (row, body) => {
+        if (body !== undefined) insertBody.run(body.sha256, body.encoding, body.text)
+        insert.run(row.position, row.stream_id, row.stream_version, row.type, row.schema_version, row.data, row.metadata, row.recorded_at, row.hash)
+      }
+    }
+    this.#tail = readTail(sqlite)
+  }
+
+  /** Position and hash of the last committed event. */
+  get tail (): Tail {
+    return { ...this.#tail }
+  }
+
+  /** Number of transactions committed or attempted (for benchmarks and tests). */
+  get batches (): number {
+    return this.#batches
+  }
+
+  /** Writes what is queued, then refuses new appends. */
+  close (): void {
+    this.flush()
+    this.closed = true
+  }
+
+  protected writeBatch (appends: ReadonlyArray<readonly PreparedEvent[]>): WrittenBatch {
+    return this.commitNow(appends)
   }
 
   /**
@@ -261,66 +326,23 @@ export class EventLog implements EventAppender, CommitObservable {
    * called). Throws StoreUnavailableError after a rollback. The writer
    * thread drives its batches through this; append() queues into it.
    */
-  commitNow (appends: ReadonlyArray<readonly PreparedEvent[]>): { appends: CommittedAppend[], report: CommitReport } {
-    if (this.#closed) throw new StoreUnavailableError('event log is closed')
+  commitNow (appends: ReadonlyArray<readonly PreparedEvent[]>): WrittenBatch {
+    if (this.closed) throw new StoreUnavailableError('event log is closed')
     const recordedAt = this.#clock().toISOString()
     const before = this.#tail
     this.#batches++
     const started = performance.now()
-    const repeats = appends.map(() => 0)
     try {
       const written = this.#sqlite.transaction(() => {
-        const versions = new Map<string, number>()
-        let { position, hash } = before
-        const all: RecordedEvent[] = []
-        const perCaller = appends.map((events, caller) => events.map(event => {
-          // Counted in this transaction too: a repeat is left out only once the copies it repeats commit with it or before it.
-          const copies = this.#deliveries.storedCount(event.streamId, event.metadata)
-          if (copies > 0) repeats[caller]!++
-          if (copies >= maxStoredDeliveries) {
-            this.#deliveries.unstored(event.streamId, event.metadata, recordedAt)
-            return null
-          }
-          this.#deliveries.stored(event.streamId, event.metadata)
-          if (event.body !== undefined) this.#insertBody.run(event.body.sha256, event.body.encoding, event.body.text)
-          const streamVersion = (versions.get(event.streamId) ?? this.#streamVersion.get(event.streamId)?.v ?? 0) + 1
-          versions.set(event.streamId, streamVersion)
-          position += 1
-          const row = {
-            position,
-            stream_id: event.streamId,
-            stream_version: streamVersion,
-            type: event.type,
-            schema_version: currentSchemaVersion,
-            data: event.dataJson,
-            metadata: event.metadataJson,
-            recorded_at: recordedAt
-          }
-          hash = chainHash(hash, row)
-          this.#insert.run(row.position, row.stream_id, row.stream_version, row.type, row.schema_version, row.data, row.metadata, row.recorded_at, hash)
-          // Spelled out rather than spread: on Node 20 `{ ...event, position, … }` costs microseconds per event.
-          const recorded = {
-            streamId: event.streamId,
-            type: event.type,
-            data: event.data,
-            metadata: event.metadata,
-            position,
-            streamVersion,
-            schemaVersion: currentSchemaVersion,
-            recordedAt,
-            hash
-          } as RecordedEvent
-          all.push(recorded)
-          return recorded
-        }))
-        this.#onAppend?.(all)
-        if (position > before.position) this.#recordCheckpoint?.({ position, hash }, recordedAt)
-        this.#tail = { position, hash }
-        return perCaller
+        const sequenced = sequenceAppends(appends, before, recordedAt, this.#sequenceStore)
+        this.#onAppend?.(sequenced.all)
+        if (sequenced.tail.position > before.position) this.#recordCheckpoint?.(sequenced.tail, recordedAt)
+        this.#tail = sequenced.tail
+        return sequenced
       }).immediate()
       const events = appends.reduce((sum, events) => sum + events.length, 0)
       return {
-        appends: written.map((events, caller) => ({ events, repeats: repeats[caller]! })),
+        appends: written.perCaller.map((events, caller) => ({ events, repeats: written.repeats[caller]! })),
         report: { events, seconds: (performance.now() - started) / 1000 }
       }
     } catch (cause) {

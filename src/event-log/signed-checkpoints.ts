@@ -46,9 +46,13 @@ export function checkpointRecorder (sqlite: SQLite.Database, signer: CheckpointS
     ON CONFLICT (block) DO UPDATE SET position = excluded.position, hash = excluded.hash, public_key = excluded.public_key,
       signature = excluded.signature, signed_at = excluded.signed_at`)
   return (tail, signedAt) => {
-    if (tail.position === 0) return
-    upsert.run(Math.floor((tail.position - 1) / checkpointBlockSize), tail.position, tail.hash, signer.publicKey, signer.sign(tail.position, tail.hash), signedAt)
+    if (tail.position > 0) upsert.run(...signedCheckpointValues(signer, tail, signedAt))
   }
+}
+
+/** The signed_checkpoints row of a tail (position > 0), in column order: block, position, hash, public_key, signature, signed_at. */
+export function signedCheckpointValues (signer: CheckpointSigner, tail: Tail, signedAt: string): [number, number, string, string, string, string] {
+  return [Math.floor((tail.position - 1) / checkpointBlockSize), tail.position, tail.hash, signer.publicKey, signer.sign(tail.position, tail.hash), signedAt]
 }
 
 /** True when the database has the table (a log written before migration 2026-12-07-03, opened read-only, has not). */
