@@ -1,37 +1,20 @@
-import type SQLite from 'better-sqlite3'
 import type { EndpointChangedData } from '../orders/events.js'
 import type { FanoutEndpoint } from './outbox.js'
-
-interface EndpointRow { id: string, events: string | null, enabled: number, created_position: number }
+import type { EndpointRow, ProjectionStore } from './projection-store.js'
 
 /**
  * The endpoints table as the projection of the log's EndpointChanged events,
- * kept in the append transaction like the orders table; and the enabled
- * endpoints in memory, which the outbox fans each message out to.
+ * kept in the append transaction like the orders table; and the endpoints in
+ * memory, whose enabled ones the outbox fans each message out to.
  */
 export class EndpointsProjection {
-  readonly #insert: SQLite.Statement
-  readonly #update: SQLite.Statement
-  readonly #disable: SQLite.Statement
-  readonly #touch: SQLite.Statement
-  readonly #delete: SQLite.Statement
-  readonly #dropDeliveries: SQLite.Statement
-  readonly #readEnabled: SQLite.Statement<[], EndpointRow>
-  #enabled: FanoutEndpoint[]
+  readonly #store: ProjectionStore
+  #rows = new Map<string, EndpointRow>()
+  #enabled: FanoutEndpoint[] = []
 
-  constructor (sqlite: SQLite.Database) {
-    this.#insert = sqlite.prepare(`INSERT INTO endpoints (id, url, events, description, enabled, disabled_reason, created_position, created_at, updated_at)
-      VALUES (?, ?, ?, ?, ?, NULL, ?, ?, ?)`)
-    this.#update = sqlite.prepare(`UPDATE endpoints SET url = ?, events = ?, description = ?, enabled = ?,
-      disabled_reason = CASE WHEN ? = 1 THEN NULL ELSE disabled_reason END, updated_at = ? WHERE id = ?`)
-    this.#disable = sqlite.prepare('UPDATE endpoints SET enabled = 0, disabled_reason = ?, updated_at = ? WHERE id = ?')
-    this.#touch = sqlite.prepare('UPDATE endpoints SET updated_at = ? WHERE id = ?')
-    this.#delete = sqlite.prepare('DELETE FROM endpoints WHERE id = ?')
-    // A deleted endpoint's undelivered messages are dead-lettered with it: nothing stays pending for an endpoint that is gone.
-    this.#dropDeliveries = sqlite.prepare(`UPDATE outbound_deliveries SET state = 'dead', last_error = 'endpoint deleted', updated_at = ?
-      WHERE endpoint_id = ? AND state IN ('pending', 'failed')`)
-    this.#readEnabled = sqlite.prepare('SELECT id, events, enabled, created_position FROM endpoints WHERE enabled = 1 ORDER BY id')
-    this.#enabled = this.#load()
+  constructor (store: ProjectionStore) {
+    this.#store = store
+    this.reload()
   }
 
   /** The enabled endpoints, as the writer fans out to them. */
@@ -41,44 +24,53 @@ export class EndpointsProjection {
 
   /** Applies one EndpointChanged event. Must run inside the append transaction. */
   apply (change: EndpointChangedData, position: number, recordedAt: string): void {
-    const { endpointId, endpoint } = change
+    const { endpointId: id, endpoint } = change
+    const row = this.#rows.get(id)
     switch (change.change) {
-      case 'created':
-        this.#insert.run(endpointId, endpoint!.url, eventsJson(endpoint!.events), endpoint!.description, endpoint!.enabled ? 1 : 0, position, recordedAt, recordedAt)
-        break
-      case 'updated': {
+      case 'created': {
+        const events = eventsJson(endpoint!.events)
         const enabled = endpoint!.enabled ? 1 : 0
-        this.#update.run(endpoint!.url, eventsJson(endpoint!.events), endpoint!.description, enabled, enabled, recordedAt, endpointId)
+        this.#store.insertEndpoint({ id, url: endpoint!.url, events, description: endpoint!.description, enabled, createdPosition: position, at: recordedAt })
+        this.#rows.set(id, { id, events, enabled, created_position: position })
+        break
+      }
+      case 'updated': {
+        const events = eventsJson(endpoint!.events)
+        const enabled = endpoint!.enabled ? 1 : 0
+        this.#store.updateEndpoint({ id, url: endpoint!.url, events, description: endpoint!.description, enabled, at: recordedAt })
+        if (row !== undefined) this.#rows.set(id, { ...row, events, enabled })
         break
       }
       case 'disabled':
-        this.#disable.run(change.reason, recordedAt, endpointId)
+        this.#store.disableEndpoint(id, change.reason, recordedAt)
+        if (row !== undefined) this.#rows.set(id, { ...row, enabled: 0 })
         break
       case 'secret_rotated':
-        this.#touch.run(recordedAt, endpointId)
+        this.#store.touchEndpoint(id, recordedAt)
         break
       case 'deleted':
-        this.#delete.run(endpointId)
-        this.#dropDeliveries.run(recordedAt, endpointId)
+        this.#store.deleteEndpoint(id, recordedAt)
+        this.#rows.delete(id)
         break
       default:
         return assertNever(change.change)
     }
-    this.#enabled = this.#load()
+    this.#enabled = enabledOf(this.#rows)
   }
 
-  /** Re-reads the table (after a rolled-back transaction). */
+  /** Re-reads the table (after a rolled-back transaction, or another instance's change). */
   reload (): void {
-    this.#enabled = this.#load()
+    this.#rows = new Map(this.#store.endpoints().map(row => [row.id, row]))
+    this.#enabled = enabledOf(this.#rows)
   }
+}
 
-  #load (): FanoutEndpoint[] {
-    return this.#readEnabled.all().map(row => ({
-      id: row.id,
-      events: row.events === null ? null : new Set(JSON.parse(row.events) as string[]),
-      createdPosition: row.created_position
-    }))
-  }
+function enabledOf (rows: Map<string, EndpointRow>): FanoutEndpoint[] {
+  return [...rows.values()].filter(row => row.enabled === 1).sort((a, b) => a.id < b.id ? -1 : a.id > b.id ? 1 : 0).map(row => ({
+    id: row.id,
+    events: row.events === null ? null : new Set(JSON.parse(row.events) as string[]),
+    createdPosition: row.created_position
+  }))
 }
 
 function eventsJson (events: readonly string[] | null): string | null {

@@ -1,5 +1,5 @@
-import type SQLite from 'better-sqlite3'
 import { OrderStatus, type OrderView } from '../orders/order-fold.js'
+import type { ProjectionStore } from './projection-store.js'
 
 /** The types of outbound messages: every change is `order.updated`; the others name what changed, for filtering. */
 export const OrderMessageType = {
@@ -103,20 +103,14 @@ export interface FanoutEndpoint { id: string, events: ReadonlySet<string> | null
  * stable and unique per log.
  */
 export class OutboxWriter {
-  readonly #insertMessage: SQLite.Statement
-  readonly #insertDelivery: SQLite.Statement
-  readonly #lastVersion: SQLite.Statement<[string], number | null>
+  readonly #store: ProjectionStore
   // Per order touched in the current transaction: its last message version (beginBatch clears it).
   readonly #versions = new Map<string, number>()
   readonly #firstDelayMs: number
   readonly #clock: () => number
 
-  constructor (sqlite: SQLite.Database, options: { firstDelayMs: number, clock?: () => number }) {
-    this.#insertMessage = sqlite.prepare(`INSERT INTO outbox (message_id, type, order_id, position, version, payload, created_at)
-      VALUES (?, ?, ?, ?, ?, ?, ?)`)
-    this.#insertDelivery = sqlite.prepare(`INSERT INTO outbound_deliveries (message_seq, endpoint_id, order_id, state, attempts, next_attempt_at, created_at, updated_at)
-      VALUES (?, ?, ?, 'pending', 0, ?, ?, ?)`)
-    this.#lastVersion = sqlite.prepare('SELECT max(version) FROM outbox WHERE order_id = ?').pluck() as SQLite.Statement<[string], number | null>
+  constructor (store: ProjectionStore, options: { firstDelayMs: number, clock?: () => number }) {
+    this.#store = store
     this.#firstDelayMs = options.firstDelayMs
     this.#clock = options.clock ?? Date.now
   }
@@ -133,7 +127,7 @@ export class OutboxWriter {
    */
   write (types: readonly OrderMessageType[], view: OrderView, previous: OrderSummary | null, cause: Cause, index: number, endpoints: readonly FanoutEndpoint[]): void {
     // Not the stream's version: a change another event makes (a joining report, the first registered order) leaves that as it was.
-    const version = (this.#versions.get(view.orderId) ?? this.#lastVersion.get(view.orderId) ?? 0) + 1
+    const version = (this.#versions.get(view.orderId) ?? this.#store.lastMessageVersion(view.orderId) ?? 0) + 1
     this.#versions.set(view.orderId, version)
     const data = JSON.stringify({
       order_id: view.orderId,
@@ -153,10 +147,10 @@ export class OutboxWriter {
       const type = types[i]!
       // Built around the data's JSON rather than stringified per type: the outbox is on the writer's critical path.
       const payload = `{"type":"${type}","timestamp":${timestamp},"data":${data}}`
-      const seq = this.#insertMessage.run(webhookId(cause, index + i), type, view.orderId, cause.position, version, payload, cause.recordedAt).lastInsertRowid
+      const message = this.#store.insertMessage({ messageId: webhookId(cause, index + i), type, orderId: view.orderId, position: cause.position, version, payload, createdAt: cause.recordedAt })
       for (const endpoint of endpoints) {
         if (cause.position <= endpoint.createdPosition || (endpoint.events !== null && !endpoint.events.has(type))) continue
-        this.#insertDelivery.run(seq, endpoint.id, view.orderId, due, cause.recordedAt, cause.recordedAt)
+        this.#store.insertDelivery({ message, endpointId: endpoint.id, orderId: view.orderId, due, createdAt: cause.recordedAt })
       }
     }
   }

@@ -1,6 +1,7 @@
 import type SQLite from 'better-sqlite3'
 import { createCheckpointSigner } from '../event-log/checkpoint-signature.js'
 import { EventLog } from '../event-log/event-log.js'
+import { SqliteProjectionStore } from './projection-store.js'
 import { OrderProjector, type ProjectorOptions } from './projector.js'
 
 export interface ProjectedLogOptions {
@@ -18,7 +19,7 @@ export interface ProjectedLogOptions {
  * the writer thread both open their log through it.
  */
 export function openProjectedLog (sqlite: SQLite.Database, options: ProjectedLogOptions = {}): { eventLog: EventLog, projector: OrderProjector } {
-  const projector = new OrderProjector(sqlite, { outbox: options.outbox })
+  const projector = new OrderProjector(new SqliteProjectionStore(sqlite), { outbox: options.outbox })
   const eventLog = new EventLog(sqlite, {
     maxBatchSize: options.maxBatchSize,
     clock: options.clock,

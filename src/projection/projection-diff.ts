@@ -1,6 +1,7 @@
 import type SQLite from 'better-sqlite3'
 import { foldStreams, type OrderRange } from './fold-streams.js'
 import type { ViewContext } from '../orders/order-fold.js'
+import { SqliteProjectionStore } from './projection-store.js'
 import { foldedRowValues, orderColumns } from './projector.js'
 import { UnattributedReports } from './unattributed-reports.js'
 
@@ -41,7 +42,7 @@ export interface DiffOptions {
 export function * projectionChanges (sqlite: SQLite.Database, context: ViewContext, options: DiffOptions = {}): Generator<RowChange> {
   const { range = {}, onEvent, tally = { events: 0, orders: 0 }, pageSize = 128 } = options
   const stored = storedRows(sqlite, range, pageSize)
-  const reports = new UnattributedReports(sqlite)
+  const reports = new UnattributedReports(new SqliteProjectionStore(sqlite))
   let row = stored()
   const count = (): void => {
     tally.events++

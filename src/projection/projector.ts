@@ -1,20 +1,11 @@
-import type SQLite from 'better-sqlite3'
 import type { RecordedEvent } from '../orders/events.js'
 import { evolve, foldingStateJson, foldingView, initialOrderState, orderView, type FoldEvent, type FoldingState, type FoldOutcome, type OrderState, type OrderView, type ViewContext } from '../orders/order-fold.js'
 import { EndpointsProjection } from './endpoints-projection.js'
-import { messageTypesOf, OutboxWriter, summaryOf, summaryOfRow, type Cause, type OrderSummary, type SummaryColumns } from './outbox.js'
+import { messageTypesOf, OutboxWriter, summaryOf, summaryOfRow, type Cause, type OrderSummary } from './outbox.js'
+import type { ProjectionStore } from './projection-store.js'
 import { UnattributedReports } from './unattributed-reports.js'
 
-export const ordersProjection = 'orders'
-
-interface OrderRowState extends SummaryColumns { state: string }
-
-/** The orders columns, in the order orderRowValues gives them. */
-export const orderColumns = [
-  'order_id', 'status', 'needs_review', 'anomalies', 'expected_amount', 'expected_currency', 'paid_amount',
-  'refunded_amount', 'currency', 'gateway', 'gateway_trade_no', 'duplicate_count', 'version', 'last_position',
-  'first_seen_at', 'updated_at', 'state'
-] as const
+export { orderColumns, orderUpsertSql, ordersProjection } from './projection-store.js'
 
 /**
  * The columns of an order row, in the order the upsert binds them
@@ -39,10 +30,6 @@ function rowValues (view: OrderView, stateJson: string): Array<string | number |
   ]
 }
 
-/** Writes one order row (orderRowValues), whether new or not: the live projector's and rebuild's. */
-export const orderUpsertSql = `INSERT INTO orders (${orderColumns.join(', ')}) VALUES (${orderColumns.map(() => '?').join(', ')})
-  ON CONFLICT (order_id) DO UPDATE SET ${orderColumns.slice(1).map(column => `${column} = excluded.${column}`).join(', ')}`
-
 export interface ProjectorOptions {
   /**
    * Write an order.* message to the outbox for every change of an order's
@@ -53,8 +40,6 @@ export interface ProjectorOptions {
   outbox?: { firstDelayMs: number } | undefined
 }
 
-const summaryColumns = 'state, status, paid_amount, refunded_amount, currency, anomalies, needs_review'
-
 /**
  * Applies new events to the orders table (and EndpointChanged events to the
  * endpoints table). Runs synchronously inside the event log's append
@@ -62,26 +47,17 @@ const summaryColumns = 'state, status, paid_amount, refunded_amount, currency, a
  * together; records the last position it applied.
  */
 export class OrderProjector {
-  readonly #sqlite: SQLite.Database
-  readonly #load: SQLite.Statement<[string], OrderRowState>
-  readonly #upsert: SQLite.Statement
-  readonly #checkpoint: SQLite.Statement
-  readonly #readCheckpoint: SQLite.Statement<[string], { last_position: number, context: string }>
+  readonly #store: ProjectionStore
   readonly #reports: UnattributedReports
   readonly #endpoints: EndpointsProjection
   readonly #outbox: OutboxWriter | undefined
   #context: ViewContext
 
-  constructor (sqlite: SQLite.Database, options: ProjectorOptions = {}) {
-    this.#sqlite = sqlite
-    this.#load = sqlite.prepare(`SELECT ${summaryColumns} FROM orders WHERE order_id = ?`)
-    this.#upsert = sqlite.prepare(orderUpsertSql)
-    this.#checkpoint = sqlite.prepare(`INSERT INTO projections (name, last_position, context) VALUES (?, ?, ?)
-      ON CONFLICT (name) DO UPDATE SET last_position = excluded.last_position, context = excluded.context`)
-    this.#readCheckpoint = sqlite.prepare('SELECT last_position, context FROM projections WHERE name = ?')
-    this.#reports = new UnattributedReports(sqlite)
-    this.#endpoints = new EndpointsProjection(sqlite)
-    this.#outbox = options.outbox === undefined ? undefined : new OutboxWriter(sqlite, options.outbox)
+  constructor (store: ProjectionStore, options: ProjectorOptions = {}) {
+    this.#store = store
+    this.#reports = new UnattributedReports(store)
+    this.#endpoints = new EndpointsProjection(store)
+    this.#outbox = options.outbox === undefined ? undefined : new OutboxWriter(store, options.outbox)
     this.#context = this.#readContext()
   }
 
@@ -91,7 +67,7 @@ export class OrderProjector {
 
   /** Last log position applied to the orders table. */
   lastPosition (): number {
-    return this.#readCheckpoint.get(ordersProjection)?.last_position ?? 0
+    return this.#store.readCheckpoint()?.last_position ?? 0
   }
 
   /** Applies events (in log order) and returns each event's outcome. Must run inside a transaction. */
@@ -137,9 +113,9 @@ export class OrderProjector {
         this.#noteChange(state, report, summaries, sent)
       }
     }
-    for (const state of touched.values()) this.#upsert.run(this.#rowValues(state))
+    for (const state of touched.values()) this.#store.upsertOrder(this.#rowValues(state))
     if (contextChangedBy !== undefined) this.#rederiveAll(contextChangedBy, summaries, sent)
-    this.#checkpoint.run(ordersProjection, events[events.length - 1]!.position, JSON.stringify(this.#context))
+    this.#store.writeCheckpoint(events[events.length - 1]!.position, JSON.stringify(this.#context))
     return outcomes
   }
 
@@ -169,7 +145,7 @@ export class OrderProjector {
   }
 
   #loadState (orderId: string, summaries: Map<string, OrderSummary | null>): OrderState {
-    const row = this.#load.get(orderId)
+    const row = this.#store.loadOrder(orderId)
     if (!summaries.has(orderId)) summaries.set(orderId, row === undefined ? null : summaryOfRow(row))
     return row === undefined ? initialOrderState(orderId) : JSON.parse(row.state) as OrderState
   }
@@ -178,17 +154,16 @@ export class OrderProjector {
   // An order this batch changed is compared with what its last message said, not with its row: the row
   // already has the new context's view, which a message written before the registration did not.
   #rederiveAll (cause: Cause, summaries: Map<string, OrderSummary | null>, sent: Map<number, number>): void {
-    const rows = this.#sqlite.prepare(`SELECT ${summaryColumns} FROM orders`).all() as OrderRowState[]
-    for (const row of rows) {
+    for (const row of this.#store.allOrders()) {
       const state = JSON.parse(row.state) as OrderState
       if (!summaries.has(state.orderId)) summaries.set(state.orderId, summaryOfRow(row))
       this.#noteChange(state, cause, summaries, sent)
-      this.#upsert.run(this.#rowValues(state))
+      this.#store.upsertOrder(this.#rowValues(state))
     }
   }
 
   #readContext (): ViewContext {
-    const row = this.#readCheckpoint.get(ordersProjection)
+    const row = this.#store.readCheckpoint()
     return row === undefined ? { ordersRegistered: false } : JSON.parse(row.context) as ViewContext
   }
 }

@@ -1,8 +1,8 @@
-import type SQLite from 'better-sqlite3'
 import { sql, type Kysely, type Selectable } from 'kysely'
 import type { Database, EventsTable } from '../db/database.js'
-import { EventType, unattributedStreamPrefix, upcastEvent, type EventMetadata, type UnattributedReportData } from '../orders/events.js'
+import { EventType, upcastEvent, type EventMetadata, type UnattributedReportData } from '../orders/events.js'
 import { anchorsOf, type Fact, type FoldEvent } from '../orders/order-fold.js'
+import { anchorsTo, type ProjectionStore, type ReportRow } from './projection-store.js'
 
 /*
  * Where unattributed reports (events of type UnattributedReportReceived) meet
@@ -15,42 +15,19 @@ import { anchorsOf, type Fact, type FoldEvent } from '../orders/order-fold.js'
 
 const reportType = EventType.UnattributedReportReceived
 
-/**
- * The condition that an event `anchor` anchors its order (anchorsOf) to a
- * transaction id and gateway, given as SQL expressions: it has that
- * transaction id and is not a refund keyed by its refund id. Written once for
- * the projector's statements and the admin API's query.
- */
-function anchorsTo (transactionId: string, gateway: string): string {
-  return `json_extract(anchor.data, '$.transactionId') = ${transactionId} AND json_extract(anchor.data, '$.gateway') = ${gateway}
-    AND anchor.type NOT IN ('OrderPlaced', '${reportType}')
-    AND (anchor.type NOT IN ('PaymentRefunded', 'RefundFailed') OR json_extract(anchor.data, '$.refundId') IS NULL)`
-}
-
-type ReportRow = Pick<Selectable<EventsTable>, 'position' | 'type' | 'schema_version' | 'data' | 'metadata' | 'recorded_at'>
-
-/** The reports and anchors of one connection's log, for the projector (in its append transaction) and a rebuild. */
+/** The reports and anchors of a log, for the projector (in its append transaction) and a rebuild. */
 export class UnattributedReports {
-  readonly #byTransaction: SQLite.Statement<[string, string], ReportRow>
-  readonly #anchoring: SQLite.Statement<[string, string], string>
-  readonly #nextStream: SQLite.Statement<[string, string], string>
+  readonly #store: ProjectionStore
   #gateways: Set<string>
 
-  constructor (sqlite: SQLite.Database) {
-    this.#byTransaction = sqlite.prepare(`SELECT position, type, schema_version, data, metadata, recorded_at FROM events
-      WHERE json_extract(data, '$.transactionId') = ? AND json_extract(data, '$.gateway') = ? AND type = '${reportType}'
-      ORDER BY position`)
-    this.#anchoring = sqlite.prepare(`SELECT DISTINCT anchor.stream_id FROM events AS anchor WHERE ${anchorsTo('?', '?')} ORDER BY 1`)
-      .pluck() as SQLite.Statement<[string, string], string>
-    // One index seek per gateway: the streams' ids, not their (maybe many) events.
-    this.#nextStream = sqlite.prepare('SELECT stream_id FROM events WHERE stream_id > ? AND stream_id < ? ORDER BY stream_id LIMIT 1')
-      .pluck() as SQLite.Statement<[string, string], string>
-    this.#gateways = this.#readGateways()
+  constructor (store: ProjectionStore) {
+    this.#store = store
+    this.#gateways = store.reportGateways()
   }
 
   /** Reads again which gateways have reports (after a rolled-back transaction). */
   reload (): void {
-    this.#gateways = this.#readGateways()
+    this.#gateways = this.#store.reportGateways()
   }
 
   /** Notes a report appended in the current transaction. */
@@ -65,7 +42,7 @@ export class UnattributedReports {
     const linked: FoldEvent[] = []
     for (const { gateway, transactionId } of anchorsOf(facts)) {
       if (!this.#gateways.has(gateway)) continue
-      for (const row of this.#byTransaction.all(transactionId, gateway)) linked.push(toFoldEvent(row))
+      for (const row of this.#store.reportsByTransaction(transactionId, gateway)) linked.push(toFoldEvent(row))
     }
     // A report has one transaction id, so it matches one anchor at most: only the order is left to fix.
     return linked.length > 1 ? linked.sort((a, b) => a.position - b.position) : linked
@@ -73,17 +50,7 @@ export class UnattributedReports {
 
   /** The orders a report joins. */
   ordersJoined (report: UnattributedReportData): string[] {
-    return report.transactionId === null ? [] : this.#anchoring.all(report.transactionId, report.gateway)
-  }
-
-  #readGateways (): Set<string> {
-    const gateways = new Set<string>()
-    // '~unattributed;' is the first id after every '~unattributed:…'.
-    const end = `${unattributedStreamPrefix.slice(0, -1)};`
-    for (let stream = this.#nextStream.get(unattributedStreamPrefix, end); stream !== undefined; stream = this.#nextStream.get(stream, end)) {
-      gateways.add(stream.slice(unattributedStreamPrefix.length))
-    }
-    return gateways
+    return report.transactionId === null ? [] : this.#store.streamsAnchoredTo(report.transactionId, report.gateway)
   }
 }
 
