@@ -17,8 +17,8 @@ export interface PgCluster {
   url: (database: string) => string
   /** pg client settings for `database`. */
   clientConfig: (database: string) => pg.ClientConfig
-  /** Creates an empty database and returns its name. */
-  createDatabase: (prefix?: string) => Promise<string>
+  /** Creates a database (empty, or a copy of `template`) and returns its name. */
+  createDatabase: (prefix?: string, template?: string) => Promise<string>
   /** Runs SQL as the cluster's superuser on `database` (default postgres). */
   query: <R extends pg.QueryResultRow = pg.QueryResultRow>(sql: string, params?: unknown[], database?: string) => Promise<pg.QueryResult<R>>
   /** Stops the server (a fast shutdown: every session is closed), for restart tests; start() brings it back. */
@@ -81,9 +81,9 @@ async function startEmbedded (): Promise<PgCluster> {
   const cluster: PgCluster = {
     url: database => `postgres://${user}:${password}@${encodeURIComponent(socketDir)}:${port}/${database}`,
     clientConfig,
-    createDatabase: async prefix => {
+    createDatabase: async (prefix, template) => {
       const name = `${prefix ?? 't'}_${process.pid}_${++databases}`
-      await cluster.query(`CREATE DATABASE ${name}`)
+      await cluster.query(`CREATE DATABASE ${name}${template === undefined ? '' : ` TEMPLATE ${template}`}`)
       return name
     },
     query: async (sql, params, database = 'postgres') => await withClient(clientConfig(database), async client => await client.query(sql, params)),
@@ -106,7 +106,6 @@ async function startEmbedded (): Promise<PgCluster> {
   return cluster
 }
 
-// The library's stop() waits for 'exit' of a process it may have lost track of (a start that rejected): bound it by the process itself.
 async function stopServer (server: EmbeddedPostgres): Promise<void> {
   await server.stop()
 }
@@ -120,9 +119,9 @@ function externalCluster (url: string): PgCluster {
   return {
     url: database => urlFor(base, database),
     clientConfig,
-    createDatabase: async prefix => {
+    createDatabase: async (prefix, template) => {
       const name = `${prefix ?? 't'}_${process.pid}_${++databases}`
-      await query(`CREATE DATABASE ${name}`)
+      await query(`CREATE DATABASE ${name}${template === undefined ? '' : ` TEMPLATE ${template}`}`)
       created.push(name)
       return name
     },
@@ -130,7 +129,7 @@ function externalCluster (url: string): PgCluster {
     stop: async () => { throw new Error('stop() needs the embedded server: PAYNOTIFY_TEST_DATABASE_URL names one this test cannot restart') },
     start: async () => {},
     close: async () => {
-      for (const name of created) await query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
+      for (const name of created.reverse()) await query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
     }
   }
 }

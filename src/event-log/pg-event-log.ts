@@ -1,5 +1,6 @@
 import type pg from 'pg'
 import { StoreUnavailableError } from '../errors.js'
+import type { RecordedEvent } from '../orders/events.js'
 import type { CheckpointSigner } from './checkpoint-signature.js'
 import { deliveryKey } from './deliveries.js'
 import { QueuedEventWriter, type PreparedEvent, type Tail, type WrittenBatch } from './event-log.js'
@@ -13,6 +14,13 @@ export interface PgEventLogOptions {
   clock?: () => Date
   /** Signs the tail of every batch in its transaction; without it the log is unsigned. */
   signer?: CheckpointSigner
+  /** Projects every batch in its transaction (projection/pg-projection.ts); without it only the log is written. */
+  projection?: {
+    /** Under the head lock, before the batch's events are written. */
+    begin: (client: pg.PoolClient) => Promise<void>
+    /** After they are written, in the same transaction. */
+    project: (client: pg.PoolClient, events: readonly RecordedEvent[]) => Promise<void>
+  }
 }
 
 /** The head row: the chain's tail and the time of its last event. */
@@ -39,6 +47,7 @@ export class PgEventLog extends QueuedEventWriter {
   readonly #pool: pg.Pool
   readonly #clock: () => Date
   readonly #signer: CheckpointSigner | undefined
+  readonly #projection: PgEventLogOptions['projection']
   #tail: Tail
   #batches = 0
 
@@ -47,6 +56,7 @@ export class PgEventLog extends QueuedEventWriter {
     this.#pool = pool
     this.#clock = options.clock ?? (() => new Date())
     this.#signer = options.signer
+    this.#projection = options.projection
     this.#tail = tail
   }
 
@@ -95,10 +105,12 @@ export class PgEventLog extends QueuedEventWriter {
       // The time only rises with position, whatever the instances' clocks say.
       const now = this.#clock().toISOString()
       const recordedAt = head.recorded_at !== null && head.recorded_at > now ? head.recorded_at : now
+      await this.#projection?.begin(client)
       const batch = new BatchWriter(appends)
       await batch.read(client)
       const sequenced = sequenceAppends(appends, { position: head.position, hash: head.hash }, recordedAt, batch)
       await batch.write(client, recordedAt)
+      await this.#projection?.project(client, sequenced.all)
       if (sequenced.tail.position > head.position) {
         if (this.#signer !== undefined) {
           await client.query(`INSERT INTO signed_checkpoints (block, position, hash, public_key, signature, signed_at) VALUES ($1, $2, $3, $4, $5, $6)

@@ -24,7 +24,7 @@ export interface NewDelivery { message: number, endpointId: string, orderId: str
  */
 export interface ProjectionStore {
   loadOrder: (orderId: string) => OrderRowState | undefined
-  /** Every order (the first registered order changes every order's view). */
+  /** Every order, in order id order (the first registered order changes every order's view). */
   allOrders: () => OrderRowState[]
   /** Writes one orders row (projector.ts orderRowValues). */
   upsertOrder: (values: ReadonlyArray<string | number | null>) => void
@@ -92,7 +92,7 @@ export class SqliteProjectionStore implements ProjectionStore {
   }
 
   allOrders (): OrderRowState[] {
-    return this.#statement(`SELECT ${summaryColumns} FROM orders`).all() as OrderRowState[]
+    return this.#statement(`SELECT ${summaryColumns} FROM orders ORDER BY order_id`).all() as OrderRowState[]
   }
 
   upsertOrder (values: ReadonlyArray<string | number | null>): void {
