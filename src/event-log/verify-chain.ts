@@ -1,7 +1,7 @@
 import type SQLite from 'better-sqlite3'
 import { chainHash, genesisHash } from './hash.js'
 import { rawBodyRef, rawBodySha256 } from './raw-bodies.js'
-import { iterateRows } from './read.js'
+import { iterateRows, type EventRow } from './read.js'
 
 export type ChainBreak =
   | { kind: 'gap', position: number, expected: number }
@@ -26,24 +26,61 @@ export interface ChainReport {
  * missing body breaks the position that refers to it.
  */
 export function verifyChain (sqlite: SQLite.Database, from = { position: 0, hash: genesisHash }, onProgress?: (checked: number) => void): ChainReport {
-  let { position: expectedPrev, hash: prev } = from
-  let checked = 0
+  const verifier = new ChainVerifier(from, onProgress)
   for (const row of iterateRows(sqlite, from.position)) {
-    if (row.position !== expectedPrev + 1) {
-      return { ok: false, checked, lastPosition: expectedPrev, lastHash: prev, firstBreak: { kind: 'gap', position: row.position, expected: expectedPrev + 1 } }
+    if (!verifier.add(row)) break
+  }
+  return verifier.report()
+}
+
+/** verifyChain over rows read asynchronously, in position order from after `from` (PostgreSQL: pg-read.ts). */
+export async function verifyChainRows (rows: AsyncIterable<EventRow>, from = { position: 0, hash: genesisHash }, onProgress?: (checked: number) => void): Promise<ChainReport> {
+  const verifier = new ChainVerifier(from, onProgress)
+  for await (const row of rows) {
+    if (!verifier.add(row)) break
+  }
+  return verifier.report()
+}
+
+/** The chain check of one row after another, whatever reads them. */
+class ChainVerifier {
+  #expectedPrev: number
+  #prev: string
+  #checked = 0
+  #break: ChainBreak | undefined
+  readonly #onProgress: ((checked: number) => void) | undefined
+
+  constructor (from: { position: number, hash: string }, onProgress?: (checked: number) => void) {
+    this.#expectedPrev = from.position
+    this.#prev = from.hash
+    this.#onProgress = onProgress
+  }
+
+  /** Checks the next row; false once a row breaks the chain (the rest is not checked). */
+  add (row: EventRow): boolean {
+    if (row.position !== this.#expectedPrev + 1) {
+      this.#break = { kind: 'gap', position: row.position, expected: this.#expectedPrev + 1 }
+      return false
     }
-    const expected = chainHash(prev, row)
+    const expected = chainHash(this.#prev, row)
     if (expected !== row.hash) {
-      return { ok: false, checked, lastPosition: expectedPrev, lastHash: prev, firstBreak: { kind: 'hash', position: row.position, expected, actual: row.hash } }
+      this.#break = { kind: 'hash', position: row.position, expected, actual: row.hash }
+      return false
     }
     const body = rawBodyRef(row.metadata)
     if (body !== undefined && (row.raw_body === null || row.raw_body === undefined || rawBodySha256(row.raw_body, row.raw_encoding === 'base64' ? 'base64' : 'utf8') !== body)) {
-      return { ok: false, checked, lastPosition: expectedPrev, lastHash: prev, firstBreak: { kind: 'body', position: row.position, sha256: body } }
+      this.#break = { kind: 'body', position: row.position, sha256: body }
+      return false
     }
-    prev = row.hash
-    expectedPrev = row.position
-    checked++
-    if (onProgress !== undefined && checked % 10000 === 0) onProgress(checked)
+    this.#prev = row.hash
+    this.#expectedPrev = row.position
+    this.#checked++
+    if (this.#onProgress !== undefined && this.#checked % 10000 === 0) this.#onProgress(this.#checked)
+    return true
   }
-  return { ok: true, checked, lastPosition: expectedPrev, lastHash: prev }
+
+  report (): ChainReport {
+    const report = { ok: this.#break === undefined, checked: this.#checked, lastPosition: this.#expectedPrev, lastHash: this.#prev }
+    return this.#break === undefined ? report : { ...report, firstBreak: this.#break }
+  }
 }
