@@ -60,7 +60,8 @@ async function startEmbedded (): Promise<PgCluster> {
     user,
     password,
     authMethod: 'scram-sha-256',
-    persistent: false,
+    // Kept across stop() and start() (a restart test); close() removes the directory.
+    persistent: true,
     createPostgresUser: asRoot,
     // Tests lose nothing to a killed client with fsync off: the server's page cache survives it, and a stop() flushes.
     initdbFlags: ['--no-sync', '--encoding=UTF8', '--locale=C'],

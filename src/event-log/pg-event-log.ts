@@ -89,17 +89,34 @@ export class PgEventLog extends QueuedEventWriter {
     await this.drained()
   }
 
+  /**
+   * A connection with a transaction begun. A pooled connection the server
+   * closed while it sat idle (a restart, pg_terminate_backend) fails at
+   * BEGIN, before anything is written: it is dropped and a new one tried once.
+   */
+  async #begin (): Promise<pg.PoolClient> {
+    for (let attempt = 1; ; attempt++) {
+      let client: pg.PoolClient
+      try {
+        client = await this.#pool.connect()
+      } catch (cause) {
+        throw new StoreUnavailableError('the event store could not commit; retry later', { cause })
+      }
+      try {
+        await client.query('BEGIN')
+        return client
+      } catch (cause) {
+        client.release(cause as Error)
+        if (attempt === 2) throw new StoreUnavailableError('the event store could not commit; retry later', { cause })
+      }
+    }
+  }
+
   protected async writeBatch (appends: ReadonlyArray<readonly PreparedEvent[]>): Promise<WrittenBatch> {
     this.#batches++
     const started = performance.now()
-    let client: pg.PoolClient
+    const client = await this.#begin()
     try {
-      client = await this.#pool.connect()
-    } catch (cause) {
-      throw new StoreUnavailableError('the event store could not commit; retry later', { cause })
-    }
-    try {
-      await client.query('BEGIN')
       const { rows: [head] } = await client.query<Head>('SELECT position, hash, recorded_at FROM log_head WHERE id = 1 FOR UPDATE')
       if (head === undefined) throw new Error('log_head has no row: the database was not migrated by paynotify')
       // The time only rises with position, whatever the instances' clocks say.
