@@ -27,10 +27,10 @@ function load (instances: PgEventLog[]): { stop: () => Promise<{ acked: Acked[],
   const acked: Acked[] = []
   const other: unknown[] = []
   let refused = 0
-  let running = true
+  const state = { running: true }
   let n = 0
   const loops = instances.flatMap(log => [1, 2, 3, 4].map(async () => {
-    while (running) {
+    while (state.running) {
       const id = ++n
       try {
         const [event] = await log.append([paid(`load-${id}`, `d-${id}`)])
@@ -46,7 +46,7 @@ function load (instances: PgEventLog[]): { stop: () => Promise<{ acked: Acked[],
   return {
     ackedSoFar: () => acked.length,
     stop: async () => {
-      running = false
+      state.running = false
       await Promise.all(loops)
       return { acked, refused, other }
     }
