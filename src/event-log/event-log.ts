@@ -161,10 +161,11 @@ export class GroupCommitQueue<T extends { events: readonly unknown[] }> {
       while (count < this.#queue.length && size + this.#queue[count]!.events.length <= this.#maxEvents) size += this.#queue[count++]!.events.length
       const committing = this.#commit(this.#queue.splice(0, count))
       if (committing !== undefined) {
-        this.#committing = committing.then(() => {
+        const next = (): void => {
           this.#committing = undefined
           this.flush()
-        })
+        }
+        this.#committing = committing.then(next, next)
       }
     }
   }
