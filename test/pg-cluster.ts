@@ -21,6 +21,8 @@ export interface PgCluster {
   createDatabase: (prefix?: string, template?: string) => Promise<string>
   /** Runs SQL as the cluster's superuser on `database` (default postgres). */
   query: <R extends pg.QueryResultRow = pg.QueryResultRow>(sql: string, params?: unknown[], database?: string) => Promise<pg.QueryResult<R>>
+  /** False for a server named by PAYNOTIFY_TEST_DATABASE_URL: this process cannot stop and start it. */
+  canRestart: boolean
   /** Stops the server (a fast shutdown: every session is closed), for restart tests; start() brings it back. */
   stop: () => Promise<void>
   start: () => Promise<void>
@@ -88,6 +90,7 @@ async function startEmbedded (): Promise<PgCluster> {
       return name
     },
     query: async (sql, params, database = 'postgres') => await withClient(clientConfig(database), async client => await client.query(sql, params)),
+    canRestart: true,
     stop: async () => {
       if (!running) return
       running = false
@@ -127,6 +130,7 @@ function externalCluster (url: string): PgCluster {
       return name
     },
     query,
+    canRestart: false,
     stop: async () => { throw new Error('stop() needs the embedded server: PAYNOTIFY_TEST_DATABASE_URL names one this test cannot restart') },
     start: async () => {},
     close: async () => {
