@@ -1,3 +1,4 @@
+import type { EventsTable } from '../db/database.js'
 import { currentSchemaVersion, type RecordedEvent } from '../orders/events.js'
 import { maxStoredDeliveries } from './deliveries.js'
 import type { PreparedEvent, Tail } from './event-log.js'
@@ -5,17 +6,7 @@ import { chainHash } from './hash.js'
 import type { RawBody } from './raw-bodies.js'
 
 /** An events row as the writers insert it. */
-export interface EventRow {
-  position: number
-  stream_id: string
-  stream_version: number
-  type: string
-  schema_version: number
-  data: string
-  metadata: string
-  recorded_at: string
-  hash: string
-}
+export type EventRow = EventsTable
 
 /**
  * What sequenceAppends needs of a store, inside the transaction that holds
