@@ -1,5 +1,6 @@
 import fc from 'fast-check'
-import { unattributedStreamId, type DomainEvent, type EventMetadata, type PaymentEventType, type RecordedEvent } from '../../src/orders/events.js'
+import type { NewEvent } from '../../src/event-log/event-log.js'
+import { streamIdOf, unattributedStreamId, type DomainEvent, type EventMetadata, type PaymentEventType, type RecordedEvent } from '../../src/orders/events.js'
 import { Anomaly, reportsJoining, type Fact, type OrderView } from '../../src/orders/order-fold.js'
 
 /**
@@ -39,6 +40,15 @@ export interface Delivery {
   event: DomainEvent
   gateway: string
   deliveryId: string
+}
+
+/** A delivery as the event log takes it (its stream, and metadata as a gateway route would write it). */
+export function toNewEvent (delivery: Delivery): NewEvent {
+  return {
+    ...delivery.event,
+    streamId: streamIdOf(delivery.event),
+    metadata: { gateway: delivery.gateway, deliveryId: delivery.deliveryId, receivedAt: '2026-01-01T00:00:00.000Z', requestId: delivery.deliveryId }
+  } as NewEvent
 }
 
 const paymentTypes: readonly PaymentEventType[] = ['PaymentPending', 'PaymentSucceeded', 'PaymentFailed', 'PaymentRefunded', 'RefundFailed', 'PaymentClosed']

@@ -1,14 +1,13 @@
 import { join } from 'node:path'
 import fc from 'fast-check'
 import t from 'tap'
-import type { NewEvent } from '../../src/event-log/event-log.js'
 import { iterateRows, rowToEvent } from '../../src/event-log/read.js'
-import { isOrderStream, streamIdOf, type RecordedEvent } from '../../src/orders/events.js'
+import { isOrderStream, type RecordedEvent } from '../../src/orders/events.js'
 import { foldOrder } from '../../src/orders/order-fold.js'
 import { orderRowValues } from '../../src/projection/projector.js'
 import { openStore, type Store } from '../../src/store.js'
 import { buildTestApp, formHeaders, merchantAuth, signedForm, tempDir } from '../helpers.js'
-import { checkProperty, deliveriesArb, linkedReports, reportsArb, type Delivery } from './arbitraries.js'
+import { checkProperty, deliveriesArb, linkedReports, reportsArb, toNewEvent } from './arbitraries.js'
 
 const columns = ['order_id', 'status', 'needs_review', 'anomalies', 'expected_amount', 'expected_currency', 'paid_amount',
   'refunded_amount', 'currency', 'gateway', 'gateway_trade_no', 'duplicate_count', 'version', 'last_position',
@@ -34,14 +33,6 @@ function compareWithFreshFold (store: Store): { equal: boolean, live: unknown[],
   const live = store.sqlite.prepare(`SELECT ${columns.join(', ')} FROM orders ORDER BY order_id`).raw().all() as unknown[][]
   const equal = JSON.stringify(live) === JSON.stringify(fresh) && store.projector.lastPosition() === store.eventLog.tail.position
   return { equal, live, fresh }
-}
-
-function toNewEvent (delivery: Delivery): NewEvent {
-  return {
-    ...delivery.event,
-    streamId: streamIdOf(delivery.event),
-    metadata: { gateway: delivery.gateway, deliveryId: delivery.deliveryId, receivedAt: '2026-01-01T00:00:00.000Z', requestId: delivery.deliveryId }
-  } as NewEvent
 }
 
 const orderIds = ['A', 'B', 'C'] as const

@@ -1,10 +1,10 @@
 import fc from 'fast-check'
 import t from 'tap'
 import type { NewEvent } from '../../src/event-log/event-log.js'
-import { streamIdOf, type EndpointChangedData } from '../../src/orders/events.js'
+import type { EndpointChangedData } from '../../src/orders/events.js'
 import { PgProjection } from '../../src/projection/pg-projection.js'
 import { openStore } from '../../src/store.js'
-import { checkProperty, deliveriesArb, reportsArb, type Delivery } from '../orders/arbitraries.js'
+import { checkProperty, deliveriesArb, reportsArb, toNewEvent } from '../orders/arbitraries.js'
 import { startPgCluster } from '../pg-cluster.js'
 import { migratedDatabase, scope } from './pg-log.js'
 
@@ -14,14 +14,6 @@ import { migratedDatabase, scope } from './pg-log.js'
 // between them, in any order and any grouping into batches.
 
 const cluster = await startPgCluster(t)
-
-function toNewEvent (delivery: Delivery): NewEvent {
-  return {
-    ...delivery.event,
-    streamId: streamIdOf(delivery.event),
-    metadata: { gateway: delivery.gateway, deliveryId: delivery.deliveryId, receivedAt: '2026-01-01T00:00:00.000Z', requestId: delivery.deliveryId }
-  } as NewEvent
-}
 
 let endpointChanges = 0
 function endpointEvent (endpointId: string, change: EndpointChangedData['change'], events: string[] | null = null): NewEvent {

@@ -1,6 +1,5 @@
 import { Kysely, PostgresDialect } from 'kysely'
 import pg from 'pg'
-import { StoreUnavailableError } from '../../errors.js'
 import type { Database, SynchronousMode } from '../database.js'
 
 export interface PgPoolOptions {
@@ -62,24 +61,4 @@ export function openPgPool (url: string, options: PgPoolOptions = {}): pg.Pool {
 /** Kysely over a pool (reads, migrations): the same Database types as on SQLite. */
 export function pgKysely (pool: pg.Pool): Kysely<Database> {
   return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) })
-}
-
-// Errors that mean "the store cannot answer now" rather than "this request is wrong": connection
-// failures (class 08), a server shutting down or restarting (57P01-57P03), a lock or statement
-// timeout (55P03, 57014), too many connections (53300), a read-only standby (25006), and the
-// client's own connection and query timeouts.
-const unavailableCodes = new Set(['55P03', '57014', '57P01', '57P02', '57P03', '53300', '25006', '40001', '40P01'])
-const unavailableErrnos = new Set(['ECONNREFUSED', 'ECONNRESET', 'ENOENT', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH'])
-
-export function isUnavailable (error: unknown): boolean {
-  if (!(error instanceof Error)) return false
-  const code = (error as { code?: unknown }).code
-  if (typeof code === 'string' && (code.startsWith('08') || unavailableCodes.has(code) || unavailableErrnos.has(code))) return true
-  return /timeout|Connection terminated|not queryable|Client was closed|pool/i.test(error.message)
-}
-
-/** The error to give a caller for a failed store operation: StoreUnavailableError (503) when the store is the cause. */
-export function storeError (error: unknown, message = 'the event store is unavailable; retry later'): Error {
-  if (error instanceof StoreUnavailableError) return error
-  return isUnavailable(error) ? new StoreUnavailableError(message, { cause: error }) : error as Error
 }
